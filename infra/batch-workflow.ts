@@ -1,0 +1,145 @@
+/**
+ * The batch workflow: the one definition AWS runs and local mode runs.
+ *
+ *   Start batch ─▶ Run tasks (Distributed Map, one child per task) ─▶ Finish batch
+ *                     └─ child: Run task ──(final failure)──▶ Failure recorded
+ *                                └──(timeout backstop, crash)──▶ Record failure
+ */
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { LIMITS, RETRY_BACKOFF } from '../lambdas/domain/config';
+import { WORKER_ERROR } from '../lambdas/domain/errors';
+
+/** State names: what the Step Functions console shows. */
+export const STATE_NAMES = Object.freeze({
+  startBatch: 'Start batch',
+  runTasks: 'Run tasks',
+  finishBatch: 'Finish batch',
+  runTask: 'Run task',
+  recordFailure: 'Record failure',
+  failureRecorded: 'Failure recorded',
+});
+
+/** Names the Map Run in ARNs, metrics and the console (at most 40 characters). */
+export const MAP_RUN_LABEL = 'FleetTasks';
+
+/** Lambda's own transient errors: retried whatever the batch's retry settings. */
+export const LAMBDA_TRANSIENT_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+];
+
+export interface BatchWorkflowProps {
+  startBatchFunction: lambda.IFunction;
+  finishBatchFunction: lambda.IFunction;
+  workerFunction: lambda.IFunction;
+  tasksBucket: s3.IBucket;
+  /**
+   * EXPRESS children are ~25x cheaper per short task; tasks that may run past
+   * 5 minutes (Express's limit) need STANDARD.
+   */
+  childExecutionType: sfn.StateMachineType;
+}
+
+export class BatchWorkflow extends Construct {
+  readonly definition: sfn.IChainable;
+
+  constructor(scope: Construct, id: string, props: BatchWorkflowProps) {
+    super(scope, id);
+
+    const startBatch = new tasks.LambdaInvoke(this, STATE_NAMES.startBatch, {
+      lambdaFunction: props.startBatchFunction,
+      payload: sfn.TaskInput.fromJsonPathAt('$'),
+      outputPath: '$.Payload',
+      retryOnServiceExceptions: true,
+    });
+
+    const runTask = new tasks.LambdaInvoke(this, STATE_NAMES.runTask, {
+      lambdaFunction: props.workerFunction,
+      payload: sfn.TaskInput.fromObject({
+        batchId: sfn.JsonPath.stringAt('$.batchId'),
+        task: sfn.JsonPath.objectAt('$.task'),
+        settings: sfn.JsonPath.objectAt('$.settings'),
+        attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+      }),
+      resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
+      // A backstop: the worker enforces each attempt's own deadline; this bounds
+      // an attempt that hangs past it, e.g. a handler blocking its event loop.
+      taskTimeout: sfn.Timeout.at('$.settings.attemptTimeoutSeconds'),
+      // Retries are declared below, so their order and jitter are explicit.
+      retryOnServiceExceptions: false,
+    });
+    runTask.addRetry({
+      errors: [WORKER_ERROR.attemptFailed],
+      interval: Duration.seconds(RETRY_BACKOFF.intervalSeconds),
+      backoffRate: RETRY_BACKOFF.backoffRate,
+      maxDelay: Duration.seconds(RETRY_BACKOFF.maxDelaySeconds),
+      jitterStrategy: sfn.JitterType.FULL,
+      // The cap; each batch's maxRetries is enforced by the worker, which stops
+      // throwing TaskAttemptFailed once the batch's retries are spent.
+      maxAttempts: LIMITS.maxRetries,
+    });
+    runTask.addRetry({
+      errors: LAMBDA_TRANSIENT_ERRORS,
+      interval: Duration.seconds(1),
+      backoffRate: 2,
+      maxDelay: Duration.seconds(30),
+      jitterStrategy: sfn.JitterType.FULL,
+      maxAttempts: 6,
+    });
+
+    const failureRecorded = new sfn.Succeed(this, STATE_NAMES.failureRecorded, {
+      comment: 'The worker recorded this task as failed; the child ends without failing the Map Run.',
+    });
+    const recordFailure = new tasks.LambdaInvoke(this, STATE_NAMES.recordFailure, {
+      lambdaFunction: props.workerFunction,
+      payload: sfn.TaskInput.fromObject({
+        action: 'recordFailure',
+        batchId: sfn.JsonPath.stringAt('$.batchId'),
+        task: sfn.JsonPath.objectAt('$.task'),
+        error: sfn.JsonPath.objectAt('$.error'),
+      }),
+      resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
+      retryOnServiceExceptions: true,
+    });
+    runTask.addCatch(failureRecorded, { errors: [WORKER_ERROR.failed], resultPath: sfn.JsonPath.DISCARD });
+    runTask.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+
+    const runTasks = new sfn.DistributedMap(this, STATE_NAMES.runTasks, {
+      label: MAP_RUN_LABEL,
+      itemReader: new sfn.S3JsonLItemReader({ bucket: props.tasksBucket, key: sfn.JsonPath.stringAt('$.tasksKey') }),
+      itemSelector: {
+        batchId: sfn.JsonPath.stringAt('$.batchId'),
+        task: sfn.JsonPath.objectAt('$$.Map.Item.Value'),
+        settings: sfn.JsonPath.objectAt('$.settings'),
+      },
+      // Read from the batch's start, and changed while it runs by UpdateMapRun.
+      maxConcurrencyPath: sfn.JsonPath.stringAt('$.maxConcurrency'),
+      mapExecutionType: props.childExecutionType,
+      // Child outputs go to S3, not into the state: 100,000 of them exceed 256 KiB.
+      resultWriterV2: new sfn.ResultWriterV2({
+        bucket: props.tasksBucket,
+        prefix: 'map-runs',
+        writerConfig: new sfn.WriterConfig({ transformation: sfn.Transformation.COMPACT, outputType: sfn.OutputType.JSONL }),
+      }),
+      resultPath: '$.mapRun',
+    });
+    runTasks.itemProcessor(runTask);
+
+    const finishBatch = new tasks.LambdaInvoke(this, STATE_NAMES.finishBatch, {
+      lambdaFunction: props.finishBatchFunction,
+      payload: sfn.TaskInput.fromJsonPathAt('$'),
+      outputPath: '$.Payload',
+      retryOnServiceExceptions: true,
+    });
+    runTasks.addCatch(finishBatch, { errors: ['States.ALL'], resultPath: '$.failure' });
+
+    this.definition = startBatch.next(runTasks).next(finishBatch);
+  }
+}

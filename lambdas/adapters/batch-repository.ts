@@ -1,0 +1,375 @@
+/**
+ * BatchRepository on one DynamoDB table.
+ *
+ * Layout (pk / sk):
+ *   BATCH#<id>        / META            the batch record; listed through the ByCreation index
+ *   BATCH#<id>#S<nn>  / COUNT           running counters of one shard
+ *   BATCH#<id>#S<nn>  / RESULT#<taskId> a task's one final result
+ *   FLEET             / CONFIG          the fleet's config
+ *
+ * Results and counters are spread over RESULT_SHARDS partition keys per
+ * batch: no item or partition takes every worker's write.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from '@aws-sdk/lib-dynamodb';
+import { RESULT_SHARDS, progressOf, shardOf } from '../domain/batch';
+import { DEFAULT_CONFIG } from '../domain/config';
+import { ValidationError } from '../domain/errors';
+import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
+import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
+import { FINISHED_STATES } from '../domain/types';
+
+/** Names shared with the CDK table definition. */
+export const TABLE_KEYS = Object.freeze({
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  ttlAttribute: 'expiresAt',
+  byCreationIndex: 'ByCreation',
+  byCreationPartitionKey: 'listPk',
+  byCreationSortKey: 'listSk',
+});
+
+const LIST_PARTITION = 'BATCHES';
+const META = 'META';
+const COUNT = 'COUNT';
+const RESULT_PREFIX = 'RESULT#';
+
+const batchKey = (batchId: string) => ({ pk: `BATCH#${batchId}`, sk: META });
+const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const isExpired = (item: { expiresAt?: unknown } | undefined, at = nowSeconds()) =>
+  typeof item?.expiresAt === 'number' && item.expiresAt <= at;
+
+type Item = Record<string, unknown>;
+
+function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function decodeCursor<T>(cursor: string, check: (value: unknown) => value is T): T {
+  try {
+    if (cursor.length > 2048) throw new Error('too long');
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (check(value)) return value;
+  } catch {
+    // fall through
+  }
+  throw new ValidationError('cursor', 'is not a cursor this endpoint returned');
+}
+
+interface ResultCursor {
+  s: number;
+  k?: string;
+}
+const isResultCursor = (v: unknown): v is ResultCursor =>
+  typeof v === 'object' &&
+  v !== null &&
+  Number.isInteger((v as ResultCursor).s) &&
+  (v as ResultCursor).s >= 0 &&
+  (v as ResultCursor).s < RESULT_SHARDS &&
+  ((v as ResultCursor).k === undefined || typeof (v as ResultCursor).k === 'string');
+
+interface ListCursor {
+  sk: string;
+  id: string;
+}
+const isListCursor = (v: unknown): v is ListCursor =>
+  typeof v === 'object' && v !== null && typeof (v as ListCursor).sk === 'string' && typeof (v as ListCursor).id === 'string';
+
+function toRecord(item: Item): BatchRecord {
+  return {
+    batchId: item.batchId as string,
+    status: item.status as BatchState,
+    totalTasks: item.totalTasks as number,
+    createdAt: item.createdAt as number,
+    startedAt: (item.startedAt as number | undefined) ?? null,
+    completedAt: (item.completedAt as number | undefined) ?? null,
+    completedTasks: (item.completedTasks as number | undefined) ?? 0,
+    failedTasks: (item.failedTasks as number | undefined) ?? 0,
+    priority: (item.priority as number | undefined) ?? 0,
+    longestTaskTimeoutMs: (item.longestTaskTimeoutMs as number | undefined) ?? 0,
+    tasksKey: item.tasksKey as string,
+    ...(typeof item.error === 'string' ? { error: item.error } : {}),
+    ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}),
+  };
+}
+
+export function statusOf(record: BatchRecord, completedTasks: number, failedTasks: number): BatchStatus {
+  return {
+    batchId: record.batchId,
+    status: record.status,
+    totalTasks: record.totalTasks,
+    completedTasks,
+    failedTasks,
+    progress: progressOf(record.totalTasks, completedTasks, failedTasks),
+    createdAt: record.createdAt,
+    startedAt: record.startedAt,
+    completedAt: record.completedAt,
+    ...(record.error ? { error: record.error } : {}),
+  };
+}
+
+function toResult(item: Item): TaskResult {
+  return {
+    taskId: item.taskId as string,
+    success: item.success as boolean,
+    ...(item.result !== undefined ? { result: item.result } : {}),
+    ...(typeof item.error === 'string' ? { error: item.error } : {}),
+    duration: item.duration as number,
+    timestamp: item.timestamp as number,
+    attempts: item.attempts as number,
+    workerId: item.workerId as string,
+  };
+}
+
+export class DynamoBatchRepository implements BatchRepository {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async createBatch(record: BatchRecord): Promise<void> {
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          ...batchKey(record.batchId),
+          ...record,
+          [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
+          [TABLE_KEYS.byCreationSortKey]: `${String(record.createdAt).padStart(15, '0')}#${record.batchId}`,
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+  }
+
+  async getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: batchKey(batchId), ConsistentRead: true }));
+    if (!Item || isExpired(Item)) return undefined;
+    return toRecord(Item);
+  }
+
+  async getStatus(batchId: string): Promise<BatchStatus | undefined> {
+    const record = await this.getBatch(batchId);
+    if (!record) return undefined;
+    if (FINISHED_STATES.has(record.status) && record.status !== 'cancelled') {
+      return statusOf(record, record.completedTasks, record.failedTasks);
+    }
+    const counts = await this.sumCounters(batchId);
+    return statusOf(record, counts.completedTasks, counts.failedTasks);
+  }
+
+  async listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>> {
+    const start = cursor ? decodeCursor(cursor, isListCursor) : undefined;
+    const { Items = [], LastEvaluatedKey } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: TABLE_KEYS.byCreationIndex,
+        KeyConditionExpression: '#lp = :lp',
+        ExpressionAttributeNames: { '#lp': TABLE_KEYS.byCreationPartitionKey },
+        ExpressionAttributeValues: { ':lp': LIST_PARTITION },
+        ScanIndexForward: false,
+        Limit: limit,
+        ...(start
+          ? {
+              ExclusiveStartKey: {
+                ...batchKey(start.id),
+                [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
+                [TABLE_KEYS.byCreationSortKey]: start.sk,
+              },
+            }
+          : {}),
+      }),
+    );
+    const at = nowSeconds();
+    const items = Items.filter((item) => !isExpired(item, at)).map((item) => {
+      const record = toRecord(item);
+      return statusOf(record, record.completedTasks, record.failedTasks);
+    });
+    // An index's LastEvaluatedKey holds the table key and the index key.
+    const nextCursor =
+      LastEvaluatedKey && typeof LastEvaluatedKey.pk === 'string'
+        ? encodeCursor({ sk: String(LastEvaluatedKey[TABLE_KEYS.byCreationSortKey]), id: LastEvaluatedKey.pk.slice('BATCH#'.length) })
+        : null;
+    return { items, nextCursor };
+  }
+
+  async markStarted(batchId: string, startedAt: number): Promise<BatchRecord | undefined> {
+    try {
+      const { Attributes } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: batchKey(batchId),
+          UpdateExpression: 'SET #s = :processing, startedAt = :now',
+          ConditionExpression: '#s = :pending',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':processing': 'processing', ':pending': 'pending', ':now': startedAt },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return Attributes ? toRecord(Attributes) : undefined;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async recordResult(batchId: string, result: TaskResult, expiresAt: number): Promise<boolean> {
+    const pk = shardPk(batchId, shardOf(result.taskId));
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk, sk: `${RESULT_PREFIX}${result.taskId}`, ...result, expiresAt },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    // Not atomic with the put: a crash in between undercounts, never double-counts,
+    // and countResults() recounts from the results when the sum falls short.
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk, sk: COUNT },
+        UpdateExpression: 'ADD #c :one SET expiresAt = :exp',
+        ExpressionAttributeNames: { '#c': result.success ? 'completed' : 'failed' },
+        ExpressionAttributeValues: { ':one': 1, ':exp': expiresAt },
+      }),
+    );
+    return true;
+  }
+
+  private async sumCounters(batchId: string): Promise<{ completedTasks: number; failedTasks: number }> {
+    let keys: Item[] = Array.from({ length: RESULT_SHARDS }, (_, shard) => ({ pk: shardPk(batchId, shard), sk: COUNT }));
+    let completedTasks = 0;
+    let failedTasks = 0;
+    for (let round = 0; keys.length > 0; round++) {
+      const { Responses, UnprocessedKeys } = await this.client.send(
+        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+      );
+      for (const item of Responses?.[this.tableName] ?? []) {
+        completedTasks += (item.completed as number | undefined) ?? 0;
+        failedTasks += (item.failed as number | undefined) ?? 0;
+      }
+      keys = (UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined) ?? [];
+      if (keys.length > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** round)));
+    }
+    return { completedTasks, failedTasks };
+  }
+
+  async countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }> {
+    const counted = await this.sumCounters(batchId);
+    if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
+    let completedTasks = 0;
+    let failedTasks = 0;
+    for (let shard = 0; shard < RESULT_SHARDS; shard++) {
+      let start: Item | undefined;
+      do {
+        const page = await this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
+            ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX },
+            ProjectionExpression: 'success',
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        );
+        for (const item of page.Items ?? []) {
+          if (item.success === true) completedTasks++;
+          else failedTasks++;
+        }
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
+    return { completedTasks, failedTasks };
+  }
+
+  async finish(
+    batchId: string,
+    fields: { status: BatchState; completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number; error?: string },
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: batchKey(batchId),
+          UpdateExpression:
+            'SET #s = :status, completedTasks = :c, failedTasks = :f, completedAt = :at, expiresAt = :exp' + (fields.error ? ', #e = :err' : ''),
+          ConditionExpression: 'attribute_exists(pk) AND NOT #s IN (:completed, :failed, :partial, :cancelled)',
+          ExpressionAttributeNames: { '#s': 'status', ...(fields.error ? { '#e': 'error' } : {}) },
+          ExpressionAttributeValues: {
+            ':status': fields.status,
+            ':c': fields.completedTasks,
+            ':f': fields.failedTasks,
+            ':at': fields.completedAt,
+            ':exp': fields.expiresAt,
+            ':completed': 'completed',
+            ':failed': 'failed',
+            ':partial': 'partial',
+            ':cancelled': 'cancelled',
+            ...(fields.error ? { ':err': fields.error } : {}),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>> {
+    const position = cursor ? decodeCursor(cursor, isResultCursor) : { s: 0 };
+    const items: TaskResult[] = [];
+    let shard = position.s;
+    let startSk = position.k;
+    const at = nowSeconds();
+    while (shard < RESULT_SHARDS && items.length < limit) {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
+          ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX },
+          Limit: limit - items.length,
+          ...(startSk ? { ExclusiveStartKey: { pk: shardPk(batchId, shard), sk: `${RESULT_PREFIX}${startSk}` } } : {}),
+        }),
+      );
+      for (const item of page.Items ?? []) if (!isExpired(item, at)) items.push(toResult(item));
+      if (page.LastEvaluatedKey) {
+        startSk = String(page.LastEvaluatedKey.sk).slice(RESULT_PREFIX.length);
+      } else {
+        shard++;
+        startSk = undefined;
+      }
+    }
+    const done = shard >= RESULT_SHARDS;
+    return { items, nextCursor: done ? null : encodeCursor(startSk ? { s: shard, k: startSk } : { s: shard }) };
+  }
+
+  async getConfig(): Promise<FleetManagerConfig> {
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { pk: 'FLEET', sk: 'CONFIG' } }));
+    if (!Item) return { ...DEFAULT_CONFIG };
+    return {
+      maxConcurrentWorkers: (Item.maxConcurrentWorkers as number | undefined) ?? DEFAULT_CONFIG.maxConcurrentWorkers,
+      workerTimeout: (Item.workerTimeout as number | undefined) ?? DEFAULT_CONFIG.workerTimeout,
+      retryFailedTasks: (Item.retryFailedTasks as boolean | undefined) ?? DEFAULT_CONFIG.retryFailedTasks,
+      maxRetries: (Item.maxRetries as number | undefined) ?? DEFAULT_CONFIG.maxRetries,
+    };
+  }
+
+  async putConfig(config: FleetManagerConfig): Promise<void> {
+    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { pk: 'FLEET', sk: 'CONFIG', ...config } }));
+  }
+}

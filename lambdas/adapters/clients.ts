@@ -1,0 +1,52 @@
+/**
+ * The one place AWS clients are built. Endpoints come from the SDK's standard
+ * `AWS_ENDPOINT_URL_<SERVICE>` variables, so local mode only changes the
+ * environment. Clients live at module scope and are reused across invocations.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { z } from 'zod';
+
+let documentClient: DynamoDBDocumentClient | undefined;
+let s3Client: S3Client | undefined;
+let sfnClient: SFNClient | undefined;
+let sqsClient: SQSClient | undefined;
+
+export function dynamo(): DynamoDBDocumentClient {
+  documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  });
+  return documentClient;
+}
+
+export function s3(): S3Client {
+  // A local S3 endpoint serves buckets by path, not by virtual host.
+  s3Client ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
+  return s3Client;
+}
+
+export function sfn(): SFNClient {
+  sfnClient ??= new SFNClient({});
+  return sfnClient;
+}
+
+export function sqs(): SQSClient {
+  sqsClient ??= new SQSClient({});
+  return sqsClient;
+}
+
+/**
+ * Parses the variables a handler needs, once, at cold start. A missing one
+ * fails loudly with its name instead of surfacing later as `undefined`.
+ */
+export function loadEnv<T extends z.ZodRawShape>(shape: T): z.infer<z.ZodObject<T>> {
+  const parsed = z.object(shape).safeParse(process.env);
+  if (!parsed.success) {
+    const names = parsed.error.issues.map((issue) => issue.path.join('.')).join(', ');
+    throw new Error(`Fleet is misconfigured: missing or invalid environment variable(s): ${names}`);
+  }
+  return parsed.data;
+}

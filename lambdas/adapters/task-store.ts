@@ -1,0 +1,24 @@
+/**
+ * Tasks live in S3 as JSON Lines, one task a line in run order: the
+ * Distributed Map's ItemReader streams them, so a batch of 100,000 tasks
+ * never travels through a 256 KiB state payload.
+ */
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { TaskStore } from '../domain/ports';
+import type { Task } from '../domain/types';
+
+export const tasksKeyOf = (batchId: string) => `batches/${batchId}/tasks.jsonl`;
+
+export class S3TaskStore implements TaskStore {
+  constructor(
+    private readonly client: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  async putTasks(batchId: string, tasks: readonly Task[]): Promise<{ bucket: string; key: string }> {
+    const key = tasksKeyOf(batchId);
+    const body = tasks.map((task) => JSON.stringify(task)).join('\n');
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson' }));
+    return { bucket: this.bucket, key };
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * API Lambda behind the HTTP API's $default route: routes requests to
+ * FleetService and maps errors to HTTP in one place.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
+import { DynamoBatchRepository } from './adapters/batch-repository';
+import { S3TaskStore } from './adapters/task-store';
+import { StepFunctionsWorkflow } from './adapters/workflow';
+import { LIMITS } from './domain/config';
+import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
+import { FleetService } from './domain/fleet-service';
+import { parseBatchId, parseLimit } from './domain/schemas';
+
+const env = loadEnv({
+  TABLE_NAME: z.string().min(1),
+  TASKS_BUCKET: z.string().min(1),
+  STATE_MACHINE_ARN: z.string().min(1),
+  FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
+  FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().default(LIMITS.bodyBytes),
+});
+
+const service = new FleetService({
+  repository: new DynamoBatchRepository(dynamo(), env.TABLE_NAME),
+  taskStore: new S3TaskStore(s3(), env.TASKS_BUCKET),
+  workflow: new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN),
+  limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
+});
+
+type Result = APIGatewayProxyStructuredResultV2;
+
+const json = (statusCode: number, body: unknown): Result => ({
+  statusCode,
+  headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+  body: JSON.stringify(body),
+});
+
+const errorBody = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
+
+function readJsonBody(event: APIGatewayProxyEventV2): unknown {
+  const raw = event.body ?? '';
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
+  if (Buffer.byteLength(text) > env.FLEET_MAX_BODY_BYTES) {
+    throw new PayloadTooLargeError(`body is larger than ${env.FLEET_MAX_BODY_BYTES} bytes`);
+  }
+  if (text.trim() === '') throw new ValidationError('body', 'is empty; send a JSON object');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ValidationError('body', 'is not valid JSON');
+  }
+}
+
+type Handler = (event: APIGatewayProxyEventV2, params: string[]) => Promise<Result>;
+interface Route {
+  pattern: RegExp;
+  methods: Record<string, Handler>;
+}
+
+const query = (event: APIGatewayProxyEventV2, name: string) => event.queryStringParameters?.[name];
+
+const routes: Route[] = [
+  { pattern: /^\/healthz$/, methods: { GET: async () => json(200, { ok: true }) } },
+  {
+    pattern: /^\/batches$/,
+    methods: {
+      POST: async (event) => json(202, await service.submitBatch(readJsonBody(event))),
+      GET: async (event) => {
+        const page = await service.listBatches(parseLimit(query(event, 'limit'), 50), query(event, 'cursor') || undefined);
+        return json(200, { batches: page.items, nextCursor: page.nextCursor });
+      },
+    },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)$/,
+    methods: { GET: async (_event, [id]) => json(200, await service.getBatchStatus(parseBatchId(id))) },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)\/results$/,
+    methods: {
+      GET: async (event, [id]) => {
+        const page = await service.getBatchResults(parseBatchId(id), parseLimit(query(event, 'limit'), 100), query(event, 'cursor') || undefined);
+        return json(200, { results: page.items, nextCursor: page.nextCursor });
+      },
+    },
+  },
+  {
+    pattern: /^\/config$/,
+    methods: {
+      GET: async () => json(200, await service.getConfig()),
+      PATCH: async (event) => json(200, await service.updateConfig(readJsonBody(event))),
+    },
+  },
+];
+
+async function route(event: APIGatewayProxyEventV2): Promise<Result> {
+  const method = event.requestContext.http.method.toUpperCase();
+  const path = event.rawPath.length > 1 ? event.rawPath.replace(/\/+$/, '') : event.rawPath;
+  for (const { pattern, methods } of routes) {
+    const match = pattern.exec(path);
+    if (!match) continue;
+    const handler = methods[method];
+    if (!handler) throw new MethodNotAllowedError(`${method} is not allowed on ${path}; use ${Object.keys(methods).join(', ')}`);
+    const params = match.slice(1).map((part) => {
+      try {
+        return decodeURIComponent(part);
+      } catch {
+        throw new ValidationError('path', 'is not validly percent-encoded');
+      }
+    });
+    return handler(event, params);
+  }
+  throw new NotFoundError(`no route for ${method} ${path}`);
+}
+
+export const handler = async (event: APIGatewayProxyEventV2): Promise<Result> => {
+  try {
+    return await route(event);
+  } catch (error) {
+    if (error instanceof FleetClientError) {
+      return json(error.status, errorBody(error.code, error.message, error instanceof ValidationError ? error.field : undefined));
+    }
+    // Never leak internals to a client; the log keeps them.
+    console.error(JSON.stringify({ level: 'ERROR', message: 'unhandled API error', error: String(error), stack: (error as Error)?.stack }));
+    return json(500, errorBody('internal_error', 'Fleet could not complete the request; it has been logged.'));
+  }
+};

@@ -1,0 +1,38 @@
+/** Batch rules: ordering, progress, final status, sharding. Pure functions. */
+import { createHash } from 'node:crypto';
+import type { BatchState, Task } from './types';
+
+/**
+ * Within a batch higher priority starts first; ties keep submission order
+ * (Array.prototype.sort is stable), so a batch without priorities runs in order.
+ */
+export function orderByPriority(tasks: readonly Task[]): Task[] {
+  return [...tasks].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
+}
+
+export function progressOf(totalTasks: number, completedTasks: number, failedTasks: number): number {
+  if (totalTasks <= 0) return 0;
+  return Math.min(1, Math.max(0, (completedTasks + failedTasks) / totalTasks));
+}
+
+/**
+ * The status a batch ends with once its tasks have run:
+ * every task succeeded → completed, none did → failed, otherwise partial.
+ */
+export function finalStatusOf(totalTasks: number, completedTasks: number): BatchState {
+  if (totalTasks > 0 && completedTasks >= totalTasks) return 'completed';
+  if (completedTasks === 0) return 'failed';
+  return 'partial';
+}
+
+/**
+ * Results and progress counters are spread over this many DynamoDB partition
+ * keys per batch, so no single item or partition takes every worker's write.
+ */
+export const RESULT_SHARDS = 32;
+
+/** Stable shard of a task id, 0..RESULT_SHARDS-1. */
+export function shardOf(taskId: string): number {
+  const digest = createHash('sha1').update(taskId).digest();
+  return digest.readUInt32BE(0) % RESULT_SHARDS;
+}

@@ -1,0 +1,68 @@
+import type { FleetManagerConfig, TaskSettings } from './types';
+
+/** The seed's defaults. */
+export const DEFAULT_CONFIG: Readonly<FleetManagerConfig> = Object.freeze({
+  maxConcurrentWorkers: 10,
+  workerTimeout: 300_000,
+  retryFailedTasks: true,
+  maxRetries: 3,
+});
+
+/**
+ * Documented bounds. Each one comes from a service limit, so a value outside
+ * it could never be honoured on AWS.
+ */
+export const LIMITS = Object.freeze({
+  /** Distributed Map runs at most 10,000 children at once. */
+  maxConcurrentWorkers: 10_000,
+  /**
+   * Lambda stops a function at 15 minutes; one minute stays in reserve so a
+   * timed-out attempt can still record its failure.
+   */
+  workerTimeoutMs: 840_000,
+  /** The state machine's Retry `MaxAttempts`: the most retries any batch can ask for. */
+  maxRetries: 10,
+  /** Task ids and types. */
+  taskIdLength: 256,
+  taskTypeLength: 64,
+  /** A task's JSON, so one child execution's input stays far below 256 KiB. */
+  taskBytes: 32 * 1024,
+  /** Tasks in one batch, unless the deployment raises it (FLEET_MAX_TASKS_PER_BATCH). */
+  tasksPerBatch: 100_000,
+  /** Request bodies: a synchronous Lambda payload is capped at 6 MB. */
+  bodyBytes: 5 * 1024 * 1024,
+  /** `limit` on paginated reads. */
+  pageSize: 1000,
+});
+
+/**
+ * Retry policy of one task attempt, as the state machine declares it.
+ * Exponential backoff with full jitter: delay = random(0, min(max, interval * rate^n)).
+ */
+export const RETRY_BACKOFF = Object.freeze({
+  intervalSeconds: 1,
+  backoffRate: 2,
+  maxDelaySeconds: 60,
+});
+
+/** Seconds Step Functions allows past the worker's own deadline before it gives up on the attempt. */
+export const ATTEMPT_TIMEOUT_GRACE_SECONDS = 10;
+
+/**
+ * Settings a batch runs with, fixed when it starts: the backstop covers the
+ * longest timeout any of its tasks may use.
+ */
+export function settingsForBatch(config: FleetManagerConfig, longestTaskTimeoutMs: number): TaskSettings {
+  const longestMs = Math.max(config.workerTimeout, longestTaskTimeoutMs);
+  return {
+    workerTimeout: config.workerTimeout,
+    maxRetries: config.maxRetries,
+    retryFailedTasks: config.retryFailedTasks,
+    attemptTimeoutSeconds: Math.ceil(longestMs / 1000) + ATTEMPT_TIMEOUT_GRACE_SECONDS,
+  };
+}
+
+/** Whether a failed attempt (0-based) gets another one under these settings. */
+export function mayRetry(settings: Pick<TaskSettings, 'maxRetries' | 'retryFailedTasks'>, attempt: number): boolean {
+  return settings.retryFailedTasks && attempt < settings.maxRetries;
+}

@@ -1,0 +1,101 @@
+/**
+ * Named errors. Their `name`s are a contract: Step Functions' Retry and Catch
+ * match on them (Lambda reports `error.name` as the error type), and the API
+ * maps them to HTTP status codes in one place (`lambdas/api.ts`).
+ */
+
+/** Base for errors the API turns into a 4xx with a stable code. */
+export abstract class FleetClientError extends Error {
+  abstract readonly status: number;
+  abstract readonly code: string;
+}
+
+/** Bad input. `field` names what was wrong, e.g. `tasks[3].id`. */
+export class ValidationError extends FleetClientError {
+  override readonly name = 'ValidationError';
+  readonly status = 400;
+  readonly code = 'validation_error';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(field ? `${field}: ${message}` : message);
+  }
+}
+
+export class NotFoundError extends FleetClientError {
+  override readonly name = 'NotFoundError';
+  readonly status = 404;
+  readonly code = 'not_found';
+}
+
+export class ConflictError extends FleetClientError {
+  override readonly name = 'ConflictError';
+  readonly status = 409;
+  readonly code = 'conflict';
+}
+
+export class PayloadTooLargeError extends FleetClientError {
+  override readonly name = 'PayloadTooLargeError';
+  readonly status = 413;
+  readonly code = 'payload_too_large';
+}
+
+export class MethodNotAllowedError extends FleetClientError {
+  override readonly name = 'MethodNotAllowedError';
+  readonly status = 405;
+  readonly code = 'method_not_allowed';
+}
+
+/**
+ * Thrown by a task handler (or by Fleet on its behalf) for a failure worth
+ * another attempt. Any plain Error from a handler is treated the same way.
+ */
+export class TaskRetryableError extends Error {
+  override readonly name = 'TaskRetryableError';
+}
+
+/** Thrown by a task handler for a failure no retry can fix. */
+export class TaskPermanentError extends Error {
+  override readonly name: string = 'TaskPermanentError';
+}
+
+/** The attempt ran past its deadline (`workerTimeout` or the task's own timeout). */
+export class TaskTimeoutError extends Error {
+  override readonly name = 'TaskTimeoutError';
+}
+
+/** No handler is registered for the task's type: permanent. */
+export class UnknownTaskTypeError extends TaskPermanentError {
+  override readonly name = 'UnknownTaskTypeError';
+}
+
+/**
+ * What the worker throws to Step Functions. The state machine retries
+ * `TaskAttemptFailed` with backoff; `TaskFailed` means the failure is final
+ * and already recorded, so the child ends without touching the Map Run.
+ */
+export const WORKER_ERROR = {
+  attemptFailed: 'TaskAttemptFailed',
+  failed: 'TaskFailed',
+} as const;
+
+export class TaskAttemptFailed extends Error {
+  override readonly name = WORKER_ERROR.attemptFailed;
+}
+
+export class TaskFailed extends Error {
+  override readonly name = WORKER_ERROR.failed;
+}
+
+/** A readable message for anything thrown, including non-Error values. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  if (typeof error === 'string') return error;
+  try {
+    const json = JSON.stringify(error);
+    return json === undefined ? String(error) : `Non-Error thrown: ${json}`;
+  } catch {
+    return `Non-Error thrown: ${String(error)}`;
+  }
+}

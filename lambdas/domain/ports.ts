@@ -1,0 +1,72 @@
+/**
+ * Ports: what the handlers need from storage and orchestration, as
+ * interfaces. `lambdas/adapters` implements them on DynamoDB, S3 and Step
+ * Functions; tests may implement them in memory.
+ */
+import type { BatchState, BatchStatus, FleetManagerConfig, Task, TaskResult } from './types';
+
+export interface BatchRecord {
+  batchId: string;
+  status: BatchState;
+  totalTasks: number;
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  /** Final counts, written when the batch finishes. */
+  completedTasks: number;
+  failedTasks: number;
+  priority: number;
+  /** The longest per-task timeout in the batch (ms), 0 when none sets one. */
+  longestTaskTimeoutMs: number;
+  tasksKey: string;
+  error?: string;
+  /** Epoch seconds after which the record is gone (DynamoDB TTL). */
+  expiresAt?: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface BatchRepository {
+  createBatch(record: BatchRecord): Promise<void>;
+  getBatch(batchId: string): Promise<BatchRecord | undefined>;
+  /** The batch with its live counts. */
+  getStatus(batchId: string): Promise<BatchStatus | undefined>;
+  listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>>;
+  /** pending → processing. Returns the record, or undefined if it was not pending. */
+  markStarted(batchId: string, startedAt: number): Promise<BatchRecord | undefined>;
+  /**
+   * Stores a task's final result unless it already has one, and counts it.
+   * Returns false for a duplicate: the first final result wins.
+   */
+  recordResult(batchId: string, result: TaskResult, expiresAt: number): Promise<boolean>;
+  /** Exact counts, recounted from the stored results when the running counters fall short. */
+  countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }>;
+  /** Sets a final status unless the batch already has one (e.g. it was cancelled). */
+  finish(
+    batchId: string,
+    fields: { status: BatchState; completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number; error?: string },
+  ): Promise<boolean>;
+  listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>>;
+  getConfig(): Promise<FleetManagerConfig>;
+  putConfig(config: FleetManagerConfig): Promise<void>;
+}
+
+export interface TaskStore {
+  /** Writes the batch's tasks, in run order, where the Distributed Map's ItemReader reads them. */
+  putTasks(batchId: string, tasks: readonly Task[]): Promise<{ bucket: string; key: string }>;
+}
+
+export interface WorkflowStarter {
+  /** Starts the batch's execution, named after the batch. Idempotent for the same input. */
+  startBatch(input: BatchExecutionInput): Promise<string>;
+}
+
+/** The parent state machine's input. */
+export interface BatchExecutionInput {
+  batchId: string;
+  tasksBucket: string;
+  tasksKey: string;
+}

@@ -1,0 +1,161 @@
+/**
+ * Input validation for everything that crosses the API. Every rejection is a
+ * ValidationError naming the offending field, e.g. `tasks[3].timeout`.
+ */
+import { z } from 'zod';
+import { LIMITS } from './config';
+import { ValidationError } from './errors';
+import type { FleetManagerConfig, Task } from './types';
+
+const taskIdSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(LIMITS.taskIdLength, `must be at most ${LIMITS.taskIdLength} characters`)
+  // Control characters would make ids unreadable in logs, the console and the CLI.
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+
+const taskSchema = z.strictObject({
+  id: taskIdSchema,
+  type: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'must start with a letter and use only letters, digits, _ . -')
+    .max(LIMITS.taskTypeLength, `must be at most ${LIMITS.taskTypeLength} characters`),
+  data: z.unknown().optional(),
+  priority: z.number().int('must be an integer').min(-1_000_000).max(1_000_000).optional(),
+  timeout: z
+    .number()
+    .int('must be an integer number of ms')
+    .min(1, 'must be at least 1 ms')
+    .max(LIMITS.workerTimeoutMs, `must be at most ${LIMITS.workerTimeoutMs} ms`)
+    .optional(),
+});
+
+const submitSchema = z.strictObject({
+  tasks: z.array(z.unknown(), 'must be an array of tasks').min(1, 'must contain at least one task'),
+  /** Batch-level priority: when batches compete for capacity, higher goes first. */
+  priority: z.number().int('must be an integer').min(-1_000_000).max(1_000_000).optional(),
+});
+
+export interface SubmitRequest {
+  tasks: Task[];
+  priority: number;
+}
+
+export interface SubmitLimits {
+  tasksPerBatch: number;
+  taskBytes: number;
+}
+
+function fieldOf(path: readonly PropertyKey[], prefix = ''): string {
+  let out = prefix;
+  for (const part of path) {
+    out += typeof part === 'number' ? `[${part}]` : out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+function firstIssue(error: z.ZodError, prefix = ''): ValidationError {
+  const issue = error.issues[0];
+  if (!issue) return new ValidationError(prefix, 'is invalid');
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    return new ValidationError(fieldOf([...issue.path, key], prefix), 'is not a known field');
+  }
+  return new ValidationError(fieldOf(issue.path, prefix), issue.message);
+}
+
+/** Validates a `POST /batches` body (already JSON-parsed). */
+export function parseSubmitRequest(body: unknown, limits: SubmitLimits = LIMITS): SubmitRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body', 'must be a JSON object like {"tasks": [...]}');
+  }
+  const outer = submitSchema.safeParse(body);
+  if (!outer.success) throw firstIssue(outer.error);
+  const rawTasks = outer.data.tasks;
+  if (rawTasks.length > limits.tasksPerBatch) {
+    throw new ValidationError('tasks', `must contain at most ${limits.tasksPerBatch} tasks (got ${rawTasks.length})`);
+  }
+  const seen = new Set<string>();
+  const tasks: Task[] = new Array(rawTasks.length);
+  for (let i = 0; i < rawTasks.length; i++) {
+    const parsed = taskSchema.safeParse(rawTasks[i]);
+    if (!parsed.success) throw firstIssue(parsed.error, `tasks[${i}]`);
+    const task = parsed.data;
+    if (seen.has(task.id)) throw new ValidationError(`tasks[${i}].id`, `duplicates the id "${task.id}"`);
+    seen.add(task.id);
+    const bytes = Buffer.byteLength(JSON.stringify(task));
+    if (bytes > limits.taskBytes) {
+      throw new ValidationError(`tasks[${i}]`, `is ${bytes} bytes; a task may be at most ${limits.taskBytes} bytes`);
+    }
+    tasks[i] = task as Task;
+  }
+  return { tasks, priority: outer.data.priority ?? 0 };
+}
+
+export const configPatchSchema = z.strictObject({
+  maxConcurrentWorkers: z
+    .number()
+    .int('must be an integer')
+    .min(1, 'must be at least 1')
+    .max(LIMITS.maxConcurrentWorkers, `must be at most ${LIMITS.maxConcurrentWorkers}`)
+    .optional(),
+  workerTimeout: z
+    .number()
+    .int('must be an integer number of ms')
+    .min(1, 'must be at least 1 ms')
+    .max(LIMITS.workerTimeoutMs, `must be at most ${LIMITS.workerTimeoutMs} ms (Lambda's 15-minute limit less recording time)`)
+    .optional(),
+  retryFailedTasks: z.boolean('must be true or false').optional(),
+  maxRetries: z
+    .number()
+    .int('must be an integer')
+    .min(0, 'must be at least 0')
+    .max(LIMITS.maxRetries, `must be at most ${LIMITS.maxRetries}`)
+    .optional(),
+});
+
+/** Validates a partial config update. */
+export function parseConfigPatch(body: unknown): Partial<FleetManagerConfig> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body', 'must be a JSON object of config fields');
+  }
+  const parsed = configPatchSchema.safeParse(body);
+  if (!parsed.success) throw firstIssue(parsed.error);
+  const patch: Partial<FleetManagerConfig> = {};
+  for (const [key, value] of Object.entries(parsed.data)) {
+    if (value !== undefined) (patch as Record<string, unknown>)[key] = value;
+  }
+  return patch;
+}
+
+/** Validates a `count` for scaleWorkers. */
+export function parseWorkerCount(body: unknown): number {
+  const parsed = z
+    .strictObject({
+      count: z
+        .number('must be a number')
+        .int('must be an integer')
+        .min(1, 'must be at least 1')
+        .max(LIMITS.maxConcurrentWorkers, `must be at most ${LIMITS.maxConcurrentWorkers}`),
+    })
+    .safeParse(body);
+  if (!parsed.success) throw firstIssue(parsed.error);
+  return parsed.data.count;
+}
+
+/** Validates `limit` on paginated reads. */
+export function parseLimit(raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d{1,7}$/.test(raw)) throw new ValidationError('limit', `must be an integer from 1 to ${LIMITS.pageSize}`);
+  const limit = Number(raw);
+  if (limit < 1 || limit > LIMITS.pageSize) throw new ValidationError('limit', `must be an integer from 1 to ${LIMITS.pageSize}`);
+  return limit;
+}
+
+const BATCH_ID = /^[A-Za-z0-9_-]{1,80}$/;
+
+/** Batch ids double as Step Functions execution names: 1-80 of [A-Za-z0-9_-]. */
+export function parseBatchId(raw: string | undefined): string {
+  if (!raw || !BATCH_ID.test(raw)) throw new ValidationError('batchId', 'is not a valid batch id');
+  return raw;
+}

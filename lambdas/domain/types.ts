@@ -1,0 +1,120 @@
+/**
+ * Fleet's domain types, named as in the FleetManagerAgent design.
+ * Pure data: nothing here knows about AWS.
+ */
+
+/** A unit of work. `type` selects the handler in `lambdas/tasks`. */
+export interface Task<TTaskData = unknown> {
+  /** Unique within its batch. */
+  id: string;
+  /** Name of a registered task handler, e.g. `echo`, `sleep`, `fail`. */
+  type: string;
+  data: TTaskData;
+  /** Higher runs first within a batch. @default 0 */
+  priority?: number;
+  /** Per-attempt timeout in ms; overrides the fleet's `workerTimeout`. */
+  timeout?: number;
+}
+
+/** The one final result of a task. */
+export interface TaskResult<TTaskResult = unknown> {
+  taskId: string;
+  success: boolean;
+  result?: TTaskResult;
+  error?: string;
+  /** Duration of the last attempt, in ms. */
+  duration: number;
+  /** When the result was recorded (epoch ms). */
+  timestamp: number;
+  /** Attempts made, the first included. */
+  attempts: number;
+  workerId: string;
+}
+
+export const BATCH_STATES = ['pending', 'processing', 'completed', 'failed', 'partial', 'cancelled'] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+/** States after which nothing about a batch changes any more. */
+export const FINISHED_STATES: ReadonlySet<BatchState> = new Set(['completed', 'failed', 'partial', 'cancelled']);
+
+export interface BatchStatus {
+  batchId: string;
+  status: BatchState;
+  totalTasks: number;
+  /** Tasks that succeeded. */
+  completedTasks: number;
+  failedTasks: number;
+  /** (completedTasks + failedTasks) / totalTasks, from 0 to 1. */
+  progress: number;
+  /** Epoch ms. */
+  createdAt: number;
+  startedAt: number | null;
+  completedAt: number | null;
+  /** Why the batch itself (not one of its tasks) failed, if it did. */
+  error?: string;
+}
+
+export interface FleetManagerConfig {
+  /** Fleet-wide cap on tasks executing at once. */
+  maxConcurrentWorkers: number;
+  /** Per-attempt timeout in ms. */
+  workerTimeout: number;
+  retryFailedTasks: boolean;
+  /** Retries after the first attempt. */
+  maxRetries: number;
+}
+
+export interface FleetStatistics {
+  totalBatches: number;
+  totalTasks: number;
+  completedTasks: number;
+  failedTasks: number;
+  activeWorkers: number;
+}
+
+export type WorkerState = 'spawning' | 'active' | 'completed' | 'failed';
+
+export interface WorkerInfo {
+  id: string;
+  batchId: string;
+  taskId: string;
+  status: WorkerState;
+  /** Epoch ms. */
+  spawnedAt: number;
+  /** Epoch ms; absent while the worker runs. */
+  completedAt?: number;
+}
+
+/**
+ * What the state machine hands each worker invocation: one task of one batch,
+ * the batch's settings (snapshotted when it started) and the 0-based attempt.
+ */
+export interface TaskSettings {
+  workerTimeout: number;
+  maxRetries: number;
+  retryFailedTasks: boolean;
+  /** Backstop for the whole attempt, enforced by Step Functions itself. */
+  attemptTimeoutSeconds: number;
+}
+
+export interface WorkerEvent {
+  batchId: string;
+  task: Task;
+  settings: TaskSettings;
+  /** `$$.State.RetryCount`: 0 on the first attempt. */
+  attempt: number;
+}
+
+/** The Catch path: a failure the worker could not record itself (timeout backstop, crash). */
+export interface RecordFailureEvent {
+  action: 'recordFailure';
+  batchId: string;
+  task: Task;
+  error: { Error?: string; Cause?: string };
+}
+
+/** What a worker invocation returns into the child execution's output: deliberately tiny. */
+export interface WorkerOutput {
+  taskId: string;
+  success: boolean;
+}

@@ -1,0 +1,83 @@
+/**
+ * Worker Lambda: one invocation runs one attempt of one task.
+ *
+ * - Success: records the result and returns a tiny output.
+ * - Failure with attempts left: throws TaskAttemptFailed; the state machine
+ *   retries with exponential backoff and full jitter.
+ * - Final failure: records it, then throws TaskFailed, which the state
+ *   machine catches so the child (and the Map Run) still succeed.
+ * - `recordFailure`: the Catch path for failures the worker could not record
+ *   itself (Step Functions' timeout backstop, a crashed runtime).
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { dynamo, loadEnv } from './adapters/clients';
+import { DynamoBatchRepository } from './adapters/batch-repository';
+import { runAttempt } from './domain/attempt';
+import { TaskAttemptFailed, TaskFailed } from './domain/errors';
+import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
+import { taskHandlers } from './tasks';
+
+const env = loadEnv({
+  TABLE_NAME: z.string().min(1),
+  FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
+});
+
+const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+/** One id per execution environment: the seed's worker id. */
+const environmentId = randomUUID().slice(0, 8);
+
+const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400);
+
+async function record(batchId: string, result: TaskResult): Promise<void> {
+  await repository.recordResult(batchId, result, expiresAt(result.timestamp));
+}
+
+async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
+  const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
+  const workerId = `${environmentId}-${event.task.id}-${attempt}`;
+  const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt });
+  if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
+  const result: TaskResult = {
+    taskId: event.task.id,
+    success: outcome.kind === 'succeeded',
+    ...(outcome.kind === 'succeeded' ? { result: outcome.result } : { error: outcome.error }),
+    duration: outcome.duration,
+    timestamp: Date.now(),
+    attempts: attempt + 1,
+    workerId,
+  };
+  await record(event.batchId, result);
+  if (outcome.kind === 'failed') throw new TaskFailed(outcome.error);
+  return { taskId: event.task.id, success: true };
+}
+
+async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
+  const name = event.error?.Error ?? 'Error';
+  const cause = event.error?.Cause ?? '';
+  let message = cause;
+  try {
+    // Lambda errors arrive as a JSON Cause: {"errorType", "errorMessage", ...}.
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') message = parsed.errorMessage;
+  } catch {
+    // a plain-text cause
+  }
+  const now = Date.now();
+  await record(event.batchId, {
+    taskId: event.task.id,
+    success: false,
+    error: name === 'States.Timeout' ? 'timed out: the attempt exceeded its backstop timeout' : `${name}${message ? `: ${message}` : ''}`,
+    duration: 0,
+    timestamp: now,
+    // The Catch path cannot see how many retries ran before it; at least one attempt did.
+    attempts: 1,
+    workerId: `${environmentId}-catch`,
+  });
+  return { taskId: event.task.id, success: false };
+}
+
+export const handler = async (event: WorkerEvent | RecordFailureEvent): Promise<WorkerOutput> => {
+  if ('action' in event && event.action === 'recordFailure') return recordFailure(event);
+  return runTask(event as WorkerEvent);
+};
