@@ -1,0 +1,236 @@
+/**
+ * Loads an Amazon States Language definition for the local runner and
+ * refuses, with the field's name, anything the runner does not implement.
+ * A definition that loads here runs with AWS's documented semantics; one
+ * that uses more does not run at all, rather than run differently.
+ */
+import { checkTemplate, compilePath } from './json-path';
+
+export interface Retrier {
+  ErrorEquals: string[];
+  IntervalSeconds?: number;
+  MaxAttempts?: number;
+  BackoffRate?: number;
+  MaxDelaySeconds?: number;
+  JitterStrategy?: 'FULL' | 'NONE';
+}
+
+export interface Catcher {
+  ErrorEquals: string[];
+  Next: string;
+  ResultPath?: string | null;
+}
+
+export interface StateDefinition {
+  Type: 'Task' | 'Map' | 'Pass' | 'Succeed' | 'Fail';
+  Comment?: string;
+  Next?: string;
+  End?: boolean;
+  InputPath?: string | null;
+  OutputPath?: string | null;
+  ResultPath?: string | null;
+  Parameters?: unknown;
+  ResultSelector?: unknown;
+  Retry?: Retrier[];
+  Catch?: Catcher[];
+  // Task
+  Resource?: string;
+  TimeoutSeconds?: number;
+  TimeoutSecondsPath?: string;
+  // Pass
+  Result?: unknown;
+  // Fail
+  Error?: string;
+  Cause?: string;
+  // Map
+  ItemProcessor?: StateMachineDefinition & { ProcessorConfig?: { Mode?: string; ExecutionType?: string } };
+  ItemReader?: { Resource: string; ReaderConfig?: { InputType?: string; MaxItems?: number }; Parameters?: unknown };
+  ItemSelector?: unknown;
+  ItemsPath?: string;
+  MaxConcurrency?: number;
+  MaxConcurrencyPath?: string;
+  Label?: string;
+  ResultWriter?: { Resource?: string; Parameters?: unknown; WriterConfig?: { Transformation?: string; OutputType?: string } };
+}
+
+export interface StateMachineDefinition {
+  StartAt: string;
+  States: Record<string, StateDefinition>;
+  Comment?: string;
+}
+
+export class DefinitionError extends Error {
+  override readonly name = 'DefinitionError';
+}
+
+const COMMON = ['Type', 'Comment'];
+const FLOW = ['Next', 'End'];
+const IO = ['InputPath', 'OutputPath'];
+
+const ALLOWED: Record<string, readonly string[]> = {
+  Task: [...COMMON, ...FLOW, ...IO, 'Resource', 'Parameters', 'ResultSelector', 'ResultPath', 'Retry', 'Catch', 'TimeoutSeconds', 'TimeoutSecondsPath'],
+  Map: [
+    ...COMMON,
+    ...FLOW,
+    ...IO,
+    'ItemProcessor',
+    'ItemReader',
+    'ItemSelector',
+    'ItemsPath',
+    'MaxConcurrency',
+    'MaxConcurrencyPath',
+    'Label',
+    'ResultWriter',
+    'ResultSelector',
+    'ResultPath',
+    'Retry',
+    'Catch',
+  ],
+  Pass: [...COMMON, ...FLOW, ...IO, 'Parameters', 'Result', 'ResultPath'],
+  Succeed: [...COMMON, ...IO],
+  Fail: [...COMMON, 'Error', 'Cause'],
+};
+
+const RETRIER_FIELDS = ['ErrorEquals', 'IntervalSeconds', 'MaxAttempts', 'BackoffRate', 'MaxDelaySeconds', 'JitterStrategy'];
+const CATCHER_FIELDS = ['ErrorEquals', 'Next', 'ResultPath'];
+const TOP_FIELDS = ['StartAt', 'States', 'Comment'];
+const PROCESSOR_FIELDS = ['StartAt', 'States', 'Comment', 'ProcessorConfig'];
+
+/** Task resources the local runner can call. */
+export const SUPPORTED_RESOURCES = [/^arn:[a-z-]+:states:::lambda:invoke$/];
+const ITEM_READER_RESOURCE = /^arn:[a-z-]+:states:::s3:getObject$/;
+const RESULT_WRITER_RESOURCE = /^arn:[a-z-]+:states:::s3:putObject$/;
+
+function refuseUnknown(object: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) {
+      throw new DefinitionError(`${where}: field "${key}" is not implemented by Fleet's local runner`);
+    }
+  }
+}
+
+function checkPath(value: unknown, where: string, nullable = true): void {
+  if (value === undefined || (nullable && value === null)) return;
+  if (typeof value !== 'string') throw new DefinitionError(`${where} must be a JSONPath string`);
+  try {
+    compilePath(value);
+  } catch (error) {
+    throw new DefinitionError(`${where}: ${(error as Error).message}`);
+  }
+}
+
+function checkStates(machine: StateMachineDefinition, where: string, topFields: readonly string[]): void {
+  refuseUnknown(machine as unknown as Record<string, unknown>, topFields, where);
+  if (typeof machine.StartAt !== 'string') throw new DefinitionError(`${where}.StartAt is missing`);
+  if (!machine.States || typeof machine.States !== 'object') throw new DefinitionError(`${where}.States is missing`);
+  if (!machine.States[machine.StartAt]) throw new DefinitionError(`${where}.StartAt names no state: "${machine.StartAt}"`);
+  for (const [name, state] of Object.entries(machine.States)) {
+    const at = `${where}.States["${name}"]`;
+    const allowed = ALLOWED[state.Type];
+    if (!allowed) throw new DefinitionError(`${at}: state Type "${String(state.Type)}" is not implemented by Fleet's local runner`);
+    refuseUnknown(state as unknown as Record<string, unknown>, allowed, at);
+    if (state.Type !== 'Succeed' && state.Type !== 'Fail') {
+      if (!state.End && !state.Next) throw new DefinitionError(`${at}: needs Next or End`);
+      if (state.Next && !machine.States[state.Next]) throw new DefinitionError(`${at}.Next names no state: "${state.Next}"`);
+    }
+    checkPath(state.InputPath, `${at}.InputPath`);
+    checkPath(state.OutputPath, `${at}.OutputPath`);
+    checkPath(state.ResultPath, `${at}.ResultPath`);
+    checkTemplate(state.Parameters, `${at}.Parameters`);
+    checkTemplate(state.ResultSelector, `${at}.ResultSelector`);
+    (state.Retry ?? []).forEach((retrier, i) => {
+      refuseUnknown(retrier as unknown as Record<string, unknown>, RETRIER_FIELDS, `${at}.Retry[${i}]`);
+      if (!Array.isArray(retrier.ErrorEquals) || retrier.ErrorEquals.length === 0) {
+        throw new DefinitionError(`${at}.Retry[${i}].ErrorEquals must be a non-empty array`);
+      }
+      if (retrier.JitterStrategy !== undefined && retrier.JitterStrategy !== 'FULL' && retrier.JitterStrategy !== 'NONE') {
+        throw new DefinitionError(`${at}.Retry[${i}].JitterStrategy must be FULL or NONE`);
+      }
+      const all = retrier.ErrorEquals.indexOf('States.ALL');
+      if (all >= 0 && (retrier.ErrorEquals.length > 1 || i !== (state.Retry ?? []).length - 1)) {
+        throw new DefinitionError(`${at}.Retry[${i}]: States.ALL must appear alone and in the last retrier`);
+      }
+    });
+    (state.Catch ?? []).forEach((catcher, i) => {
+      refuseUnknown(catcher as unknown as Record<string, unknown>, CATCHER_FIELDS, `${at}.Catch[${i}]`);
+      if (!machine.States[catcher.Next]) throw new DefinitionError(`${at}.Catch[${i}].Next names no state: "${catcher.Next}"`);
+      checkPath(catcher.ResultPath, `${at}.Catch[${i}].ResultPath`);
+      const all = catcher.ErrorEquals.indexOf('States.ALL');
+      if (all >= 0 && (catcher.ErrorEquals.length > 1 || i !== (state.Catch ?? []).length - 1)) {
+        throw new DefinitionError(`${at}.Catch[${i}]: States.ALL must appear alone and in the last catcher`);
+      }
+    });
+    if (state.Type === 'Task') {
+      if (!state.Resource || !SUPPORTED_RESOURCES.some((re) => re.test(state.Resource ?? ''))) {
+        throw new DefinitionError(`${at}.Resource "${String(state.Resource)}" is not implemented by Fleet's local runner (only lambda:invoke is)`);
+      }
+      if (state.TimeoutSeconds !== undefined && state.TimeoutSecondsPath !== undefined) {
+        throw new DefinitionError(`${at}: TimeoutSeconds and TimeoutSecondsPath are mutually exclusive`);
+      }
+      checkPath(state.TimeoutSecondsPath, `${at}.TimeoutSecondsPath`, false);
+    }
+    if (state.Type === 'Map') checkMap(state, at);
+  }
+}
+
+function checkMap(state: StateDefinition, at: string): void {
+  const processor = state.ItemProcessor;
+  if (!processor) throw new DefinitionError(`${at}.ItemProcessor is missing (the local runner does not implement Iterator)`);
+  const config = processor.ProcessorConfig ?? {};
+  refuseUnknown(config as Record<string, unknown>, ['Mode', 'ExecutionType'], `${at}.ItemProcessor.ProcessorConfig`);
+  if (config.Mode !== undefined && config.Mode !== 'DISTRIBUTED' && config.Mode !== 'INLINE') {
+    throw new DefinitionError(`${at}.ItemProcessor.ProcessorConfig.Mode "${config.Mode}" is unknown`);
+  }
+  if (config.ExecutionType !== undefined && config.ExecutionType !== 'EXPRESS' && config.ExecutionType !== 'STANDARD') {
+    throw new DefinitionError(`${at}.ItemProcessor.ProcessorConfig.ExecutionType "${config.ExecutionType}" is unknown`);
+  }
+  const distributed = config.Mode === 'DISTRIBUTED';
+  if (!distributed && (state.ItemReader || state.ResultWriter || state.Label)) {
+    throw new DefinitionError(`${at}: ItemReader, ResultWriter and Label need ProcessorConfig.Mode DISTRIBUTED`);
+  }
+  if (state.MaxConcurrency !== undefined && state.MaxConcurrencyPath !== undefined) {
+    throw new DefinitionError(`${at}: MaxConcurrency and MaxConcurrencyPath are mutually exclusive`);
+  }
+  checkPath(state.MaxConcurrencyPath, `${at}.MaxConcurrencyPath`, false);
+  checkPath(state.ItemsPath, `${at}.ItemsPath`, false);
+  checkTemplate(state.ItemSelector, `${at}.ItemSelector`);
+  if (state.Label !== undefined && (typeof state.Label !== 'string' || state.Label.length > 40)) {
+    throw new DefinitionError(`${at}.Label must be a string of at most 40 characters`);
+  }
+  if (state.ItemReader) {
+    const reader = state.ItemReader;
+    refuseUnknown(reader as unknown as Record<string, unknown>, ['Resource', 'ReaderConfig', 'Parameters'], `${at}.ItemReader`);
+    if (!ITEM_READER_RESOURCE.test(reader.Resource)) {
+      throw new DefinitionError(`${at}.ItemReader.Resource "${reader.Resource}" is not implemented (only s3:getObject is)`);
+    }
+    refuseUnknown((reader.ReaderConfig ?? {}) as Record<string, unknown>, ['InputType', 'MaxItems'], `${at}.ItemReader.ReaderConfig`);
+    const type = reader.ReaderConfig?.InputType;
+    if (type !== 'JSONL' && type !== 'JSON') {
+      throw new DefinitionError(`${at}.ItemReader.ReaderConfig.InputType "${String(type)}" is not implemented (JSON and JSONL are)`);
+    }
+    refuseUnknown((reader.Parameters ?? {}) as Record<string, unknown>, ['Bucket', 'Bucket.$', 'Key', 'Key.$'], `${at}.ItemReader.Parameters`);
+    checkTemplate(reader.Parameters, `${at}.ItemReader.Parameters`);
+  }
+  if (state.ResultWriter) {
+    const writer = state.ResultWriter;
+    refuseUnknown(writer as unknown as Record<string, unknown>, ['Resource', 'Parameters', 'WriterConfig'], `${at}.ResultWriter`);
+    if (writer.Resource !== undefined && !RESULT_WRITER_RESOURCE.test(writer.Resource)) {
+      throw new DefinitionError(`${at}.ResultWriter.Resource "${writer.Resource}" is not implemented (only s3:putObject is)`);
+    }
+    refuseUnknown((writer.Parameters ?? {}) as Record<string, unknown>, ['Bucket', 'Bucket.$', 'Prefix', 'Prefix.$'], `${at}.ResultWriter.Parameters`);
+    checkTemplate(writer.Parameters, `${at}.ResultWriter.Parameters`);
+    refuseUnknown((writer.WriterConfig ?? {}) as Record<string, unknown>, ['Transformation', 'OutputType'], `${at}.ResultWriter.WriterConfig`);
+    const transformation = writer.WriterConfig?.Transformation;
+    if (transformation !== undefined && transformation !== 'COMPACT' && transformation !== 'NONE') {
+      throw new DefinitionError(`${at}.ResultWriter.WriterConfig.Transformation "${transformation}" is not implemented (COMPACT and NONE are)`);
+    }
+  }
+  checkStates(processor, `${at}.ItemProcessor`, PROCESSOR_FIELDS);
+}
+
+/** Parses and checks a definition; throws a DefinitionError naming the first unsupported field. */
+export function loadDefinition(definition: string | StateMachineDefinition): StateMachineDefinition {
+  const machine = (typeof definition === 'string' ? JSON.parse(definition) : definition) as StateMachineDefinition;
+  checkStates(machine, '$', TOP_FIELDS);
+  return machine;
+}

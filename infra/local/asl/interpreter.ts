@@ -1,0 +1,432 @@
+/**
+ * Runs a loaded ASL definition with AWS's documented semantics for the
+ * subset `definition.ts` accepts:
+ *
+ * - Retry: per-retrier attempt counts, IntervalSeconds × BackoffRate^n capped by
+ *   MaxDelaySeconds, FULL jitter = uniform(0, delay); first matching retrier wins
+ *   (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+ * - Catch: first matching catcher; error output {Error, Cause} placed by ResultPath.
+ * - States.ALL matches every error but States.Runtime; States.TaskFailed every
+ *   error but States.Timeout.
+ * - TimeoutSeconds(Path) raises States.Timeout (the invoked function keeps running, as on AWS).
+ * - Distributed Map: items from an S3 ItemReader, MaxConcurrency(Path) changeable
+ *   while running (UpdateMapRun), one child execution per item, children launched
+ *   in item order, no failures tolerated (the default), ResultWriter to S3.
+ *
+ * Retry delays are scaled by `retryUnitMs` (1000 = AWS's seconds) so tests can
+ * run retries in milliseconds; nothing else is scaled.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Catcher, Retrier, StateDefinition, StateMachineDefinition } from './definition';
+import { applyTemplate, readPath, writeResultPath } from './json-path';
+
+/** An error as Step Functions names it: `Error` and `Cause`. */
+export class StatesError extends Error {
+  constructor(
+    readonly error: string,
+    readonly cause_: string,
+  ) {
+    super(`${error}: ${cause_}`);
+    this.name = error;
+  }
+}
+
+export interface TaskInvoker {
+  /** Calls a Task state's resource, e.g. lambda:invoke with {FunctionName, Payload}. */
+  invoke(resource: string, parameters: unknown, signal: AbortSignal): Promise<unknown>;
+}
+
+export interface ObjectStore {
+  getText(bucket: string, key: string): Promise<string>;
+  putText(bucket: string, key: string, body: string): Promise<void>;
+}
+
+export interface MapRunCounts {
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  aborted: number;
+  total: number;
+}
+
+/** A Map Run as DescribeMapRun / UpdateMapRun see it. */
+export class MapRun {
+  readonly arn: string;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED' = 'RUNNING';
+  readonly startDate = new Date();
+  stopDate: Date | undefined;
+  readonly counts: MapRunCounts;
+  private listener: (() => void) | undefined;
+
+  constructor(
+    readonly executionArn: string,
+    label: string,
+    private concurrency: number,
+    total: number,
+  ) {
+    this.arn = `${executionArn.replace(':execution:', ':mapRun:')}/${label}:${randomUUID()}`;
+    this.counts = { pending: total, running: 0, succeeded: 0, failed: 0, aborted: 0, total };
+  }
+
+  get maxConcurrency(): number {
+    return this.concurrency;
+  }
+
+  /** UpdateMapRun: takes effect on the next child launch. */
+  setMaxConcurrency(value: number): void {
+    this.concurrency = value === 0 ? 10_000 : value;
+    this.listener?.();
+  }
+
+  onChange(listener: () => void): void {
+    this.listener = listener;
+  }
+}
+
+export interface ExecutionContext {
+  executionArn: string;
+  executionName: string;
+  stateMachineArn: string;
+  startTime: string;
+  input: unknown;
+  signal: AbortSignal;
+  onMapRun?: (mapRun: MapRun) => void;
+}
+
+export interface InterpreterOptions {
+  invoker: TaskInvoker;
+  objects: ObjectStore;
+  /** Milliseconds per "second" of retry delay. @default 1000 */
+  retryUnitMs?: number;
+  random?: () => number;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+
+function toStatesError(error: unknown): StatesError {
+  if (error instanceof StatesError) return error;
+  if (error instanceof Error && error.name === 'States.Runtime') return new StatesError('States.Runtime', error.message);
+  if (error instanceof Error) return new StatesError(error.name || 'Error', error.message);
+  return new StatesError('States.Runtime', String(error));
+}
+
+function matches(errorEquals: readonly string[], name: string): boolean {
+  if (name === 'States.Runtime') return false;
+  return errorEquals.some(
+    (candidate) => candidate === name || candidate === 'States.ALL' || (candidate === 'States.TaskFailed' && name !== 'States.Timeout'),
+  );
+}
+
+function selectPath(path: string | null | undefined, value: unknown, context: unknown): unknown {
+  if (path === null) return {};
+  if (path === undefined || path === '$') return value;
+  return readPath(path, value, context);
+}
+
+export class Interpreter {
+  private readonly retryUnitMs: number;
+  private readonly random: () => number;
+
+  constructor(private readonly options: InterpreterOptions) {
+    this.retryUnitMs = options.retryUnitMs ?? 1000;
+    this.random = options.random ?? Math.random;
+  }
+
+  /** Runs a state machine (or a Map's ItemProcessor) to its end; throws StatesError on failure. */
+  async run(machine: StateMachineDefinition, input: unknown, execution: ExecutionContext): Promise<unknown> {
+    let name = machine.StartAt;
+    let value = input;
+    for (;;) {
+      if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
+      const state = machine.States[name];
+      if (!state) throw new StatesError('States.Runtime', `no state named "${name}"`);
+      const { output, next } = await this.runState(name, state, value, execution);
+      if (state.Type === 'Succeed') return output;
+      if (next === undefined) return output;
+      name = next;
+      value = output;
+    }
+  }
+
+  private contextObject(execution: ExecutionContext, stateName: string, retryCount: number, extra?: object) {
+    return {
+      Execution: { Id: execution.executionArn, Name: execution.executionName, StartTime: execution.startTime, Input: execution.input },
+      StateMachine: { Id: execution.stateMachineArn },
+      State: { Name: stateName, EnteredTime: new Date().toISOString(), RetryCount: retryCount },
+      ...extra,
+    };
+  }
+
+  private async runState(
+    name: string,
+    state: StateDefinition,
+    input: unknown,
+    execution: ExecutionContext,
+  ): Promise<{ output: unknown; next: string | undefined }> {
+    switch (state.Type) {
+      case 'Succeed': {
+        const context = this.contextObject(execution, name, 0);
+        return { output: selectPath(state.OutputPath, selectPath(state.InputPath, input, context), context), next: undefined };
+      }
+      case 'Fail':
+        throw new StatesError(state.Error ?? 'States.Fail', state.Cause ?? '');
+      case 'Pass': {
+        const context = this.contextObject(execution, name, 0);
+        const effective = selectPath(state.InputPath, input, context);
+        const result = state.Result !== undefined ? state.Result : state.Parameters !== undefined ? applyTemplate(state.Parameters, effective, context) : effective;
+        const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, result), context);
+        return { output, next: state.End ? undefined : state.Next };
+      }
+      case 'Task':
+      case 'Map':
+        return this.runWithRetries(name, state, input, execution);
+    }
+  }
+
+  private async runWithRetries(
+    name: string,
+    state: StateDefinition,
+    input: unknown,
+    execution: ExecutionContext,
+  ): Promise<{ output: unknown; next: string | undefined }> {
+    const retriers: Retrier[] = state.Retry ?? [];
+    const counts = new Array<number>(retriers.length).fill(0);
+    let retryCount = 0;
+    for (;;) {
+      const context = this.contextObject(execution, name, retryCount);
+      try {
+        const effective = selectPath(state.InputPath, input, context);
+        const raw = state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(state, effective, context, execution);
+        const selected = state.ResultSelector !== undefined ? applyTemplate(state.ResultSelector, raw, context) : raw;
+        const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, selected), context);
+        return { output, next: state.End ? undefined : state.Next };
+      } catch (thrown) {
+        const error = toStatesError(thrown);
+        if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
+        const index = retriers.findIndex((retrier) => matches(retrier.ErrorEquals, error.error));
+        const retrier = index >= 0 ? retriers[index] : undefined;
+        if (retrier && (counts[index] ?? 0) < (retrier.MaxAttempts ?? 3)) {
+          const n = counts[index] ?? 0;
+          let delay = (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** n;
+          if (retrier.MaxDelaySeconds !== undefined) delay = Math.min(delay, retrier.MaxDelaySeconds);
+          if (retrier.JitterStrategy === 'FULL') delay = this.random() * delay;
+          counts[index] = n + 1;
+          retryCount++;
+          await sleep(delay * this.retryUnitMs, execution.signal);
+          continue;
+        }
+        const catcher: Catcher | undefined = (state.Catch ?? []).find((c) => matches(c.ErrorEquals, error.error));
+        if (catcher) {
+          return { output: writeResultPath(catcher.ResultPath, input, { Error: error.error, Cause: error.cause_ }), next: catcher.Next };
+        }
+        throw error;
+      }
+    }
+  }
+
+  private async runTask(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown> {
+    const parameters = state.Parameters !== undefined ? applyTemplate(state.Parameters, input, context) : input;
+    let timeoutSeconds = state.TimeoutSeconds;
+    if (state.TimeoutSecondsPath !== undefined) {
+      const value = readPath(state.TimeoutSecondsPath, input, context);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+        throw new StatesError('States.Runtime', `TimeoutSecondsPath '${state.TimeoutSecondsPath}' must select a positive integer, got ${JSON.stringify(value)}`);
+      }
+      timeoutSeconds = value;
+    }
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(execution.signal.reason);
+    execution.signal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const invocation = this.options.invoker.invoke(state.Resource ?? '', parameters, controller.signal);
+      if (timeoutSeconds === undefined) return await invocation;
+      invocation.catch(() => undefined);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StatesError('States.Timeout', `the state exceeded its ${timeoutSeconds} s timeout`)), timeoutSeconds * 1000);
+      });
+      return await Promise.race([invocation, timeout]);
+    } finally {
+      if (timer) clearTimeout(timer);
+      execution.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  private async readItems(state: StateDefinition, input: unknown, context: unknown): Promise<{ count: number; item: (i: number) => unknown }> {
+    const reader = state.ItemReader;
+    if (!reader) {
+      const items = selectPath(state.ItemsPath, input, context);
+      if (!Array.isArray(items)) throw new StatesError('States.Runtime', `ItemsPath '${state.ItemsPath ?? '$'}' did not select an array`);
+      return { count: items.length, item: (i) => items[i] };
+    }
+    const { Bucket, Key } = applyTemplate(reader.Parameters ?? {}, input, context) as { Bucket?: unknown; Key?: unknown };
+    if (typeof Bucket !== 'string' || typeof Key !== 'string') throw new StatesError('States.ItemReaderFailed', 'ItemReader needs a Bucket and a Key');
+    let text: string;
+    try {
+      text = await this.options.objects.getText(Bucket, Key);
+    } catch (error) {
+      throw new StatesError('States.ItemReaderFailed', `could not read s3://${Bucket}/${Key}: ${(error as Error).message}`);
+    }
+    const max = reader.ReaderConfig?.MaxItems ?? Infinity;
+    if (reader.ReaderConfig?.InputType === 'JSON') {
+      const items = JSON.parse(text) as unknown;
+      if (!Array.isArray(items)) throw new StatesError('States.ItemReaderFailed', 'the JSON file does not hold an array');
+      const count = Math.min(items.length, max);
+      return { count, item: (i) => items[i] };
+    }
+    // JSONL: keep the text and line offsets, parse each line when its child starts.
+    const starts: number[] = [];
+    let at = 0;
+    while (at < text.length && starts.length < max) {
+      const end = text.indexOf('\n', at);
+      const stop = end < 0 ? text.length : end;
+      if (text.slice(at, stop).trim() !== '') starts.push(at);
+      at = stop + 1;
+    }
+    return {
+      count: starts.length,
+      item: (i) => {
+        const start = starts[i] ?? 0;
+        const end = text.indexOf('\n', start);
+        try {
+          return JSON.parse(text.slice(start, end < 0 ? text.length : end)) as unknown;
+        } catch {
+          throw new StatesError('States.ItemReaderFailed', `line ${i + 1} of s3://${Bucket}/${Key} is not JSON`);
+        }
+      },
+    };
+  }
+
+  private async runMap(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown> {
+    const processor = state.ItemProcessor;
+    if (!processor) throw new StatesError('States.Runtime', 'Map without ItemProcessor');
+    const { count, item } = await this.readItems(state, input, context);
+    let maxConcurrency = state.MaxConcurrency ?? 0;
+    if (state.MaxConcurrencyPath !== undefined) {
+      const value = readPath(state.MaxConcurrencyPath, input, context);
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+        throw new StatesError('States.Runtime', `MaxConcurrencyPath '${state.MaxConcurrencyPath}' must select a non-negative integer`);
+      }
+      maxConcurrency = value;
+    }
+    const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
+    const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count);
+    mapRun.setMaxConcurrency(maxConcurrency === 0 ? (distributed ? 10_000 : 40) : maxConcurrency);
+    if (distributed) execution.onMapRun?.(mapRun);
+    const outputs: unknown[] = new Array(count);
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(execution.signal.reason);
+    execution.signal.addEventListener('abort', onAbort, { once: true });
+    let next = 0;
+    let firstFailure: StatesError | undefined;
+    try {
+      await new Promise<void>((resolve) => {
+        const pump = () => {
+          while (next < count && mapRun.counts.running < mapRun.maxConcurrency && !firstFailure && !controller.signal.aborted) {
+            const index = next++;
+            mapRun.counts.pending--;
+            mapRun.counts.running++;
+            void this.runChild(processor, state, index, item, input, context, execution, controller.signal).then(
+              (output) => {
+                outputs[index] = output;
+                mapRun.counts.running--;
+                mapRun.counts.succeeded++;
+                pump();
+              },
+              (error: unknown) => {
+                mapRun.counts.running--;
+                if (controller.signal.aborted) mapRun.counts.aborted++;
+                else {
+                  mapRun.counts.failed++;
+                  // No failures are tolerated (ToleratedFailure* unset): stop launching.
+                  firstFailure ??= toStatesError(error);
+                }
+                pump();
+              },
+            );
+          }
+          const stopped = firstFailure !== undefined || controller.signal.aborted;
+          if (mapRun.counts.running === 0 && (next >= count || stopped)) resolve();
+        };
+        mapRun.onChange(pump);
+        controller.signal.addEventListener('abort', pump, { once: true });
+        pump();
+      });
+    } finally {
+      execution.signal.removeEventListener('abort', onAbort);
+      mapRun.onChange(() => undefined);
+      mapRun.stopDate = new Date();
+    }
+    if (controller.signal.aborted) {
+      mapRun.status = 'ABORTED';
+      throw new StatesError('States.Aborted', 'the execution was stopped');
+    }
+    if (firstFailure) {
+      mapRun.status = 'FAILED';
+      throw new StatesError('States.ExceedToleratedFailureThreshold', `a child execution failed: ${firstFailure.message}`);
+    }
+    mapRun.status = 'SUCCEEDED';
+    if (!state.ResultWriter) return outputs;
+    return this.writeResults(state, input, context, mapRun, outputs);
+  }
+
+  private async runChild(
+    processor: StateMachineDefinition,
+    state: StateDefinition,
+    index: number,
+    item: (i: number) => unknown,
+    input: unknown,
+    context: unknown,
+    execution: ExecutionContext,
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    const value = item(index);
+    const mapContext = { ...(context as object), Map: { Item: { Index: index, Value: value } } };
+    const childInput = state.ItemSelector !== undefined ? applyTemplate(state.ItemSelector, input, mapContext) : value;
+    const childName = `${execution.executionName}-${index}`;
+    return this.run(processor, childInput, {
+      executionArn: `${execution.executionArn}:${childName}`,
+      executionName: childName,
+      stateMachineArn: execution.stateMachineArn,
+      startTime: new Date().toISOString(),
+      input: childInput,
+      signal,
+    });
+  }
+
+  private async writeResults(state: StateDefinition, input: unknown, context: unknown, mapRun: MapRun, outputs: unknown[]): Promise<unknown> {
+    const writer = state.ResultWriter ?? {};
+    const { Bucket, Prefix } = applyTemplate(writer.Parameters ?? {}, input, context) as { Bucket?: string; Prefix?: string };
+    if (!Bucket) return outputs;
+    const runId = mapRun.arn.slice(mapRun.arn.lastIndexOf(':') + 1);
+    const base = `${Prefix ? `${Prefix}/` : ''}${runId}`;
+    const key = `${base}/SUCCEEDED_0.json`;
+    const jsonl = writer.WriterConfig?.OutputType === 'JSONL';
+    const body = jsonl ? outputs.map((o) => JSON.stringify(o)).join('\n') : JSON.stringify(outputs);
+    try {
+      await this.options.objects.putText(Bucket, key, body);
+      const manifestKey = `${base}/manifest.json`;
+      await this.options.objects.putText(
+        Bucket,
+        manifestKey,
+        JSON.stringify({ DestinationBucket: Bucket, MapRunArn: mapRun.arn, ResultFiles: { SUCCEEDED: [{ Key: key, Size: body.length }], FAILED: [], PENDING: [] } }),
+      );
+      return { MapRunArn: mapRun.arn, ResultWriterDetails: { Bucket, Key: manifestKey } };
+    } catch (error) {
+      throw new StatesError('States.ResultWriterFailed', (error as Error).message);
+    }
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The local fleet: the synthesized stack on one machine.
+ *
+ * - DynamoDB: dynalite, on disk under the data folder (or in memory), with
+ *   the tables the template defines.
+ * - S3: s3rver, on disk, with the template's buckets (the tasks' JSONL files).
+ * - Step Functions: the template's definition, run by the local interpreter
+ *   behind the service's own JSON protocol.
+ * - Lambda: the same handler modules CDK deploys, run in this process.
+ * - API Gateway: a local HTTP server producing payload format 2.0 events.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import dynalite from 'dynalite';
+import S3rver from 's3rver';
+import type { ObjectStore } from './asl/interpreter';
+import { serveHttpApi, type LocalRoute } from './http-api';
+import { LocalLambda } from './lambda-runtime';
+import { LocalStepFunctions, serveStepFunctions } from './step-functions';
+import { LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface LocalFleetOptions {
+  /** @default 3000 (0 picks a free port) */
+  port?: number;
+  /** Only loopback unless a token guards the API. @default '127.0.0.1' */
+  host?: string;
+  /** Bearer token required on every request when set. */
+  token?: string;
+  /** Where DynamoDB and S3 data persist. @default '.fleet-data' */
+  dataDir?: string;
+  /** Keep nothing on disk. @default false */
+  inMemory?: boolean;
+  /** Milliseconds per second of Step Functions retry delay. @default 1000 (as on AWS) */
+  retryUnitMs?: number;
+  /** Most tasks in one batch. @default 100000 */
+  maxTasksPerBatch?: number;
+  /** Largest request body. @default 5 MiB */
+  maxBodyBytes?: number;
+  /** Extra HTTP routes served before the API. */
+  routes?: LocalRoute[];
+}
+
+export interface LocalFleet {
+  url: string;
+  resources: LocalResources;
+  stepFunctions: LocalStepFunctions;
+  lambda: LocalLambda;
+  /** Resolves when no batch execution is running. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+function tableInput(name: string, properties: Record<string, unknown>): CreateTableCommandInput {
+  const p = properties as {
+    KeySchema: CreateTableCommandInput['KeySchema'];
+    AttributeDefinitions: CreateTableCommandInput['AttributeDefinitions'];
+    GlobalSecondaryIndexes?: { IndexName: string; KeySchema: unknown; Projection: unknown }[];
+  };
+  return {
+    TableName: name,
+    KeySchema: p.KeySchema,
+    AttributeDefinitions: p.AttributeDefinitions,
+    BillingMode: 'PAY_PER_REQUEST',
+    ...(p.GlobalSecondaryIndexes
+      ? {
+          GlobalSecondaryIndexes: p.GlobalSecondaryIndexes.map((gsi) => ({
+            IndexName: gsi.IndexName,
+            KeySchema: gsi.KeySchema as never,
+            Projection: gsi.Projection as never,
+          })),
+        }
+      : {}),
+  };
+}
+
+export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
+  const host = options.host ?? '127.0.0.1';
+  if (!LOOPBACK.has(host) && !options.token) {
+    throw new Error(`refusing to listen on ${host} without a token: set FLEET_TOKEN, or bind 127.0.0.1`);
+  }
+  // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const inMemory = options.inMemory ?? false;
+  const dataDir = path.resolve(options.dataDir ?? path.join(REPO_ROOT, '.fleet-data'));
+  const scratch = inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
+  if (!inMemory) mkdirSync(dataDir, { recursive: true });
+
+  const resources = resolveTemplate(synthesizeTemplate());
+
+  // DynamoDB
+  const dynamo = dynalite({ ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const dynamoPort = await listen(dynamo, 0, '127.0.0.1');
+  // S3
+  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: scratch ?? path.join(dataDir, 's3') });
+  const s3Address = (await s3rver.run()) as AddressInfo;
+
+  // s3rver accepts only its own well-known local credentials; dynalite accepts any.
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const endpoints = {
+    dynamodb: `http://127.0.0.1:${dynamoPort}`,
+    s3: `http://127.0.0.1:${s3Address.port}`,
+  };
+  const ddb = new DynamoDBClient({ region: LOCAL_REGION, endpoint: endpoints.dynamodb, credentials });
+  const existing = new Set((await ddb.send(new ListTablesCommand({}))).TableNames ?? []);
+  for (const table of resources.tables) {
+    if (!existing.has(table.name)) await ddb.send(new CreateTableCommand(tableInput(table.name, table.properties)));
+  }
+  ddb.destroy();
+  const s3 = new S3Client({ region: LOCAL_REGION, endpoint: endpoints.s3, forcePathStyle: true, credentials });
+  for (const bucket of resources.buckets) {
+    try {
+      await s3.send(new HeadBucketCommand({ Bucket: bucket.name }));
+    } catch {
+      await s3.send(new CreateBucketCommand({ Bucket: bucket.name }));
+    }
+  }
+  const objects: ObjectStore = {
+    async getText(bucket, key) {
+      const result = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (await result.Body?.transformToString('utf8')) ?? '';
+    },
+    async putText(bucket, key, body) {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+  };
+
+  const lambda = new LocalLambda(resources.functions, REPO_ROOT);
+  const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000 });
+  stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
+  const sfnEndpoint = await serveStepFunctions(stepFunctions);
+
+  // The handlers read their configuration from the environment, as on Lambda.
+  const environment: Record<string, string> = {
+    AWS_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_SFN: sfnEndpoint.url,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  for (const fn of resources.functions) {
+    for (const [name, value] of Object.entries(fn.environment)) {
+      if (environment[name] !== undefined && environment[name] !== value) {
+        throw new Error(`local mode runs all functions in one process, but ${name} differs between them`);
+      }
+      environment[name] = value;
+    }
+  }
+  if (options.maxTasksPerBatch) environment.FLEET_MAX_TASKS_PER_BATCH = String(options.maxTasksPerBatch);
+  Object.assign(process.env, environment);
+
+  const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
+  if (!apiFunction) throw new Error('the template has no API function');
+  const maxBodyBytes = options.maxBodyBytes ?? Number(process.env.FLEET_MAX_BODY_BYTES ?? 5 * 1024 * 1024);
+  const server = serveHttpApi({
+    invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
+    maxBodyBytes,
+    routes: options.routes,
+    token: options.token,
+  });
+  server.keepAliveTimeout = 65_000;
+  const port = await listen(server, options.port ?? 3000, host);
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    resources,
+    stepFunctions,
+    lambda,
+    idle: () => stepFunctions.idle(),
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stepFunctions.stopAll();
+      await sfnEndpoint.close();
+      s3.destroy();
+      await s3rver.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      if (scratch) rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+}

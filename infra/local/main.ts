@@ -1,0 +1,38 @@
+/**
+ * `npm start`: the local fleet on http://127.0.0.1:3000.
+ *
+ * Environment: PORT, HOST (loopback unless FLEET_TOKEN is set), FLEET_TOKEN,
+ * FLEET_DATA_DIR (default .fleet-data), FLEET_IN_MEMORY=1,
+ * FLEET_RETRY_UNIT_MS (ms per second of retry delay; default 1000, as on AWS),
+ * FLEET_MAX_TASKS_PER_BATCH.
+ */
+import { startLocalFleet } from './local-fleet';
+
+const fleet = await startLocalFleet({
+  port: Number(process.env.PORT ?? 3000),
+  host: process.env.HOST ?? '127.0.0.1',
+  token: process.env.FLEET_TOKEN || undefined,
+  dataDir: process.env.FLEET_DATA_DIR,
+  inMemory: process.env.FLEET_IN_MEMORY === '1',
+  retryUnitMs: process.env.FLEET_RETRY_UNIT_MS ? Number(process.env.FLEET_RETRY_UNIT_MS) : undefined,
+  maxTasksPerBatch: process.env.FLEET_MAX_TASKS_PER_BATCH ? Number(process.env.FLEET_MAX_TASKS_PER_BATCH) : undefined,
+});
+console.log(`Fleet is running locally at ${fleet.url}`);
+console.log(`  submit:  curl -s -X POST ${fleet.url}/batches -H 'content-type: application/json' -d '{"tasks":[{"id":"t1","type":"echo","data":{"hello":"fleet"}}]}'`);
+console.log('  stop:    Ctrl-C');
+
+let stopping = false;
+const stop = (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: stopping the local fleet...`);
+  fleet.close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,0 +1,142 @@
+/**
+ * Local mode starts from the CloudFormation template CDK synthesizes: the
+ * tables, buckets, functions and state-machine definition it creates are the
+ * ones `cdk deploy` would create, with intrinsic functions resolved to local
+ * names and ARNs.
+ */
+import { App } from 'aws-cdk-lib';
+import { FleetStack } from '../fleet-stack';
+import { LOCAL_ENTRY_METADATA } from '../fleet';
+
+export type CfnTemplate = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }> };
+
+export const LOCAL_ACCOUNT = '000000000000';
+export const LOCAL_REGION = 'us-east-1';
+
+/** Synthesizes the Fleet stack in-process. Bundling is skipped: local mode runs the sources. */
+export function synthesizeTemplate(): CfnTemplate {
+  const app = new App({
+    context: {
+      'aws:cdk:bundling-stacks': [],
+      '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
+    },
+  });
+  const stack = new FleetStack(app, 'FleetLocal');
+  return app.synth().getStackByName(stack.stackName).template as CfnTemplate;
+}
+
+export interface LocalFunction {
+  logicalId: string;
+  arn: string;
+  /** Module path relative to the repository root, and its export. */
+  entry: string;
+  handler: string;
+  timeoutSeconds: number;
+  environment: Record<string, string>;
+}
+
+export interface LocalResources {
+  tables: { logicalId: string; name: string; properties: Record<string, unknown> }[];
+  buckets: { logicalId: string; name: string }[];
+  functions: LocalFunction[];
+  stateMachine: { logicalId: string; arn: string; name: string; definition: string };
+}
+
+/** A local name for a resource: lower-case, so it is also a valid bucket name. */
+export const localName = (logicalId: string) => `fleet-local-${logicalId.toLowerCase()}`.slice(0, 63);
+
+export function resolveTemplate(template: CfnTemplate): LocalResources {
+  const resources = template.Resources;
+  const physical = new Map<string, { ref: string; arn: string }>();
+  for (const [id, resource] of Object.entries(resources)) {
+    const name = localName(id);
+    switch (resource.Type) {
+      case 'AWS::DynamoDB::Table':
+        physical.set(id, { ref: name, arn: `arn:aws:dynamodb:${LOCAL_REGION}:${LOCAL_ACCOUNT}:table/${name}` });
+        break;
+      case 'AWS::S3::Bucket':
+        physical.set(id, { ref: name, arn: `arn:aws:s3:::${name}` });
+        break;
+      case 'AWS::Lambda::Function':
+        physical.set(id, { ref: name, arn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${name}` });
+        break;
+      case 'AWS::StepFunctions::StateMachine': {
+        const arn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${name}`;
+        physical.set(id, { ref: arn, arn });
+        break;
+      }
+      default:
+        physical.set(id, { ref: name, arn: `arn:aws:local:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${name}` });
+    }
+  }
+  const pseudo: Record<string, string> = {
+    'AWS::Partition': 'aws',
+    'AWS::Region': LOCAL_REGION,
+    'AWS::AccountId': LOCAL_ACCOUNT,
+    'AWS::URLSuffix': 'amazonaws.com',
+    'AWS::StackName': 'FleetLocal',
+  };
+  const resolve = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(resolve);
+    if (value === null || typeof value !== 'object') return value;
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (entries.length === 1) {
+      const [fn, arg] = entries[0] as [string, unknown];
+      if (fn === 'Ref') {
+        const ref = arg as string;
+        const found = pseudo[ref] ?? physical.get(ref)?.ref;
+        if (found === undefined) throw new Error(`local mode cannot resolve Ref ${ref}`);
+        return found;
+      }
+      if (fn === 'Fn::GetAtt') {
+        const [id, attribute] = arg as [string, string];
+        const target = physical.get(id);
+        if (!target) throw new Error(`local mode cannot resolve Fn::GetAtt ${id}.${attribute}`);
+        if (attribute === 'Arn') return target.arn;
+        if (attribute === 'Name' || attribute === 'StateMachineName') return target.ref;
+        throw new Error(`local mode cannot resolve Fn::GetAtt ${id}.${attribute}`);
+      }
+      if (fn === 'Fn::Join') {
+        const [separator, parts] = arg as [string, unknown[]];
+        return (parts.map(resolve) as unknown[]).map(String).join(separator);
+      }
+      if (fn === 'Fn::Select') {
+        const [index, list] = arg as [number, unknown];
+        return (resolve(list) as unknown[])[index];
+      }
+      if (fn === 'Fn::Split') {
+        const [separator, source] = arg as [string, unknown];
+        return String(resolve(source)).split(separator);
+      }
+      if (fn.startsWith('Fn::')) throw new Error(`local mode does not resolve ${fn}`);
+    }
+    return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v)]));
+  };
+
+  const out: LocalResources = { tables: [], buckets: [], functions: [], stateMachine: undefined as never };
+  for (const [id, resource] of Object.entries(resources)) {
+    const props = resource.Properties ?? {};
+    if (resource.Type === 'AWS::DynamoDB::Table') {
+      out.tables.push({ logicalId: id, name: localName(id), properties: props });
+    } else if (resource.Type === 'AWS::S3::Bucket') {
+      out.buckets.push({ logicalId: id, name: localName(id) });
+    } else if (resource.Type === 'AWS::Lambda::Function') {
+      const meta = resource.Metadata?.[LOCAL_ENTRY_METADATA] as { entry?: string; handler?: string } | undefined;
+      if (!meta?.entry || !meta.handler) continue; // not one of Fleet's own functions (e.g. a custom resource)
+      const env = resolve((props.Environment as { Variables?: unknown } | undefined)?.Variables ?? {}) as Record<string, string>;
+      out.functions.push({
+        logicalId: id,
+        arn: physical.get(id)?.arn ?? '',
+        entry: meta.entry,
+        handler: meta.handler,
+        timeoutSeconds: (props.Timeout as number | undefined) ?? 3,
+        environment: env,
+      });
+    } else if (resource.Type === 'AWS::StepFunctions::StateMachine') {
+      const definition = resolve(props.DefinitionString) as string;
+      out.stateMachine = { logicalId: id, arn: physical.get(id)?.arn ?? '', name: localName(id), definition };
+    }
+  }
+  if (!out.stateMachine) throw new Error('the template has no state machine');
+  return out;
+}

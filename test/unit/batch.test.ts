@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import { RESULT_SHARDS, finalStatusOf, orderByPriority, progressOf, shardOf } from '../../lambdas/domain/batch';
+import type { Task } from '../../lambdas/domain/types';
+
+const task = (id: string, priority?: number): Task => ({ id, type: 'echo', data: null, ...(priority === undefined ? {} : { priority }) });
+
+describe('orderByPriority', () => {
+  it('puts higher priority first', () => {
+    // Arrange
+    const tasks = [task('low', 1), task('high', 10), task('mid', 5)];
+
+    // Act
+    const ordered = orderByPriority(tasks);
+
+    // Assert
+    expect(ordered.map((t) => t.id)).toEqual(['high', 'mid', 'low']);
+  });
+
+  it('keeps submission order among equal priorities (stable)', () => {
+    const tasks = [task('a', 1), task('b', 2), task('c', 1), task('d', 2), task('e', 1)];
+
+    const ordered = orderByPriority(tasks);
+
+    expect(ordered.map((t) => t.id)).toEqual(['b', 'd', 'a', 'c', 'e']);
+  });
+
+  it('treats a missing priority as 0, between positive and negative ones', () => {
+    const tasks = [task('none-1'), task('neg', -3), task('pos', 2), task('none-2')];
+
+    const ordered = orderByPriority(tasks);
+
+    expect(ordered.map((t) => t.id)).toEqual(['pos', 'none-1', 'none-2', 'neg']);
+  });
+
+  it('leaves a batch without priorities in submission order', () => {
+    const ids = Array.from({ length: 50 }, (_, i) => `t${i}`);
+
+    const ordered = orderByPriority(ids.map((id) => task(id)));
+
+    expect(ordered.map((t) => t.id)).toEqual(ids);
+  });
+
+  it('does not reorder its input', () => {
+    const tasks = [task('a', 1), task('b', 2)];
+
+    orderByPriority(tasks);
+
+    expect(tasks.map((t) => t.id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('progressOf', () => {
+  it('is the share of tasks finished, failed ones included', () => {
+    expect(progressOf(10, 3, 2)).toBe(0.5);
+    expect(progressOf(4, 1, 0)).toBe(0.25);
+    expect(progressOf(4, 0, 1)).toBe(0.25);
+  });
+
+  it('is 0 before anything finished and 1 when everything did', () => {
+    expect(progressOf(8, 0, 0)).toBe(0);
+    expect(progressOf(8, 6, 2)).toBe(1);
+  });
+
+  it('is 0 for a batch without tasks (no division by zero)', () => {
+    expect(progressOf(0, 0, 0)).toBe(0);
+  });
+
+  it('is clamped to 0..1 when counters are inconsistent', () => {
+    expect(progressOf(2, 3, 1)).toBe(1);
+    expect(progressOf(2, -5, 0)).toBe(0);
+  });
+});
+
+describe('finalStatusOf', () => {
+  it('is completed when every task succeeded', () => {
+    expect(finalStatusOf(3, 3)).toBe('completed');
+  });
+
+  it('is failed when no task succeeded', () => {
+    expect(finalStatusOf(3, 0)).toBe('failed');
+  });
+
+  it('is partial when some but not all tasks succeeded', () => {
+    expect(finalStatusOf(3, 1)).toBe('partial');
+    expect(finalStatusOf(3, 2)).toBe('partial');
+  });
+
+  it('is completed for a one-task batch that succeeded and failed for one that did not', () => {
+    expect(finalStatusOf(1, 1)).toBe('completed');
+    expect(finalStatusOf(1, 0)).toBe('failed');
+  });
+});
+
+describe('shardOf', () => {
+  it('returns an integer in 0..RESULT_SHARDS-1', () => {
+    // Arrange
+    const ids = Array.from({ length: 2000 }, (_, i) => `task-${i}`);
+
+    // Act
+    const shards = ids.map(shardOf);
+
+    // Assert
+    for (const shard of shards) {
+      expect(Number.isInteger(shard)).toBe(true);
+      expect(shard).toBeGreaterThanOrEqual(0);
+      expect(shard).toBeLessThan(RESULT_SHARDS);
+    }
+  });
+
+  it('spreads ids over every shard', () => {
+    const ids = Array.from({ length: 2000 }, (_, i) => `task-${i}`);
+
+    const used = new Set(ids.map(shardOf));
+
+    expect(used.size).toBe(RESULT_SHARDS);
+  });
+
+  it('is stable: the same id always maps to the same shard', () => {
+    const ids = ['a', 'task-1', 'ünïcødé', 'x'.repeat(256)];
+
+    const first = ids.map(shardOf);
+    const second = ids.map(shardOf);
+
+    expect(second).toEqual(first);
+  });
+
+  it('keeps the shard of known ids across releases (stored results are keyed by it)', () => {
+    // Pinned: changing the hash would orphan results stored under the old shards.
+    expect(RESULT_SHARDS).toBe(32);
+    expect(shardOf('task-1')).toBe(4);
+    expect(shardOf('a')).toBe(23);
+    expect(shardOf('0')).toBe(6);
+    expect(shardOf('batch-item-42')).toBe(10);
+  });
+});
