@@ -2,7 +2,7 @@
  * One attempt at one task: resolve its handler, run it against a deadline,
  * and classify the outcome. No AWS here; the worker Lambda records the result.
  */
-import { LIMITS, mayRetry } from './config';
+import { LIMITS, maxBackoffMs, mayRetry } from './config';
 import { TaskPermanentError, TaskTimeoutError, UnknownTaskTypeError, describeError } from './errors';
 import type { TaskHandler } from '../tasks/types';
 import type { TaskSettings, Task } from './types';
@@ -21,6 +21,8 @@ export interface AttemptInput {
   attempt: number;
   /** Aborts the attempt early, e.g. when the batch is cancelled. */
   signal?: AbortSignal;
+  /** Epoch ms the attempt must end by whatever its timeout (a bounded child's end). */
+  notAfter?: number;
 }
 
 const MAX_RESULT_BYTES = 256 * 1024;
@@ -33,8 +35,9 @@ function checkSerialisable(result: unknown): unknown {
     throw new TaskPermanentError(`result is not JSON-serialisable: ${describeError(error)}`);
   }
   if (json === undefined) return null;
-  if (json.length > MAX_RESULT_BYTES) {
-    throw new TaskPermanentError(`result is ${json.length} bytes; at most ${MAX_RESULT_BYTES} are kept`);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_RESULT_BYTES) {
+    throw new TaskPermanentError(`result is ${bytes} bytes; at most ${MAX_RESULT_BYTES} are kept`);
   }
   // What is stored is what JSON makes of it (Dates become strings, undefined goes).
   return JSON.parse(json) as unknown;
@@ -48,11 +51,19 @@ export async function runAttempt(
 ): Promise<AttemptOutcome> {
   const { task, settings, attempt } = input;
   const started = now();
-  const timeoutMs = Math.min(task.timeout ?? settings.workerTimeout, LIMITS.workerTimeoutMs);
+  const ownTimeoutMs = Math.min(task.timeout ?? settings.workerTimeout, LIMITS.workerTimeoutMs);
+  const budgetMs = input.notAfter === undefined ? Infinity : Math.max(0, input.notAfter - started);
+  const timeoutMs = Math.min(ownTimeoutMs, budgetMs);
   const deadline = started + timeoutMs;
+  const timeoutMessage =
+    timeoutMs < ownTimeoutMs
+      ? `timed out after ${timeoutMs} ms: the child execution's time is up (EXPRESS children end at 5 minutes; use STANDARD children for longer tasks)`
+      : `timed out after ${timeoutMs} ms`;
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort(input.signal?.reason);
-  input.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  // A signal that fired before the attempt began never dispatches 'abort' again.
+  if (input.signal?.aborted) onOuterAbort();
+  else input.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let timer: NodeJS.Timeout | undefined;
   try {
     const handler = Object.hasOwn(handlers, task.type) ? handlers[task.type] : undefined;
@@ -61,7 +72,7 @@ export async function runAttempt(
     }
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const error = new TaskTimeoutError(`timed out after ${timeoutMs} ms`);
+        const error = new TaskTimeoutError(timeoutMessage);
         controller.abort(error);
         reject(error);
       }, timeoutMs);
@@ -78,7 +89,9 @@ export async function runAttempt(
     const message = describeError(error);
     const errorName = error instanceof Error ? error.name : 'NonErrorThrown';
     const permanent = error instanceof TaskPermanentError;
-    if (!permanent && mayRetry(settings, attempt)) return { kind: 'retry', error: message, errorName, duration };
+    // A retry must also fit, backoff included, in what is left of a bounded child.
+    const retryFits = input.notAfter === undefined || now() + maxBackoffMs(attempt) + Math.min(ownTimeoutMs, 1000) < input.notAfter;
+    if (!permanent && retryFits && mayRetry(settings, attempt)) return { kind: 'retry', error: message, errorName, duration };
     return { kind: 'failed', error: message, errorName, duration };
   } finally {
     if (timer) clearTimeout(timer);

@@ -130,6 +130,9 @@ export function parseConfigPatch(body: unknown): Partial<FleetManagerConfig> {
 
 /** Validates a `count` for scaleWorkers. */
 export function parseWorkerCount(body: unknown): number {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ValidationError('body', 'must be a JSON object like {"count": 20}');
+  }
   const parsed = z
     .strictObject({
       count: z
