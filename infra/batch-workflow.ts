@@ -67,6 +67,7 @@ export class BatchWorkflow extends Construct {
         task: sfn.JsonPath.objectAt('$.task'),
         settings: sfn.JsonPath.objectAt('$.settings'),
         attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+        executionStartTime: sfn.JsonPath.stringAt('$$.Execution.StartTime'),
       }),
       resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
       // A backstop: the worker enforces each attempt's own deadline; this bounds
@@ -122,6 +123,10 @@ export class BatchWorkflow extends Construct {
       // Read from the batch's start, and changed while it runs by UpdateMapRun.
       maxConcurrencyPath: sfn.JsonPath.stringAt('$.maxConcurrency'),
       mapExecutionType: props.childExecutionType,
+      // Task failures never fail a child (they are caught and recorded), so a
+      // failed child means one lost to infrastructure: it must not stop the
+      // others. Finish batch counts its task as failed.
+      toleratedFailurePercentage: 100,
       // Child outputs go to S3, not into the state: 100,000 of them exceed 256 KiB.
       resultWriterV2: new sfn.ResultWriterV2({
         bucket: props.tasksBucket,

@@ -4,11 +4,12 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CfnOutput, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -88,6 +89,14 @@ export class Fleet extends Construct {
       sortKey: { name: TABLE_KEYS.byCreationSortKey, type: dynamodb.AttributeType.STRING },
     });
 
+    this.table.addGlobalSecondaryIndex({
+      indexName: TABLE_KEYS.activeIndex,
+      partitionKey: { name: TABLE_KEYS.activePartitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: TABLE_KEYS.byCreationSortKey, type: dynamodb.AttributeType.STRING },
+      // Only unfinished batches carry the key: live scaling reads just those.
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
+    });
+
     this.tasksBucket = new s3.Bucket(this, 'TasksBucket', {
       encryption: s3.BucketEncryption.S3_MANAGED,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
@@ -128,7 +137,10 @@ export class Fleet extends Construct {
       // Lambda's maximum: each attempt's own deadline (workerTimeout) is enforced inside.
       timeout: Duration.minutes(15),
     });
-    this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start');
+    const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
+    this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
+      environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType },
+    });
     this.finishBatchFunction = fn('FinishBatchFunction', 'lambdas/batch-lifecycle.ts', 'finish', {
       // Recounting a 100,000-task batch reads every result once.
       timeout: Duration.minutes(5),
@@ -139,7 +151,7 @@ export class Fleet extends Construct {
       finishBatchFunction: this.finishBatchFunction,
       workerFunction: this.workerFunction,
       tasksBucket: this.tasksBucket,
-      childExecutionType: props.childExecutionType ?? sfn.StateMachineType.EXPRESS,
+      childExecutionType,
     });
     this.stateMachine = new sfn.StateMachine(this, 'BatchStateMachine', {
       // A Distributed Map's parent must be STANDARD.
@@ -164,6 +176,21 @@ export class Fleet extends Construct {
     this.table.grantWriteData(this.workerFunction);
     this.tasksBucket.grantPut(this.apiFunction);
     this.stateMachine.grantStartExecution(this.apiFunction);
+    // cancelBatch stops a batch's execution; scaleWorkers finds its Map Run and changes it.
+    this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns');
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:UpdateMapRun'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'mapRun',
+            resourceName: `${this.stateMachine.stateMachineName}/*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
 
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
       description: 'Fleet: submit batches of tasks and follow them.',

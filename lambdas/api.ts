@@ -19,6 +19,7 @@ const env = loadEnv({
   STATE_MACHINE_ARN: z.string().min(1),
   FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
   FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().default(LIMITS.bodyBytes),
+  FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
 });
 
 const service = new FleetService({
@@ -26,6 +27,7 @@ const service = new FleetService({
   taskStore: new S3TaskStore(s3(), env.TASKS_BUCKET),
   workflow: new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN),
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
+  retentionDays: env.FLEET_RETENTION_DAYS,
 });
 
 type Result = APIGatewayProxyStructuredResultV2;
@@ -84,6 +86,14 @@ const routes: Route[] = [
         return json(200, { results: page.items, nextCursor: page.nextCursor });
       },
     },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)\/cancel$/,
+    methods: { POST: async (_event, [id]) => json(200, { cancelled: await service.cancelBatch(parseBatchId(id)) }) },
+  },
+  {
+    pattern: /^\/workers\/scale$/,
+    methods: { POST: async (event) => json(200, await service.scaleWorkers(readJsonBody(event))) },
   },
   {
     pattern: /^\/config$/,

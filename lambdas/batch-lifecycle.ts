@@ -16,6 +16,7 @@ import type { BatchState, TaskSettings } from './domain/types';
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
+  FLEET_CHILD_EXECUTION_TYPE: z.enum(['EXPRESS', 'STANDARD']).default('EXPRESS'),
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
@@ -34,7 +35,7 @@ export const start = async (event: BatchExecutionInput): Promise<StartedBatch> =
     tasksBucket: event.tasksBucket,
     tasksKey: event.tasksKey,
     maxConcurrency: config.maxConcurrentWorkers,
-    settings: settingsForBatch(config, record.longestTaskTimeoutMs),
+    settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE),
   };
 };
 
@@ -49,8 +50,16 @@ export const finish = async (event: FinishEvent): Promise<{ batchId: string; sta
   if (!record) throw new Error(`batch ${event.batchId} does not exist`);
   const counts = await repository.countResults(event.batchId, record.totalTasks);
   const now = Date.now();
+  // A child that ended without recording (e.g. lost to an infrastructure fault)
+  // still counts, as failed, so a finished batch always accounts for every task.
+  const lost = event.failure ? 0 : Math.max(0, record.totalTasks - counts.completedTasks - counts.failedTasks);
+  counts.failedTasks += lost;
   const status: BatchState = event.failure ? 'failed' : finalStatusOf(record.totalTasks, counts.completedTasks);
-  const error = event.failure ? `${event.failure.Error ?? 'Error'}: ${event.failure.Cause ?? ''}`.slice(0, 2000) : undefined;
+  const error = event.failure
+    ? `${event.failure.Error ?? 'Error'}: ${event.failure.Cause ?? ''}`.slice(0, 2000)
+    : lost > 0
+      ? `${lost} task(s) ended without a recorded result and count as failed`
+      : undefined;
   await repository.finish(event.batchId, {
     status,
     ...counts,

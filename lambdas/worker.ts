@@ -36,7 +36,10 @@ async function record(batchId: string, result: TaskResult): Promise<void> {
 async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
   const workerId = `${environmentId}-${event.task.id}-${attempt}`;
-  const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt });
+  const childStart = event.executionStartTime ? Date.parse(event.executionStartTime) : NaN;
+  const budget = event.settings.executionBudgetMs;
+  const notAfter = budget != null && Number.isFinite(childStart) ? childStart + budget : undefined;
+  const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt, notAfter });
   if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
   const result: TaskResult = {
     taskId: event.task.id,

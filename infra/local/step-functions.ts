@@ -3,6 +3,7 @@
  * the local interpreter, behind an endpoint that speaks the service's own
  * JSON protocol, so the handlers' SFNClient works unchanged.
  */
+import { setMaxListeners } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadDefinition, type StateMachineDefinition } from './asl/definition';
@@ -70,6 +71,7 @@ export class LocalStepFunctions {
       throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
     }
     const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
     const execution: LocalExecution = {
       executionArn,
       stateMachineArn,

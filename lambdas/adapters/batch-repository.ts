@@ -34,9 +34,13 @@ export const TABLE_KEYS = Object.freeze({
   byCreationIndex: 'ByCreation',
   byCreationPartitionKey: 'listPk',
   byCreationSortKey: 'listSk',
+  /** Sparse index of batches not yet finished: what live scaling must reach. */
+  activeIndex: 'Active',
+  activePartitionKey: 'activePk',
 });
 
 const LIST_PARTITION = 'BATCHES';
+const ACTIVE_PARTITION = 'ACTIVE';
 const META = 'META';
 const COUNT = 'COUNT';
 const RESULT_PREFIX = 'RESULT#';
@@ -145,6 +149,7 @@ export class DynamoBatchRepository implements BatchRepository {
           ...record,
           [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
           [TABLE_KEYS.byCreationSortKey]: `${String(record.createdAt).padStart(15, '0')}#${record.batchId}`,
+          [TABLE_KEYS.activePartitionKey]: ACTIVE_PARTITION,
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -306,9 +311,11 @@ export class DynamoBatchRepository implements BatchRepository {
           TableName: this.tableName,
           Key: batchKey(batchId),
           UpdateExpression:
-            'SET #s = :status, completedTasks = :c, failedTasks = :f, completedAt = :at, expiresAt = :exp' + (fields.error ? ', #e = :err' : ''),
+            'SET #s = :status, completedTasks = :c, failedTasks = :f, completedAt = :at, expiresAt = :exp' +
+            (fields.error ? ', #e = :err' : '') +
+            ' REMOVE #active',
           ConditionExpression: 'attribute_exists(pk) AND NOT #s IN (:completed, :failed, :partial, :cancelled)',
-          ExpressionAttributeNames: { '#s': 'status', ...(fields.error ? { '#e': 'error' } : {}) },
+          ExpressionAttributeNames: { '#s': 'status', '#active': TABLE_KEYS.activePartitionKey, ...(fields.error ? { '#e': 'error' } : {}) },
           ExpressionAttributeValues: {
             ':status': fields.status,
             ':c': fields.completedTasks,
@@ -328,6 +335,31 @@ export class DynamoBatchRepository implements BatchRepository {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
+  }
+
+  async listActiveBatchIds(): Promise<string[]> {
+    const ids: string[] = [];
+    let start: Item | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: TABLE_KEYS.activeIndex,
+          KeyConditionExpression: '#a = :a',
+          ExpressionAttributeNames: { '#a': TABLE_KEYS.activePartitionKey },
+          ExpressionAttributeValues: { ':a': ACTIVE_PARTITION },
+          ExclusiveStartKey: start,
+        }),
+      );
+      // The index projects keys only: the batch id is in the table key.
+      for (const item of page.Items ?? []) if (typeof item.pk === 'string') ids.push(item.pk.slice('BATCH#'.length));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return ids;
+  }
+
+  async cancel(batchId: string, fields: { completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number }): Promise<boolean> {
+    return this.finish(batchId, { status: 'cancelled', ...fields });
   }
 
   async listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>> {

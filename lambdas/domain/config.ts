@@ -52,14 +52,31 @@ export const ATTEMPT_TIMEOUT_GRACE_SECONDS = 10;
  * Settings a batch runs with, fixed when it starts: the backstop covers the
  * longest timeout any of its tasks may use.
  */
-export function settingsForBatch(config: FleetManagerConfig, longestTaskTimeoutMs: number): TaskSettings {
+export function settingsForBatch(
+  config: FleetManagerConfig,
+  longestTaskTimeoutMs: number,
+  childExecutionType: 'EXPRESS' | 'STANDARD' = 'EXPRESS',
+): TaskSettings {
   const longestMs = Math.max(config.workerTimeout, longestTaskTimeoutMs);
   return {
     workerTimeout: config.workerTimeout,
     maxRetries: config.maxRetries,
     retryFailedTasks: config.retryFailedTasks,
     attemptTimeoutSeconds: Math.ceil(longestMs / 1000) + ATTEMPT_TIMEOUT_GRACE_SECONDS,
+    executionBudgetMs: childExecutionType === 'EXPRESS' ? EXPRESS_BUDGET_MS : null,
   };
+}
+
+/**
+ * An EXPRESS child ends at 5 minutes, retries and backoff included. Fleet
+ * keeps 20 s of it to record the result, so a task is never lost to the limit.
+ */
+export const EXPRESS_BUDGET_MS = 5 * 60_000 - 20_000;
+
+/** Longest delay the state machine may wait before retry number `attempt + 1`. */
+export function maxBackoffMs(attempt: number): number {
+  const seconds = Math.min(RETRY_BACKOFF.maxDelaySeconds, RETRY_BACKOFF.intervalSeconds * RETRY_BACKOFF.backoffRate ** attempt);
+  return seconds * 1000;
 }
 
 /** Whether a failed attempt (0-based) gets another one under these settings. */

@@ -5,9 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { orderByPriority } from './batch';
 import { LIMITS } from './config';
+import { FINISHED_STATES } from './types';
 import { NotFoundError } from './errors';
 import type { BatchRepository, Page, TaskStore, WorkflowStarter } from './ports';
-import { parseConfigPatch, parseSubmitRequest, type SubmitLimits } from './schemas';
+import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits } from './schemas';
 import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
 
 export interface FleetServiceDeps {
@@ -15,6 +16,8 @@ export interface FleetServiceDeps {
   taskStore: TaskStore;
   workflow: WorkflowStarter;
   limits?: SubmitLimits;
+  /** Days a finished batch is kept. @default 7 */
+  retentionDays?: number;
   now?: () => number;
   newBatchId?: () => string;
 }
@@ -81,6 +84,39 @@ export class FleetService {
     return this.deps.repository.listBatches(limit, cursor);
   }
 
+  /**
+   * Stops the batch's execution first, so no new task starts once this
+   * returns; running tasks finish and are recorded. Then marks it cancelled
+   * with its counts so far. False for an unknown or finished batch.
+   */
+  async cancelBatch(batchId: string): Promise<boolean> {
+    const batch = await this.deps.repository.getBatch(batchId);
+    if (!batch || FINISHED_STATES.has(batch.status)) return false;
+    await this.deps.workflow.stopBatch(batchId);
+    const status = await this.deps.repository.getStatus(batchId);
+    const now = this.now();
+    return this.deps.repository.cancel(batchId, {
+      completedTasks: status?.completedTasks ?? 0,
+      failedTasks: status?.failedTasks ?? 0,
+      completedAt: now,
+      expiresAt: Math.floor(now / 1000 + (this.deps.retentionDays ?? 7) * 86_400),
+    });
+  }
+
+  /**
+   * Sets maxConcurrentWorkers and applies it to every running batch's Map Run
+   * now; batches that have not started read it when they start.
+   */
+  async scaleWorkers(body: unknown): Promise<{ maxConcurrentWorkers: number; runningBatchesUpdated: number }> {
+    const count = parseWorkerCount(body);
+    await this.deps.repository.putConfig({ ...(await this.deps.repository.getConfig()), maxConcurrentWorkers: count });
+    let runningBatchesUpdated = 0;
+    for (const batchId of await this.deps.repository.listActiveBatchIds()) {
+      if (await this.deps.workflow.setBatchConcurrency(batchId, count)) runningBatchesUpdated++;
+    }
+    return { maxConcurrentWorkers: count, runningBatchesUpdated };
+  }
+
   getConfig(): Promise<FleetManagerConfig> {
     return this.deps.repository.getConfig();
   }
@@ -88,8 +124,15 @@ export class FleetService {
   /** A partial update: fields left out keep their values. */
   async updateConfig(body: unknown): Promise<FleetManagerConfig> {
     const patch = parseConfigPatch(body);
-    const next = { ...(await this.deps.repository.getConfig()), ...patch };
+    const previous = await this.deps.repository.getConfig();
+    const next = { ...previous, ...patch };
     await this.deps.repository.putConfig(next);
+    // maxConcurrentWorkers reaches running batches, as scaleWorkers does.
+    if (patch.maxConcurrentWorkers !== undefined && patch.maxConcurrentWorkers !== previous.maxConcurrentWorkers) {
+      for (const batchId of await this.deps.repository.listActiveBatchIds()) {
+        await this.deps.workflow.setBatchConcurrency(batchId, patch.maxConcurrentWorkers);
+      }
+    }
     return next;
   }
 }

@@ -49,6 +49,10 @@ export interface BatchRepository {
     batchId: string,
     fields: { status: BatchState; completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number; error?: string },
   ): Promise<boolean>;
+  /** Batches not yet finished (pending or processing). */
+  listActiveBatchIds(): Promise<string[]>;
+  /** Marks an unfinished batch cancelled, keeping its counts; false if it had already finished. */
+  cancel(batchId: string, fields: { completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number }): Promise<boolean>;
   listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>>;
   getConfig(): Promise<FleetManagerConfig>;
   putConfig(config: FleetManagerConfig): Promise<void>;
@@ -62,6 +66,10 @@ export interface TaskStore {
 export interface WorkflowStarter {
   /** Starts the batch's execution, named after the batch. Idempotent for the same input. */
   startBatch(input: BatchExecutionInput): Promise<string>;
+  /** Stops the batch's execution: no new task starts once this returns. */
+  stopBatch(batchId: string): Promise<void>;
+  /** Changes the live concurrency of the batch's running Map Run, if it has one. Returns whether it did. */
+  setBatchConcurrency(batchId: string, maxConcurrency: number): Promise<boolean>;
 }
 
 /** The parent state machine's input. */

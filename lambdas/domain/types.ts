@@ -95,6 +95,12 @@ export interface TaskSettings {
   retryFailedTasks: boolean;
   /** Backstop for the whole attempt, enforced by Step Functions itself. */
   attemptTimeoutSeconds: number;
+  /**
+   * How long a child execution may live, in ms, when it is bounded (EXPRESS
+   * children end at 5 minutes); null when it is not. Attempts and retries
+   * must fit inside it, or the child would end without recording a result.
+   */
+  executionBudgetMs: number | null;
 }
 
 export interface WorkerEvent {
@@ -103,6 +109,8 @@ export interface WorkerEvent {
   settings: TaskSettings;
   /** `$$.State.RetryCount`: 0 on the first attempt. */
   attempt: number;
+  /** `$$.Execution.StartTime` of the child execution (ISO 8601). */
+  executionStartTime?: string;
 }
 
 /** The Catch path: a failure the worker could not record itself (timeout backstop, crash). */

@@ -257,6 +257,7 @@ describe('FleetStack (default props)', () => {
         'task.$': '$.task',
         'settings.$': '$.settings',
         'attempt.$': '$$.State.RetryCount',
+        'executionStartTime.$': '$$.Execution.StartTime',
       });
     });
 
@@ -380,15 +381,25 @@ describe('FleetStack (default props)', () => {
   });
 
   describe('IAM', () => {
-    it('lets the API function start executions of the state machine only', () => {
+    it('lets the API function start, stop and rescale executions of its own state machine only', () => {
       // Arrange
       const statements = statementsOfRole(synthesized.resources, roles.api);
 
       // Act
       const states = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('states:') || a === '*'));
+      const byAction = (action: string) => states.filter((s) => actionsOf(s).includes(action));
 
-      // Assert
-      expect(states).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } }]);
+      // Assert: nothing broader than these three grants
+      expect(states).toHaveLength(3);
+      expect(byAction('states:StartExecution')).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } }]);
+      const executions = byAction('states:StopExecution');
+      expect(executions).toHaveLength(1);
+      expect(actionsOf(executions[0]!).sort()).toEqual(['states:ListMapRuns', 'states:StopExecution']);
+      expect(JSON.stringify(executions[0]!.Resource)).toContain(':execution:');
+      const mapRuns = byAction('states:UpdateMapRun');
+      expect(mapRuns).toHaveLength(1);
+      expect(JSON.stringify(mapRuns[0]!.Resource)).toContain(':mapRun:');
+      expect(JSON.stringify(mapRuns[0]!.Resource)).toContain(ids.stateMachine);
     });
 
     it('gives the worker no Step Functions and no S3 permissions', () => {
@@ -461,5 +472,28 @@ describe('FleetStack with STANDARD children', () => {
     expect(state(asl.States, 'Run tasks').ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
     // The parent stays STANDARD either way.
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
+  });
+});
+
+describe('FleetStack: control-plane permissions', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
+  const template = Template.fromStack(new FleetStack(app, 'ControlTest'));
+  const policyActions = (roleFragment: string): string[] =>
+    Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.includes(roleFragment))
+      .flatMap(([, policy]) => (policy.Properties.PolicyDocument.Statement as { Action: string | string[] }[]).flatMap((s) => s.Action));
+
+  it('lets the API stop executions, list their Map Runs and update them (cancelBatch, scaleWorkers)', () => {
+    const actions = policyActions('ApiFunction');
+    expect(actions).toEqual(expect.arrayContaining(['states:StartExecution', 'states:StopExecution', 'states:ListMapRuns', 'states:UpdateMapRun']));
+  });
+
+  it('tolerates lost children so one never fails the whole Map Run, and indexes unfinished batches', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      GlobalSecondaryIndexes: Match.arrayWith([Match.objectLike({ IndexName: 'Active', Projection: { ProjectionType: 'KEYS_ONLY' } })]),
+    });
+    const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    const parts = (machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'X')).join('');
+    expect(parts).toContain('"ToleratedFailurePercentage":100');
   });
 });

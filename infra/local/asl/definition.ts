@@ -49,6 +49,7 @@ export interface StateDefinition {
   ItemsPath?: string;
   MaxConcurrency?: number;
   MaxConcurrencyPath?: string;
+  ToleratedFailurePercentage?: number;
   Label?: string;
   ResultWriter?: { Resource?: string; Parameters?: unknown; WriterConfig?: { Transformation?: string; OutputType?: string } };
 }
@@ -81,6 +82,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     'MaxConcurrencyPath',
     'Label',
     'ResultWriter',
+    'ToleratedFailurePercentage',
     'ResultSelector',
     'ResultPath',
     'Retry',
@@ -192,6 +194,11 @@ function checkMap(state: StateDefinition, at: string): void {
     throw new DefinitionError(`${at}: MaxConcurrency and MaxConcurrencyPath are mutually exclusive`);
   }
   checkPath(state.MaxConcurrencyPath, `${at}.MaxConcurrencyPath`, false);
+  const tolerated = state.ToleratedFailurePercentage;
+  if (tolerated !== undefined && (typeof tolerated !== 'number' || tolerated < 0 || tolerated > 100)) {
+    throw new DefinitionError(`${at}.ToleratedFailurePercentage must be a number from 0 to 100`);
+  }
+  if (tolerated !== undefined && !distributed) throw new DefinitionError(`${at}.ToleratedFailurePercentage needs ProcessorConfig.Mode DISTRIBUTED`);
   checkPath(state.ItemsPath, `${at}.ItemsPath`, false);
   checkTemplate(state.ItemSelector, `${at}.ItemSelector`);
   if (state.Label !== undefined && (typeof state.Label !== 'string' || state.Label.length > 40)) {

@@ -11,12 +11,13 @@
  * - TimeoutSeconds(Path) raises States.Timeout (the invoked function keeps running, as on AWS).
  * - Distributed Map: items from an S3 ItemReader, MaxConcurrency(Path) changeable
  *   while running (UpdateMapRun), one child execution per item, children launched
- *   in item order, no failures tolerated (the default), ResultWriter to S3.
+ *   in item order, ToleratedFailurePercentage (default 0), ResultWriter to S3.
  *
  * Retry delays are scaled by `retryUnitMs` (1000 = AWS's seconds) so tests can
  * run retries in milliseconds; nothing else is scaled.
  */
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { Catcher, Retrier, StateDefinition, StateMachineDefinition } from './definition';
 import { applyTemplate, readPath, writeResultPath } from './json-path';
 
@@ -328,6 +329,8 @@ export class Interpreter {
     if (distributed) execution.onMapRun?.(mapRun);
     const outputs: unknown[] = new Array(count);
     const controller = new AbortController();
+    // Every running child listens to this signal: thousands at once is expected.
+    setMaxListeners(0, controller.signal);
     const onAbort = () => controller.abort(execution.signal.reason);
     execution.signal.addEventListener('abort', onAbort, { once: true });
     let next = 0;
@@ -351,8 +354,10 @@ export class Interpreter {
                 if (controller.signal.aborted) mapRun.counts.aborted++;
                 else {
                   mapRun.counts.failed++;
-                  // No failures are tolerated (ToleratedFailure* unset): stop launching.
-                  firstFailure ??= toStatesError(error);
+                  // The Map Run fails once failures exceed ToleratedFailurePercentage
+                  // of all items (0 by default: the first failure); then nothing new launches.
+                  const tolerated = ((state.ToleratedFailurePercentage ?? 0) / 100) * count;
+                  if (mapRun.counts.failed > tolerated) firstFailure ??= toStatesError(error);
                 }
                 pump();
               },
