@@ -1,0 +1,353 @@
+/**
+ * `npm run bench`: how far the local fleet is from a perfect scheduler.
+ *
+ * For each scenario it runs N `sleep` tasks of d ms at concurrency C twice:
+ *
+ * - through the local fleet, in this process, over its real HTTP API
+ *   (PATCH /config, POST /batches, poll GET /batches/{id}, page through
+ *   GET /batches/{id}/results), so every layer a user pays for is counted;
+ * - through the IDEAL: a plain in-process pool of C async workers with no
+ *   persistence, which is the floor any scheduler can reach.
+ *
+ * The gap between the two, per task, is the fleet's overhead.
+ *
+ *   npm run bench                          scenario a
+ *   npm run bench -- --scenario all        a, b, c and d (d takes long)
+ *   npm run bench -- --tasks 500 --ms 5 --concurrency 20
+ *
+ * Timing never fails the run; a batch that does not finish correctly does.
+ */
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startLocalFleet } from '../infra/local/local-fleet';
+import { FINISHED_STATES, type BatchStatus, type TaskResult } from '../lambdas/domain/types';
+
+// ---------------------------------------------------------------- scenarios
+
+interface Scenario {
+  name: string;
+  tasks: number;
+  /** Each task's sleep, in ms. */
+  ms: number;
+  concurrency: number;
+  /** Every failEvery-th task fails its first attempt (retryable). 0: none. */
+  failEvery: number;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  a: { name: 'a', tasks: 10_000, ms: 10, concurrency: 100, failEvery: 0 },
+  b: { name: 'b', tasks: 10_000, ms: 0, concurrency: 50, failEvery: 0 },
+  c: { name: 'c', tasks: 2_000, ms: 20, concurrency: 200, failEvery: 10 },
+  d: { name: 'd', tasks: 100_000, ms: 0, concurrency: 100, failEvery: 0 },
+};
+
+const POLL_MS = 50;
+const RSS_SAMPLE_MS = 100;
+const RESULTS_PAGE = 1000;
+
+function positiveInt(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${flag} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+/** The scenarios to run: the named ones, with any --tasks/--ms/--concurrency applied to each. */
+function scenariosFromArgs(argv: string[]): Scenario[] {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: 'string' },
+      tasks: { type: 'string' },
+      ms: { type: 'string' },
+      concurrency: { type: 'string' },
+    },
+    strict: true,
+  });
+  const names = values.scenario === undefined ? ['a'] : values.scenario === 'all' ? Object.keys(SCENARIOS) : [values.scenario];
+  const overrides = {
+    tasks: positiveInt('tasks', values.tasks),
+    ms: positiveInt('ms', values.ms),
+    concurrency: positiveInt('concurrency', values.concurrency),
+  };
+  if (overrides.tasks === 0 || overrides.concurrency === 0) throw new Error('--tasks and --concurrency must be at least 1');
+  const custom = Object.values(overrides).some((v) => v !== undefined);
+  return names.map((name) => {
+    const base = SCENARIOS[name];
+    if (!base) throw new Error(`unknown scenario "${name}"; use a, b, c, d or all`);
+    return {
+      name: custom ? `${name}*` : name,
+      tasks: overrides.tasks ?? base.tasks,
+      ms: overrides.ms ?? base.ms,
+      concurrency: overrides.concurrency ?? base.concurrency,
+      failEvery: base.failEvery,
+    };
+  });
+}
+
+interface BenchTask {
+  id: string;
+  type: 'sleep';
+  data: { ms: number; failTimes?: number };
+}
+
+function buildTasks(s: Scenario): BenchTask[] {
+  return Array.from({ length: s.tasks }, (_, i) => ({
+    // Short ids keep 100,000 tasks under the API's 5 MiB body limit.
+    id: `t${i}`,
+    type: 'sleep' as const,
+    data: s.failEvery > 0 && i % s.failEvery === s.failEvery - 1 ? { ms: s.ms, failTimes: 1 } : { ms: s.ms },
+  }));
+}
+
+/** Attempts the batch needs when every planned failure is retried once. */
+const attemptsOf = (tasks: readonly BenchTask[]) => tasks.reduce((sum, t) => sum + 1 + (t.data.failTimes ?? 0), 0);
+
+/**
+ * The floor no scheduler beats: C lanes of d ms attempts, and a task whose
+ * attempts must run one after another. Retry delays (≤ 1 ms here) are ignored.
+ */
+function idealFormulaMs(tasks: readonly BenchTask[], s: Scenario): number {
+  // A reduce, not Math.max(...spread): a million arguments would overflow the stack.
+  const longestChain = tasks.reduce((longest, t) => Math.max(longest, (1 + (t.data.failTimes ?? 0)) * s.ms), 0);
+  return Math.max(Math.ceil(attemptsOf(tasks) / s.concurrency) * s.ms, longestChain);
+}
+
+// ---------------------------------------------------------------- the ideal
+
+/**
+ * C async workers draining one queue of attempts; a failed attempt goes back
+ * on the queue, as a retry would. A 0 ms task skips the timer, as the `sleep`
+ * handler does (Node turns setTimeout(0) into 1 ms), and only yields.
+ */
+async function runIdeal(tasks: readonly BenchTask[], concurrency: number): Promise<number> {
+  const queue = tasks.map((t) => ({ ms: t.data.ms, failuresLeft: t.data.failTimes ?? 0 }));
+  let next = 0;
+  const worker = async () => {
+    // A worker that requeues a retry is still in this loop, so no attempt is stranded.
+    while (next < queue.length) {
+      const attempt = queue[next++]!;
+      if (attempt.ms > 0) await sleep(attempt.ms);
+      else await yieldToLoop();
+      if (attempt.failuresLeft > 0) queue.push({ ms: attempt.ms, failuresLeft: attempt.failuresLeft - 1 });
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return performance.now() - started;
+}
+
+// ---------------------------------------------------------------- the fleet over HTTP
+
+class ApiError extends Error {}
+
+async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new ApiError(`${method} ${path} → ${response.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+async function waitUntilFinished(base: string, batchId: string, deadline: number): Promise<BatchStatus> {
+  for (;;) {
+    const status = await api<BatchStatus>(base, 'GET', `/batches/${batchId}`);
+    if (FINISHED_STATES.has(status.status)) return status;
+    if (performance.now() > deadline) throw new ApiError(`batch ${batchId} still ${status.status} at the deadline (${status.completedTasks + status.failedTasks}/${status.totalTasks} done)`);
+    await sleep(POLL_MS);
+  }
+}
+
+async function readAllResults(base: string, batchId: string): Promise<TaskResult[]> {
+  const results: TaskResult[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = `limit=${RESULTS_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page: { results: TaskResult[]; nextCursor: string | null } = await api(base, 'GET', `/batches/${batchId}/results?${query}`);
+    results.push(...page.results);
+    cursor = page.nextCursor;
+  } while (cursor);
+  return results;
+}
+
+interface FleetRun {
+  makespanMs: number;
+  submitMs: number;
+  /** From the submit to the first poll that sees the batch finished. */
+  finishedMs: number;
+  /** Paging through every result. */
+  readMs: number;
+  status: BatchStatus;
+  results: TaskResult[];
+}
+
+/** Makespan runs from the moment the submit is sent to the moment the last result is read. */
+async function runOnFleet(base: string, tasks: readonly BenchTask[], s: Scenario): Promise<FleetRun> {
+  await api(base, 'PATCH', '/config', { maxConcurrentWorkers: s.concurrency });
+  const started = performance.now();
+  const accepted = await api<BatchStatus>(base, 'POST', '/batches', { tasks });
+  const submitMs = performance.now() - started;
+  // Generous: a slow fleet is a figure to report, not a failure; only a stuck one is.
+  const deadline = started + 120_000 + 50 * idealFormulaMs(tasks, s) + 20 * s.tasks;
+  const status = await waitUntilFinished(base, accepted.batchId, deadline);
+  const finishedMs = performance.now() - started;
+  const results = await readAllResults(base, accepted.batchId);
+  const makespanMs = performance.now() - started;
+  return { makespanMs, submitMs, finishedMs, readMs: makespanMs - finishedMs, status, results };
+}
+
+// ---------------------------------------------------------------- measuring and reporting
+
+/** Peak resident memory while a scenario runs (the fleet, its stores and the bench share this process). */
+class RssSampler {
+  private peak = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  start(): void {
+    this.peak = process.memoryUsage().rss;
+    this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
+    this.timer.unref();
+  }
+
+  stop(): number {
+    this.sample();
+    clearInterval(this.timer);
+    return this.peak;
+  }
+
+  private sample(): void {
+    this.peak = Math.max(this.peak, process.memoryUsage().rss);
+  }
+}
+
+/** What went wrong with a batch, or nothing if it finished correctly. */
+function verify(run: FleetRun, tasks: readonly BenchTask[]): string[] {
+  const n = tasks.length;
+  const { status, results } = run;
+  const problems: string[] = [];
+  if (status.status !== 'completed') problems.push(`status is "${status.status}", expected "completed"${status.error ? ` (${status.error})` : ''}`);
+  if (status.completedTasks + status.failedTasks !== n) problems.push(`completedTasks + failedTasks = ${status.completedTasks} + ${status.failedTasks}, expected ${n}`);
+  if (status.failedTasks !== 0) problems.push(`${status.failedTasks} task(s) failed; every sleep task should succeed`);
+  if (results.length !== n) problems.push(`read ${results.length} results, expected ${n}`);
+  const distinct = new Set(results.map((r) => r.taskId)).size;
+  if (distinct !== results.length) problems.push(`${results.length - distinct} duplicate result(s)`);
+  const attempts = results.reduce((sum, r) => sum + r.attempts, 0);
+  if (results.length === n && attempts !== attemptsOf(tasks)) problems.push(`results report ${attempts} attempts, expected ${attemptsOf(tasks)}`);
+  return problems;
+}
+
+interface Row {
+  scenario: string;
+  tasks: number;
+  ms: number;
+  concurrency: number;
+  makespanS: number;
+  idealS: number;
+  ratio: number;
+  overheadUsPerTask: number;
+  tasksPerS: number;
+  submitMs: number;
+  peakRssMb: number;
+}
+
+const COLUMNS: [header: string, cell: (r: Row) => string][] = [
+  ['scenario', (r) => r.scenario],
+  ['tasks', (r) => r.tasks.toLocaleString('en-US')],
+  ['d ms', (r) => String(r.ms)],
+  ['C', (r) => String(r.concurrency)],
+  ['makespan s', (r) => r.makespanS.toFixed(2)],
+  ['ideal s', (r) => r.idealS.toFixed(2)],
+  ['ratio', (r) => `${r.ratio.toFixed(1)}×`],
+  ['overhead µs/task', (r) => Math.round(r.overheadUsPerTask).toLocaleString('en-US')],
+  ['tasks/s', (r) => Math.round(r.tasksPerS).toLocaleString('en-US')],
+  ['submit accept ms', (r) => Math.round(r.submitMs).toLocaleString('en-US')],
+  ['peak RSS MB', (r) => Math.round(r.peakRssMb).toLocaleString('en-US')],
+];
+
+/** A Markdown table, so a run can be pasted into bench/README.md as it is. */
+function table(rows: readonly Row[]): string {
+  const cells = [COLUMNS.map(([h]) => h), ...rows.map((r) => COLUMNS.map(([, cell]) => cell(r)))];
+  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((line) => line[i]!.length)));
+  const line = (values: string[]) => `| ${values.map((v, i) => v.padStart(widths[i]!)).join(' | ')} |`;
+  return [line(cells[0]!), `|${widths.map((w) => `${'-'.repeat(w + 1)}:`).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+}
+
+async function runScenario(base: string, s: Scenario): Promise<{ row: Row; problems: string[] }> {
+  const tasks = buildTasks(s);
+  const failing = tasks.filter((t) => t.data.failTimes).length;
+  console.log(
+    `\n== scenario ${s.name}: ${s.tasks.toLocaleString('en-US')} × ${s.ms} ms at C = ${s.concurrency}` +
+      `${failing ? `, ${failing} task(s) fail once` : ''} (formula floor ${(idealFormulaMs(tasks, s) / 1000).toFixed(2)} s)`,
+  );
+  // The ideal runs first, alone, so neither run slows the other.
+  const idealMs = await runIdeal(tasks, s.concurrency);
+  const rss = new RssSampler();
+  rss.start();
+  let run: FleetRun;
+  let peakRss: number;
+  try {
+    run = await runOnFleet(base, tasks, s);
+  } finally {
+    peakRss = rss.stop();
+  }
+  const row: Row = {
+    scenario: s.name,
+    tasks: s.tasks,
+    ms: s.ms,
+    concurrency: s.concurrency,
+    makespanS: run.makespanMs / 1000,
+    idealS: idealMs / 1000,
+    ratio: run.makespanMs / idealMs,
+    overheadUsPerTask: ((run.makespanMs - idealMs) * 1000) / s.tasks,
+    tasksPerS: s.tasks / (run.makespanMs / 1000),
+    submitMs: run.submitMs,
+    peakRssMb: peakRss / (1024 * 1024),
+  };
+  console.log(table([row]));
+  // Where the makespan went, to tell a slow API from a slow run.
+  console.log(
+    `phases: submit ${Math.round(run.submitMs)} ms, running until finished ${((run.finishedMs - run.submitMs) / 1000).toFixed(2)} s ` +
+      `(polled every ${POLL_MS} ms), reading ${run.results.length.toLocaleString('en-US')} results ${Math.round(run.readMs)} ms`,
+  );
+  const problems = verify(run, tasks);
+  for (const problem of problems) console.log(`!!!!! WARNING: scenario ${s.name}: ${problem}`);
+  if (problems.length === 0) console.log(`ok: ${run.status.completedTasks} completed, ${run.results.length} results, status ${run.status.status}`);
+  return { row, problems };
+}
+
+async function main(): Promise<number> {
+  let scenarios: Scenario[];
+  try {
+    scenarios = scenariosFromArgs(process.argv.slice(2));
+  } catch (error) {
+    console.error(`${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|all] [--tasks N] [--ms D] [--concurrency C]`);
+    return 2;
+  }
+  // One fleet for every scenario: the handler modules (and their SDK clients)
+  // load once per process, so a second fleet in this process would not be reached.
+  const fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, maxTasksPerBatch: 1_000_000 });
+  console.log(`local fleet at ${fleet.url}; Node ${process.version}`);
+  const rows: Row[] = [];
+  let failed = false;
+  try {
+    for (const s of scenarios) {
+      try {
+        const { row, problems } = await runScenario(fleet.url, s);
+        rows.push(row);
+        failed ||= problems.length > 0;
+      } catch (error) {
+        // A batch that never finishes (or an API error) is a failed run; the other scenarios still run.
+        console.log(`!!!!! WARNING: scenario ${s.name} did not finish: ${(error as Error).message}`);
+        failed = true;
+      }
+    }
+  } finally {
+    await fleet.close();
+  }
+  if (rows.length > 1) console.log(`\n== summary\n${table(rows)}`);
+  return failed ? 1 : 0;
+}
+
+process.exitCode = await main();
