@@ -175,6 +175,10 @@ export class Fleet extends Construct {
     this.table.grantReadWriteData(this.finishBatchFunction);
     this.table.grantWriteData(this.workerFunction);
     this.tasksBucket.grantPut(this.apiFunction);
+    // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
+    );
     this.stateMachine.grantStartExecution(this.apiFunction);
     // cancelBatch stops a batch's execution; scaleWorkers finds its Map Run and changes it.
     this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns');

@@ -5,6 +5,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
 import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
+import { DynamoBatchMaintenance } from './adapters/batch-maintenance';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { S3TaskStore } from './adapters/task-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
@@ -22,10 +23,13 @@ const env = loadEnv({
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
 });
 
+const taskStore = new S3TaskStore(s3(), env.TASKS_BUCKET);
 const service = new FleetService({
   repository: new DynamoBatchRepository(dynamo(), env.TABLE_NAME),
-  taskStore: new S3TaskStore(s3(), env.TASKS_BUCKET),
+  taskStore,
   workflow: new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN),
+  maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
+  taskFiles: taskStore,
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
@@ -76,7 +80,17 @@ const routes: Route[] = [
   },
   {
     pattern: /^\/batches\/([^/]+)$/,
-    methods: { GET: async (_event, [id]) => json(200, await service.getBatchStatus(parseBatchId(id))) },
+    methods: {
+      GET: async (_event, [id]) => json(200, await service.getBatchStatus(parseBatchId(id))),
+      DELETE: async (_event, [id]) => {
+        await service.deleteBatch(parseBatchId(id));
+        return json(200, { deleted: true });
+      },
+    },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)\/summary$/,
+    methods: { GET: async (_event, [id]) => json(200, await service.getBatchSummary(parseBatchId(id))) },
   },
   {
     pattern: /^\/batches\/([^/]+)\/results$/,

@@ -24,6 +24,7 @@ import type { ObjectStore } from './asl/interpreter';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { LocalLambda } from './lambda-runtime';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
+import { startTtlSweeper, ttlTablesOf } from './ttl-sweeper';
 import { LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -47,6 +48,17 @@ export interface LocalFleetOptions {
   maxBodyBytes?: number;
   /** Extra HTTP routes served before the API. */
   routes?: LocalRoute[];
+  /**
+   * Days finished batches and their results are kept; overrides the template's
+   * FLEET_RETENTION_DAYS for every handler. Fractions are allowed (tests).
+   * @default the FLEET_RETENTION_DAYS environment variable, else the template's (7)
+   */
+  retentionDays?: number;
+  /**
+   * Milliseconds between sweeps of expired items (dynalite has no TTL); 0 disables the sweeper.
+   * @default the FLEET_SWEEP_INTERVAL_MS environment variable, else 60000
+   */
+  sweepIntervalMs?: number;
 }
 
 export interface LocalFleet {
@@ -166,6 +178,12 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     }
   }
   if (options.maxTasksPerBatch) environment.FLEET_MAX_TASKS_PER_BATCH = String(options.maxTasksPerBatch);
+  // Read before process.env takes the template's value below.
+  const retentionDays = options.retentionDays ?? (process.env.FLEET_RETENTION_DAYS ? Number(process.env.FLEET_RETENTION_DAYS) : undefined);
+  if (retentionDays !== undefined) {
+    if (!(retentionDays > 0)) throw new Error(`retentionDays must be a positive number of days, got ${retentionDays}`);
+    environment.FLEET_RETENTION_DAYS = String(retentionDays);
+  }
   Object.assign(process.env, environment);
 
   const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
@@ -179,6 +197,14 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   });
   server.keepAliveTimeout = 65_000;
   const port = await listen(server, options.port ?? 3000, host);
+  // dynalite has no TTL: the sweeper deletes expired items, as DynamoDB's TTL does on AWS.
+  const sweeper = startTtlSweeper({
+    endpoint: endpoints.dynamodb,
+    region: LOCAL_REGION,
+    credentials,
+    tables: ttlTablesOf(resources.tables),
+    intervalMs: options.sweepIntervalMs ?? (process.env.FLEET_SWEEP_INTERVAL_MS ? Number(process.env.FLEET_SWEEP_INTERVAL_MS) : 60_000),
+  });
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -191,6 +217,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stepFunctions.stopAll();
       await sfnEndpoint.close();
+      await sweeper.stop();
       s3.destroy();
       await s3rver.close();
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));

@@ -6,15 +6,23 @@ import { randomUUID } from 'node:crypto';
 import { orderByPriority } from './batch';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
-import { NotFoundError } from './errors';
-import type { BatchRepository, Page, TaskStore, WorkflowStarter } from './ports';
+import { ConflictError, NotFoundError } from './errors';
+import type { BatchMaintenance, BatchRepository, Page, TaskFileRemover, TaskStore, WorkflowStarter } from './ports';
 import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits } from './schemas';
+import { summarizeBatch, type BatchSummary } from './summary';
 import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
+
+/** Results read per page when summarizing: the repository's largest page. */
+const SUMMARY_PAGE_SIZE = 1000;
 
 export interface FleetServiceDeps {
   repository: BatchRepository;
   taskStore: TaskStore;
   workflow: WorkflowStarter;
+  /** Needed by deleteBatch only. @default - deleteBatch throws */
+  maintenance?: BatchMaintenance;
+  /** Needed by deleteBatch only. @default - deleteBatch throws */
+  taskFiles?: TaskFileRemover;
   limits?: SubmitLimits;
   /** Days a finished batch is kept. @default 7 */
   retentionDays?: number;
@@ -78,6 +86,33 @@ export class FleetService {
     const batch = await this.deps.repository.getBatch(batchId);
     if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
     return this.deps.repository.listResults(batchId, limit, cursor);
+  }
+
+  /**
+   * The Coordinator's getSummary() over the results recorded so far, read
+   * page by page (see summary.ts for the nearest-rank percentiles).
+   */
+  async getBatchSummary(batchId: string): Promise<BatchSummary> {
+    const batch = await this.deps.repository.getBatch(batchId);
+    if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
+    return summarizeBatch(batchId, (cursor) => this.deps.repository.listResults(batchId, SUMMARY_PAGE_SIZE, cursor));
+  }
+
+  /**
+   * Removes a finished batch now instead of at the end of its retention: its
+   * record, counters, results and tasks file. A batch still pending or
+   * processing is refused, since its workers would go on writing results.
+   */
+  async deleteBatch(batchId: string): Promise<void> {
+    const { maintenance, taskFiles } = this.deps;
+    if (!maintenance || !taskFiles) throw new Error('FleetService was built without maintenance and taskFiles; deleteBatch needs both');
+    const batch = await this.deps.repository.getBatch(batchId);
+    if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
+    if (!FINISHED_STATES.has(batch.status)) {
+      throw new ConflictError(`batch ${batchId} is ${batch.status}: only a finished batch can be deleted; cancel it first`);
+    }
+    await maintenance.deleteBatchItems(batchId);
+    await taskFiles.deleteTasks(batch.tasksKey);
   }
 
   listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>> {

@@ -78,3 +78,21 @@ export interface BatchExecutionInput {
   tasksBucket: string;
   tasksKey: string;
 }
+
+/**
+ * Removing a finished batch at once (`DELETE /batches/{id}`); retention
+ * (DynamoDB TTL, the local sweeper) removes it otherwise.
+ */
+export interface BatchMaintenance {
+  /**
+   * Deletes the batch record first, so every read sees the batch gone, then
+   * its counters and results. Idempotent. Returns how many items it deleted.
+   */
+  deleteBatchItems(batchId: string): Promise<number>;
+}
+
+/** Removing a batch's tasks file ahead of the bucket's lifecycle rule. */
+export interface TaskFileRemover {
+  /** Deletes the object at `tasksKey`; idempotent (a missing file is not an error). */
+  deleteTasks(tasksKey: string): Promise<void>;
+}

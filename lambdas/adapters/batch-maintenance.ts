@@ -1,0 +1,98 @@
+/**
+ * BatchMaintenance on the DynamoDB table: deleting a batch's items at once.
+ *
+ * The layout is the repository's (see batch-repository.ts):
+ *   BATCH#<id>        / META            the batch record
+ *   BATCH#<id>#S<nn>  / COUNT           one shard's counters
+ *   BATCH#<id>#S<nn>  / RESULT#<taskId> one task's result
+ * Each shard is queried whole (every sort key), so nothing stored under a
+ * batch's shard keys is left behind.
+ */
+import { BatchWriteCommand, DeleteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RESULT_SHARDS } from '../domain/batch';
+import type { BatchMaintenance } from '../domain/ports';
+
+/** BatchWriteItem takes at most 25 requests. */
+export const BATCH_WRITE_MAX = 25;
+/** Shards deleted at once: enough to finish a 100,000-result batch in seconds, few enough not to flood the table. */
+const SHARD_CONCURRENCY = 8;
+
+type Key = Record<string, unknown>;
+
+const metaKey = (batchId: string): Key => ({ pk: `BATCH#${batchId}`, sk: 'META' });
+const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Deletes items by key with BatchWriteItem, 25 at a time, resending
+ * UnprocessedItems (throttling) with capped exponential backoff until none
+ * are left. Deleting a missing key is not an error, so this is idempotent.
+ * Returns how many delete requests DynamoDB accepted.
+ */
+export async function deleteKeys(client: DynamoDBDocumentClient, tableName: string, keys: readonly Key[], maxRounds = 12): Promise<number> {
+  let deleted = 0;
+  for (let i = 0; i < keys.length; i += BATCH_WRITE_MAX) {
+    let requests = keys.slice(i, i + BATCH_WRITE_MAX).map((Key) => ({ DeleteRequest: { Key } }));
+    for (let round = 0; requests.length > 0; round++) {
+      if (round >= maxRounds) throw new Error(`DynamoDB left ${requests.length} delete(s) unprocessed after ${maxRounds} attempts`);
+      if (round > 0) await sleep(Math.min(2000, 25 * 2 ** round));
+      const sent = requests.length;
+      const { UnprocessedItems } = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: requests } }));
+      requests = (UnprocessedItems?.[tableName] ?? []).flatMap((r) => (r.DeleteRequest?.Key ? [{ DeleteRequest: { Key: r.DeleteRequest.Key } }] : []));
+      deleted += sent - requests.length;
+    }
+  }
+  return deleted;
+}
+
+export class DynamoBatchMaintenance implements BatchMaintenance {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async deleteBatchItems(batchId: string): Promise<number> {
+    // The record goes first: from here on every read answers 404, and if
+    // anything below fails, what is left is unreachable and TTL removes it.
+    const { Attributes } = await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: metaKey(batchId), ReturnValues: 'ALL_OLD' }),
+    );
+    const shards = Array.from({ length: RESULT_SHARDS }, (_, shard) => shard);
+    const workers = Array.from({ length: SHARD_CONCURRENCY }, async () => {
+      let deleted = 0;
+      for (let shard = shards.shift(); shard !== undefined; shard = shards.shift()) {
+        const inShard = await this.deleteShard(shardPk(batchId, shard));
+        deleted += inShard;
+      }
+      return deleted;
+    });
+    const perWorker = await Promise.all(workers);
+    return perWorker.reduce((sum, n) => sum + n, Attributes ? 1 : 0);
+  }
+
+  private async deleteShard(pk: string): Promise<number> {
+    let deleted = 0;
+    let start: Key | undefined;
+    do {
+      // Keys only, a page at a time: a shard of a 100,000-task batch holds ~3,000 items.
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk },
+          ProjectionExpression: 'pk, sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      deleted += await deleteKeys(
+        this.client,
+        this.tableName,
+        (page.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk })),
+      );
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return deleted;
+  }
+}
