@@ -1,0 +1,174 @@
+/**
+ * A small harness for the local runner's conformance suite: a fake Task
+ * invoker that records every call (with its time and the number of calls in
+ * flight) and fails on demand with a named error, an in-memory object store,
+ * and `execute`, which loads a definition exactly as local mode does and runs
+ * it to an AWS-shaped outcome: SUCCEEDED with an output, or FAILED with
+ * {error, cause}.
+ */
+import { vi } from 'vitest';
+import { loadDefinition, type StateMachineDefinition } from '../../infra/local/asl/definition';
+import { Interpreter, StatesError, type MapRun, type ObjectStore, type TaskInvoker } from '../../infra/local/asl/interpreter';
+
+export const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
+export const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:conformance';
+
+/** An error with a stable name, as a Lambda function or the service would report it. */
+export function namedError(name: string, message = `${name} (planned)`): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+export interface Call {
+  resource: string;
+  parameters: unknown;
+  /** Date.now() when the call started (fake time when fake timers are on). */
+  at: number;
+  signal: AbortSignal;
+}
+
+/** What a call does: return a value (or a promise of one), or throw. */
+export type Behaviour = (parameters: unknown, call: Call, index: number) => unknown;
+
+/** A TaskInvoker that records calls and does what the test tells it. */
+export class FakeInvoker implements TaskInvoker {
+  readonly calls: Call[] = [];
+  private inFlight = 0;
+  /** The most calls in flight at once. */
+  peak = 0;
+
+  constructor(private readonly behaviour: Behaviour = (parameters) => parameters) {}
+
+  async invoke(resource: string, parameters: unknown, signal: AbortSignal): Promise<unknown> {
+    const call: Call = { resource, parameters, at: Date.now(), signal };
+    const index = this.calls.push(call) - 1;
+    this.inFlight++;
+    this.peak = Math.max(this.peak, this.inFlight);
+    try {
+      return await this.behaviour(parameters, call, index);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  /** Milliseconds between consecutive calls. */
+  gaps(): number[] {
+    return this.calls.slice(1).map((call, i) => call.at - (this.calls[i] as Call).at);
+  }
+}
+
+/** Calls in order: each entry is a value to return, or an Error to throw; the last repeats. */
+export function script(...steps: unknown[]): Behaviour {
+  return (_parameters, _call, index) => {
+    const step = steps[Math.min(index, steps.length - 1)];
+    if (step instanceof Error) throw step;
+    return step;
+  };
+}
+
+/** Resolves after `ms` (real or fake time, whichever is installed). */
+export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** An in-memory S3 stand-in. */
+export class MemoryObjects implements ObjectStore {
+  readonly objects = new Map<string, string>();
+
+  async getText(bucket: string, key: string): Promise<string> {
+    const body = this.objects.get(`${bucket}/${key}`);
+    if (body === undefined) throw namedError('NoSuchKey', `The specified key does not exist: ${key}`);
+    return body;
+  }
+
+  async putText(bucket: string, key: string, body: string): Promise<void> {
+    this.objects.set(`${bucket}/${key}`, body);
+  }
+
+  put(bucket: string, key: string, body: string): this {
+    this.objects.set(`${bucket}/${key}`, body);
+    return this;
+  }
+
+  get(bucket: string, key: string): string | undefined {
+    return this.objects.get(`${bucket}/${key}`);
+  }
+}
+
+export type Outcome = { status: 'SUCCEEDED'; output: unknown } | { status: 'FAILED'; error: string; cause: string };
+
+export interface ExecuteOptions {
+  invoker?: TaskInvoker;
+  objects?: ObjectStore;
+  /** Milliseconds per second of retry delay. @default 1 */
+  retryUnitMs?: number;
+  random?: () => number;
+  executionName?: string;
+  startTime?: string;
+  mapRuns?: MapRun[];
+}
+
+/**
+ * Loads `definition` through loadDefinition (as a JSON string, as local mode
+ * receives it from the template) and runs it to its end.
+ */
+export async function execute(definition: StateMachineDefinition | object, input: unknown, options: ExecuteOptions = {}): Promise<Outcome> {
+  const machine = loadDefinition(JSON.stringify(definition));
+  const interpreter = new Interpreter({
+    invoker: options.invoker ?? new FakeInvoker(),
+    objects: options.objects ?? new MemoryObjects(),
+    retryUnitMs: options.retryUnitMs ?? 1,
+    random: options.random,
+  });
+  const name = options.executionName ?? 'exec-1';
+  try {
+    const output = await interpreter.run(machine, JSON.parse(JSON.stringify(input)) as unknown, {
+      executionArn: `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`,
+      executionName: name,
+      stateMachineArn: STATE_MACHINE_ARN,
+      startTime: options.startTime ?? new Date().toISOString(),
+      input,
+      signal: new AbortController().signal,
+      onMapRun: (mapRun) => options.mapRuns?.push(mapRun),
+    });
+    // What leaves an execution crosses a JSON boundary (DescribeExecution's output string).
+    return { status: 'SUCCEEDED', output: JSON.parse(JSON.stringify(output ?? null)) as unknown };
+  } catch (error) {
+    if (error instanceof StatesError) return { status: 'FAILED', error: error.error, cause: error.cause_ };
+    // What LocalStepFunctions records for anything else (infra/local/step-functions.ts).
+    return { status: 'FAILED', error: 'States.Runtime', cause: String(error) };
+  }
+}
+
+/**
+ * Under fake timers: drives the clock until `promise` settles, so a schedule
+ * of retries, timeouts and waits in AWS's whole seconds runs instantly and
+ * every Date.now() in it is exact.
+ */
+export async function settle<T>(promise: Promise<T>): Promise<T> {
+  let done = false;
+  promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; !done && i < 100_000; i++) await vi.advanceTimersToNextTimerAsync();
+  return promise;
+}
+
+/** Fake timers for setTimeout and Date only: promises and I/O stay real. */
+export function useFakeClock(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: new Date('2025-01-01T00:00:00.000Z') });
+}
+
+/** A single Task state calling lambda:invoke, for the error-handling tests. */
+export function taskMachine(task: Record<string, unknown>, extraStates: Record<string, unknown> = {}): object {
+  return {
+    StartAt: 'Task',
+    States: {
+      Task: { Type: 'Task', Resource: LAMBDA_INVOKE, ...(task.Next === undefined ? { End: true } : {}), ...task },
+      ...extraStates,
+    },
+  };
+}
+
+/** A Succeed state, to land on after a Catch. */
+export const END: Record<string, unknown> = { Type: 'Succeed' };
