@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
 import { DynamoBatchMaintenance } from './adapters/batch-maintenance';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
 import { LIMITS } from './domain/config';
@@ -30,6 +31,7 @@ const service = new FleetService({
   workflow: new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN),
   maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
   taskFiles: taskStore,
+  activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
@@ -109,6 +111,8 @@ const routes: Route[] = [
     pattern: /^\/workers\/scale$/,
     methods: { POST: async (event) => json(200, await service.scaleWorkers(readJsonBody(event))) },
   },
+  { pattern: /^\/workers$/, methods: { GET: async () => json(200, await service.getActiveWorkers()) } },
+  { pattern: /^\/stats$/, methods: { GET: async () => json(200, await service.getStats()) } },
   {
     pattern: /^\/config$/,
     methods: {

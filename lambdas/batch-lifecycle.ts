@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { dynamo, loadEnv } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { finalStatusOf } from './domain/batch';
 import { settingsForBatch } from './domain/config';
 import type { BatchExecutionInput } from './domain/ports';
@@ -20,6 +21,7 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 
 export interface StartedBatch extends BatchExecutionInput {
   maxConcurrency: number;
@@ -60,6 +62,13 @@ export const finish = async (event: FinishEvent): Promise<{ batchId: string; sta
     : lost > 0
       ? `${lost} task(s) ended without a recorded result and count as failed`
       : undefined;
+  // Into the fleet stats before the status says finished, so GET /stats never
+  // misses a batch whose status it shows finished; at most once per batch, so
+  // a retried finish cannot count twice. Stats only report: a failure here is
+  // logged and never keeps the batch from finishing.
+  await activity
+    .addFinishedBatch(event.batchId, counts, Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400))
+    .catch((error: unknown) => console.error(JSON.stringify({ level: 'ERROR', message: 'fleet stats: finished batch not added', batchId: event.batchId, error: String(error) })));
   await repository.finish(event.batchId, {
     status,
     ...counts,

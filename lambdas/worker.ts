@@ -13,7 +13,9 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { dynamo, loadEnv } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { runAttempt } from './domain/attempt';
+import { listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
 import { TaskAttemptFailed, TaskFailed } from './domain/errors';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
 import { taskHandlers } from './tasks';
@@ -24,6 +26,7 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 /** One id per execution environment: the seed's worker id. */
 const environmentId = randomUUID().slice(0, 8);
 
@@ -33,13 +36,30 @@ async function record(batchId: string, result: TaskResult): Promise<void> {
   await repository.recordResult(batchId, result, expiresAt(result.timestamp));
 }
 
+/**
+ * The worker registry only reports: a failed write there is logged and never
+ * fails a task. An entry left behind expires with its attempt's backstop.
+ */
+const logRegistryError = (action: string, error: unknown) =>
+  console.error(JSON.stringify({ level: 'WARN', message: `worker registry: ${action} failed`, error: String(error) }));
+
 async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
   const workerId = `${environmentId}-${event.task.id}-${attempt}`;
   const childStart = event.executionStartTime ? Date.parse(event.executionStartTime) : NaN;
   const budget = event.settings.executionBudgetMs;
   const notAfter = budget != null && Number.isFinite(childStart) ? childStart + budget : undefined;
+  const spawnedAt = Date.now();
+  // GET /workers lists the attempt while its handler runs, once it has run
+  // 100 ms; the write goes alongside the attempt, adding it no latency.
+  const listing = listWhileRunning(
+    activity,
+    { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds) },
+    logRegistryError,
+  );
+  // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
   const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt, notAfter });
+  await listing.end();
   if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
   const result: TaskResult = {
     taskId: event.task.id,
@@ -77,6 +97,8 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     attempts: 1,
     workerId: `${environmentId}-catch`,
   });
+  // The attempt that ended here (backstop timeout, crash) could not deregister itself.
+  await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => logRegistryError('deregister', error));
   return { taskId: event.task.id, success: false };
 }
 

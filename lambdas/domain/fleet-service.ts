@@ -10,6 +10,9 @@ import { ConflictError, NotFoundError } from './errors';
 import type { BatchMaintenance, BatchRepository, Page, TaskFileRemover, TaskStore, WorkflowStarter } from './ports';
 import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits } from './schemas';
 import { summarizeBatch, type BatchSummary } from './summary';
+import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently } from './fleet-activity';
+import type { FleetActivity } from './ports';
+import type { FleetStatistics, WorkerInfo } from './types';
 import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
 
 /** Results read per page when summarizing: the repository's largest page. */
@@ -23,6 +26,11 @@ export interface FleetServiceDeps {
   maintenance?: BatchMaintenance;
   /** Needed by deleteBatch only. @default - deleteBatch throws */
   taskFiles?: TaskFileRemover;
+  /**
+   * Fleet statistics and the worker registry: submit and cancel add to the
+   * stats through it. @default - no stats are kept; getStats and getActiveWorkers throw
+   */
+  activity?: FleetActivity;
   limits?: SubmitLimits;
   /** Days a finished batch is kept. @default 7 */
   retentionDays?: number;
@@ -62,6 +70,8 @@ export class FleetService {
       tasksKey: key,
     };
     await this.deps.repository.createBatch(record);
+    // Before the start: a batch that runs is always in the totals.
+    await this.deps.activity?.addSubmittedBatch(record.totalTasks);
     await this.deps.workflow.startBatch({ batchId, tasksBucket: bucket, tasksKey: key });
     return {
       batchId,
@@ -120,6 +130,31 @@ export class FleetService {
   }
 
   /**
+   * getStats: the stored totals (every submitted batch, every finished
+   * batch's final counts) plus the counts of unfinished batches. The reads
+   * go in this order so no task is counted twice (see combineStats).
+   */
+  async getStats(): Promise<FleetStatistics> {
+    const activity = this.activity('getStats');
+    const activeBatchIds = await this.deps.repository.listActiveBatchIds();
+    const [totals, activeWorkers] = await Promise.all([activity.readTotals(), activity.countWorkers()]);
+    const counted = await activity.countedBatchIds(activeBatchIds);
+    const uncounted = activeBatchIds.filter((batchId) => !counted.has(batchId));
+    const live = await mapConcurrently(uncounted, 8, (batchId) => this.deps.repository.getStatus(batchId));
+    return combineStats(totals, live, activeWorkers);
+  }
+
+  /** getActiveWorkers: the workers running an attempt now, fleet-wide, oldest first. */
+  async getActiveWorkers(): Promise<{ workers: WorkerInfo[] }> {
+    return { workers: await this.activity('getActiveWorkers').listWorkers(MAX_LISTED_WORKERS) };
+  }
+
+  private activity(method: string): FleetActivity {
+    if (!this.deps.activity) throw new Error(`FleetService was built without activity; ${method} needs it`);
+    return this.deps.activity;
+  }
+
+  /**
    * Stops the batch's execution first, so no new task starts once this
    * returns; running tasks finish and are recorded. Then marks it cancelled
    * with its counts so far. False for an unknown or finished batch.
@@ -130,12 +165,15 @@ export class FleetService {
     await this.deps.workflow.stopBatch(batchId);
     const status = await this.deps.repository.getStatus(batchId);
     const now = this.now();
-    return this.deps.repository.cancel(batchId, {
+    const cancelled = await this.deps.repository.cancel(batchId, {
       completedTasks: status?.completedTasks ?? 0,
       failedTasks: status?.failedTasks ?? 0,
       completedAt: now,
       expiresAt: Math.floor(now / 1000 + (this.deps.retentionDays ?? 7) * 86_400),
     });
+    // Its counts as of now join the fleet totals; tasks still running finish into its status only.
+    if (cancelled && this.deps.activity) await countFinishedBatch(this.deps.repository, this.deps.activity, batchId);
+    return cancelled;
   }
 
   /**

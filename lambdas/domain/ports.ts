@@ -3,7 +3,7 @@
  * interfaces. `lambdas/adapters` implements them on DynamoDB, S3 and Step
  * Functions; tests may implement them in memory.
  */
-import type { BatchState, BatchStatus, FleetManagerConfig, Task, TaskResult } from './types';
+import type { BatchState, BatchStatus, FleetManagerConfig, Task, TaskResult, WorkerInfo } from './types';
 
 export interface BatchRecord {
   batchId: string;
@@ -77,6 +77,55 @@ export interface BatchExecutionInput {
   batchId: string;
   tasksBucket: string;
   tasksKey: string;
+}
+
+/** The stored part of the fleet's statistics: every submitted batch, and the final counts of finished ones. */
+export interface FleetTotals {
+  totalBatches: number;
+  totalTasks: number;
+  completedTasks: number;
+  failedTasks: number;
+}
+
+/** A worker running one attempt of one task, as the registry keeps it. */
+export interface RunningWorker {
+  /** The worker id its result will carry. */
+  id: string;
+  batchId: string;
+  taskId: string;
+  /** Epoch ms the attempt started. */
+  spawnedAt: number;
+  /** Epoch seconds after which the worker cannot be running any more. */
+  expiresAt: number;
+}
+
+/**
+ * Fleet-wide statistics and the registry of running workers (README: "Stats
+ * and workers"). Stats are written once or twice per batch, the registry
+ * twice per attempt that runs 100 ms or more; no item is written by every task.
+ */
+export interface FleetActivity {
+  /** Adds a submitted batch and its tasks to the fleet totals. */
+  addSubmittedBatch(totalTasks: number): Promise<void>;
+  /**
+   * Adds a finished batch's final counts to the fleet totals, at most once
+   * per batch: false when they were added before.
+   */
+  addFinishedBatch(batchId: string, counts: { completedTasks: number; failedTasks: number }, expiresAt: number | undefined): Promise<boolean>;
+  /** Which of these batches have had their counts added (or are being added) to the totals. */
+  countedBatchIds(batchIds: readonly string[]): Promise<Set<string>>;
+  readTotals(): Promise<FleetTotals>;
+  /** Registers a worker while its attempt runs; replaces an earlier attempt's entry for the same task. */
+  registerWorker(worker: RunningWorker): Promise<void>;
+  /**
+   * Removes a task's registry entry when its attempt ends. With `workerId`,
+   * only if the entry is still that worker's (a later attempt or a duplicate
+   * delivery may have replaced it).
+   */
+  deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<void>;
+  /** Workers running now, oldest first, at most `limit`. */
+  listWorkers(limit: number): Promise<WorkerInfo[]>;
+  countWorkers(): Promise<number>;
 }
 
 /**

@@ -1,0 +1,281 @@
+/**
+ * getStats (GET /stats) and getActiveWorkers (GET /workers), end to end
+ * through HTTP against the local fleet: the real API, worker and
+ * batch-lifecycle handlers on dynalite.
+ *
+ * One fleet for the whole file; the tests run in order and each restores the
+ * default config.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
+import { dynamo } from '../../lambdas/adapters/clients';
+import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
+import { DEFAULT_CONFIG } from '../../lambdas/domain/config';
+import { countFinishedBatch } from '../../lambdas/domain/fleet-activity';
+import type { BatchStatus, FleetManagerConfig, FleetStatistics, WorkerInfo } from '../../lambdas/domain/types';
+import { api, waitForBatch } from './helpers';
+
+let fleet: LocalFleet | undefined;
+let url = '';
+
+beforeAll(async () => {
+  fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
+  url = fleet.url;
+});
+afterAll(async () => {
+  await fleet?.close();
+});
+afterEach(async () => {
+  await setConfig(DEFAULT_CONFIG);
+});
+
+interface SubmittedTask {
+  id: string;
+  type: string;
+  data?: unknown;
+}
+
+async function setConfig(patch: Partial<FleetManagerConfig>): Promise<void> {
+  const response = await api(url, 'PATCH', '/config', patch);
+  expect(response.status, response.text).toBe(200);
+}
+
+async function submit(tasks: SubmittedTask[]): Promise<string> {
+  const response = await api<BatchStatus>(url, 'POST', '/batches', { tasks });
+  expect(response.status, response.text).toBe(202);
+  return response.body.batchId;
+}
+
+async function stats(): Promise<FleetStatistics> {
+  const response = await api<FleetStatistics>(url, 'GET', '/stats');
+  expect(response.status, response.text).toBe(200);
+  return response.body;
+}
+
+async function workers(): Promise<WorkerInfo[]> {
+  const response = await api<{ workers: WorkerInfo[] }>(url, 'GET', '/workers');
+  expect(response.status, response.text).toBe(200);
+  expect(Object.keys(response.body)).toEqual(['workers']);
+  return response.body.workers;
+}
+
+async function status(batchId: string): Promise<BatchStatus> {
+  const response = await api<BatchStatus>(url, 'GET', `/batches/${batchId}`);
+  expect(response.status, response.text).toBe(200);
+  return response.body;
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const sleepTasks = (prefix: string, n: number, ms: number): SubmittedTask[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, type: 'sleep', data: { ms } }));
+
+describe('getStats: GET /stats', () => {
+  it('starts at zero, and counts a batch and its tasks as soon as it is submitted', async () => {
+    // Arrange: a fresh fleet
+    expect(await stats()).toEqual({ totalBatches: 0, totalTasks: 0, completedTasks: 0, failedTasks: 0, activeWorkers: 0 });
+
+    // Act
+    const batchId = await submit(sleepTasks('s', 5, 300));
+    const whileRunning = await stats();
+    const final = await waitForBatch(url, batchId);
+
+    // Assert
+    expect(whileRunning.totalBatches).toBe(1);
+    expect(whileRunning.totalTasks).toBe(5);
+    expect(whileRunning.completedTasks).toBeLessThan(5);
+    expect(final.status).toBe('completed');
+    expect(await stats()).toEqual({ totalBatches: 1, totalTasks: 5, completedTasks: 5, failedTasks: 0, activeWorkers: 0 });
+  });
+
+  it('is exact after completed, partial, failed and cancelled batches, and counts running batches live', async () => {
+    // Arrange
+    const base = await stats();
+    const completed = Array.from({ length: 30 }, (_, i) => ({ id: `e${i}`, type: 'echo', data: i }));
+    const partial = [
+      ...Array.from({ length: 10 }, (_, i) => ({ id: `ok${i}`, type: 'echo', data: i })),
+      ...Array.from({ length: 5 }, (_, i) => ({ id: `bad${i}`, type: 'fail', data: { message: 'no' } })),
+      // Each fails once, then succeeds on its retry.
+      ...Array.from({ length: 5 }, (_, i) => ({ id: `retry${i}`, type: 'sleep', data: { ms: 5, failTimes: 1 } })),
+    ];
+    const failed = Array.from({ length: 4 }, (_, i) => ({ id: `f${i}`, type: 'fail', data: { message: 'always' } }));
+
+    // Act: three batches that run to their end
+    const ids = await Promise.all([submit(completed), submit(partial), submit(failed)]);
+    const finals = await Promise.all(ids.map((id) => waitForBatch(url, id)));
+    const afterThree = await stats();
+
+    // Assert: exactly the final counts of each batch
+    expect(finals.map((s) => s.status)).toEqual(['completed', 'partial', 'failed']);
+    expect(finals.map((s) => [s.completedTasks, s.failedTasks])).toEqual([
+      [30, 0],
+      [15, 5],
+      [0, 4],
+    ]);
+    expect(afterThree).toEqual({
+      totalBatches: base.totalBatches + 3,
+      totalTasks: base.totalTasks + 30 + 20 + 4,
+      completedTasks: base.completedTasks + 45,
+      failedTasks: base.failedTasks + 9,
+      activeWorkers: 0,
+    });
+
+    // Act: a slow batch, sampled while it runs, then cancelled
+    await setConfig({ maxConcurrentWorkers: 4 });
+    const cancelledId = await submit(sleepTasks('c', 200, 50));
+    await waitFor(async () => ((await status(cancelledId)).completedTasks >= 8 ? true : undefined));
+    const before = await status(cancelledId);
+    const live = await stats();
+    const after = await status(cancelledId);
+    const atCancel = await status(cancelledId);
+    const cancel = await api<{ cancelled: boolean }>(url, 'POST', `/batches/${cancelledId}/cancel`);
+    expect(cancel.body).toEqual({ cancelled: true });
+    // Tasks running at the cancel finish and are recorded; wait until none is left.
+    await waitFor(async () => ((await workers()).length === 0 ? true : undefined));
+    const cancelled = await status(cancelledId);
+    const end = await stats();
+
+    // Assert: while it ran, its live counts were in the stats, each task once
+    expect(after.status).toBe('processing');
+    expect(live.totalBatches).toBe(afterThree.totalBatches + 1);
+    expect(live.totalTasks).toBe(afterThree.totalTasks + 200);
+    expect(live.completedTasks - afterThree.completedTasks).toBeGreaterThanOrEqual(before.completedTasks);
+    expect(live.completedTasks - afterThree.completedTasks).toBeLessThanOrEqual(after.completedTasks);
+    expect(live.failedTasks).toBe(afterThree.failedTasks);
+    // 50 ms attempts are mostly over before the registry lists them (after 100 ms).
+    expect(live.activeWorkers).toBeLessThanOrEqual(4);
+
+    // Assert: a cancelled batch adds its counts as of the cancel; tasks that
+    // were running then still finish into its status, not into the stats.
+    expect(cancelled.status).toBe('cancelled');
+    const addedCompleted = end.completedTasks - afterThree.completedTasks;
+    const addedFailed = end.failedTasks - afterThree.failedTasks;
+    expect(addedCompleted).toBeGreaterThanOrEqual(atCancel.completedTasks);
+    expect(addedCompleted).toBeLessThanOrEqual(cancelled.completedTasks);
+    expect(addedFailed).toBeGreaterThanOrEqual(atCancel.failedTasks);
+    expect(addedFailed).toBeLessThanOrEqual(cancelled.failedTasks);
+    expect(cancelled.completedTasks + cancelled.failedTasks).toBeLessThan(200);
+    expect(end).toMatchObject({ totalBatches: afterThree.totalBatches + 1, totalTasks: afterThree.totalTasks + 200, activeWorkers: 0 });
+    // Finished batches change the stats no more.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await stats()).toEqual(end);
+    expect(await workers()).toEqual([]);
+  });
+
+  it('adds a finished batch once, however often its finish is counted again (a retried Finish batch)', async () => {
+    // Arrange
+    const batchId = await submit([{ id: 'only', type: 'echo', data: 1 }]);
+    await waitForBatch(url, batchId);
+    const before = await stats();
+    const table = process.env.TABLE_NAME ?? '';
+    const repository = new DynamoBatchRepository(dynamo(), table);
+    const activity = new DynamoFleetActivity(dynamo(), table);
+
+    // Act
+    const again = await Promise.all([1, 2, 3].map(() => countFinishedBatch(repository, activity, batchId)));
+
+    // Assert
+    expect(again).toEqual([false, false, false]);
+    expect(await stats()).toEqual(before);
+  });
+});
+
+describe('getActiveWorkers: GET /workers', () => {
+  it('lists the workers running a batch, at most maxConcurrentWorkers, and none once it is done', async () => {
+    // Arrange
+    await setConfig({ maxConcurrentWorkers: 3 });
+    const tasks = sleepTasks('w', 9, 400);
+    const taskIds = new Set(tasks.map((t) => t.id));
+    const submittedAt = Date.now();
+    const batchId = await submit(tasks);
+
+    // Act: sample while it runs
+    const samples: { at: number; workers: WorkerInfo[] }[] = [];
+    for (;;) {
+      const listed = await workers();
+      samples.push({ at: Date.now(), workers: listed });
+      if (['completed', 'partial', 'failed'].includes((await status(batchId)).status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 15));
+    }
+    const afterwards = await workers();
+
+    // Assert
+    const seen = new Set<string>();
+    for (const { at, workers: listed } of samples) {
+      expect(listed.length).toBeLessThanOrEqual(3);
+      for (const worker of listed) {
+        expect(worker.batchId).toBe(batchId);
+        expect(taskIds.has(worker.taskId), worker.taskId).toBe(true);
+        expect(worker.status).toBe('active');
+        expect(worker).not.toHaveProperty('completedAt');
+        expect(worker.id).toContain(worker.taskId);
+        expect(worker.spawnedAt).toBeGreaterThanOrEqual(submittedAt);
+        expect(worker.spawnedAt).toBeLessThanOrEqual(at);
+        // A 400 ms task: its age while listed stays near that.
+        expect(at - worker.spawnedAt).toBeLessThan(400 + 2_000);
+        seen.add(worker.taskId);
+      }
+      const spawns = listed.map((w) => w.spawnedAt);
+      expect(spawns).toEqual([...spawns].sort((a, b) => a - b));
+    }
+    expect(Math.max(...samples.map((s) => s.workers.length))).toBe(3);
+    expect(seen).toEqual(taskIds);
+    expect(afterwards).toEqual([]);
+  });
+
+  it('shows a long task with its growing age, agrees with activeWorkers in the stats, and drops it when it ends', async () => {
+    // Arrange
+    const batchId = await submit(sleepTasks('long', 4, 1_500));
+    const first = await waitFor(async () => {
+      const listed = await workers();
+      return listed.length === 4 ? listed : undefined;
+    });
+
+    // Act
+    const fleetStats = await stats();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const later = await workers();
+    await waitForBatch(url, batchId);
+
+    // Assert
+    expect(fleetStats.activeWorkers).toBe(4);
+    expect(later.map((w) => [w.id, w.spawnedAt])).toEqual(first.map((w) => [w.id, w.spawnedAt]));
+    expect(Date.now() - (later[0]?.spawnedAt ?? 0)).toBeGreaterThanOrEqual(300);
+    expect(new Set(later.map((w) => w.taskId))).toEqual(new Set(['long0', 'long1', 'long2', 'long3']));
+    expect(await workers()).toEqual([]);
+    expect((await stats()).activeWorkers).toBe(0);
+  });
+
+  it('ignores a registry entry whose worker can no longer be running, and removes an entry only for its own worker', async () => {
+    // Arrange: entries written as the worker Lambda writes them
+    const activity = new DynamoFleetActivity(dynamo(), process.env.TABLE_NAME ?? '');
+    const now = Date.now();
+    const crashed = { id: 'env-gone-0', batchId: 'ghost-batch', taskId: 'gone', spawnedAt: now - 20 * 60_000, expiresAt: Math.floor(now / 1000) - 1 };
+    const running = { id: 'env-stuck-0', batchId: 'ghost-batch', taskId: 'stuck', spawnedAt: now - 90_000, expiresAt: Math.floor(now / 1000) + 600 };
+
+    // Act
+    await activity.registerWorker(crashed);
+    await activity.registerWorker(running);
+    const listed = await workers();
+    const counted = (await stats()).activeWorkers;
+    await activity.deregisterWorker(running.batchId, running.taskId, 'env-stuck-1');
+    const afterOtherWorker = await workers();
+    await activity.deregisterWorker(running.batchId, running.taskId, running.id);
+    await activity.deregisterWorker(crashed.batchId, crashed.taskId);
+
+    // Assert
+    expect(listed).toEqual([{ id: running.id, batchId: 'ghost-batch', taskId: 'stuck', status: 'active', spawnedAt: running.spawnedAt }]);
+    expect(counted).toBe(1);
+    expect(afterOtherWorker).toHaveLength(1);
+    expect(await workers()).toEqual([]);
+  });
+});
