@@ -114,7 +114,7 @@ describe(`Retry (${ERRORS})`, () => {
     expect(second).toMatchObject({ status: 'SUCCEEDED' });
   });
 
-  // KNOWN DEVIATION (infra/local/asl/interpreter.ts, runWithRetries: one
+  // Guards a fixed deviation (infra/local/asl/interpreter.ts, runWithRetries: one
   // MaxAttempts count per retrier). The page's "Complex retry scenarios":
   // "A retrier's parameters apply across all visits to the retrier in the
   // context of a single-state execution" ... errors ErrorA, ErrorB, ErrorC,
@@ -122,9 +122,9 @@ describe(`Retry (${ERRORS})`, () => {
   // wait of 4 seconds. The fifth error also matches the first retrier.
   // However, it has already reached its limit of two retries (MaxAttempts)
   // for that particular error (ErrorB), so it fails and execution is
-  // redirected to the Z state via the Catch field." Locally the fourth error
-  // is already refused (the retrier's count is 2 after ErrorA and ErrorB).
-  it.fails('follows the page\'s complex retry scenario: waits 1, 2, 5 and 4 s, then the fifth error is caught', async () => {
+  // redirected to the Z state via the Catch field." (The local runner once
+  // refused the fourth error, counting MaxAttempts per retrier.)
+  it('follows the page\'s complex retry scenario: waits 1, 2, 5 and 4 s, then the fifth error is caught', async () => {
     const invoker = new FakeInvoker(script(namedError('ErrorA'), namedError('ErrorB'), namedError('ErrorC'), namedError('ErrorB'), namedError('ErrorB')));
     const definition = taskMachine(
       {

@@ -84,7 +84,7 @@ describe(`Inline Map (${INLINE})`, () => {
     expect(outcome).toEqual({ status: 'SUCCEEDED', output: [10, 20, 30, 40, 50, 60] });
   });
 
-  // KNOWN DEVIATION (infra/local/asl/interpreter.ts, runMap: any child failure
+  // Guards a fixed deviation (infra/local/asl/interpreter.ts, runMap: any child failure
   // becomes States.ExceedToleratedFailureThreshold, inline or distributed).
   // An inline Map has no tolerated-failure threshold (one is refused at load):
   // in INLINE mode any failed iteration fails the Map state and stops the
@@ -92,7 +92,7 @@ describe(`Inline Map (${INLINE})`, () => {
   // iteration's error, which a Catch on the Map matches by name (the Amazon
   // States Language, Map State: an iteration that reaches a Fail state or has
   // an error fails the entire Map State). Fleet runs no inline Map.
-  it.fails('a failed iteration fails the inline Map with the iteration\'s own error name', async () => {
+  it('a failed iteration fails the inline Map with the iteration\'s own error name', async () => {
     const definition = {
       StartAt: 'Map',
       States: {
@@ -105,13 +105,13 @@ describe(`Inline Map (${INLINE})`, () => {
 
     expect(outcome).toEqual({ status: 'SUCCEEDED', output: { Error: 'ItemBroken', Cause: 'item failed with ItemBroken' } });
   });
-  // KNOWN DEVIATION (infra/local/asl/interpreter.ts, runChild gives every
+  // Guards a fixed deviation (infra/local/asl/interpreter.ts, runChild gives every
   // iteration its own execution name, ARN and start time, inline or not). An
   // inline Map starts no child executions: "In this mode, each iteration of
   // the Map state runs in the context of the workflow that contains the Map
   // state" (INLINE page), so $$.Execution is the execution's own. Fleet runs
   // no inline Map.
-  it.fails(`inside an inline Map iteration, $$.Execution.Id and $$.Execution.StartTime are the execution's own (${CONTEXT})`, async () => {
+  it(`inside an inline Map iteration, $$.Execution.Id and $$.Execution.StartTime are the execution's own (${CONTEXT})`, async () => {
     const invoker = worker(0);
     const definition = {
       StartAt: 'Map',
@@ -204,14 +204,14 @@ describe(`Distributed Map (${DISTRIBUTED})`, () => {
     );
   });
 
-  // KNOWN DEVIATION (infra/local/asl/interpreter.ts, runChild passes the
+  // Guards a fixed deviation (infra/local/asl/interpreter.ts, runChild passes the
   // parent's stateMachineArn to every child). MAPRUN page: "Child workflow
   // executions of a Map Run emit metrics to CloudWatch. These metrics will
   // have a labelled State Machine ARN with the following format:
   // arn:{partition}:states:{region}:{account}:stateMachine:{stateMachineName}/{MapRunLabel or UUID}".
   // Fleet reads $$.StateMachine.Id only in the parent, so its own workflow is
   // unaffected.
-  it.fails(`a child execution's $$.StateMachine.Id is the Map Run's labelled state machine ARN (${MAPRUN})`, async () => {
+  it(`a child execution's $$.StateMachine.Id is the Map Run's labelled state machine ARN (${MAPRUN})`, async () => {
     const objects = new MemoryObjects().put(BUCKET, 'k', jsonl(['a']));
     const invoker = worker(0);
 
@@ -326,14 +326,14 @@ describe(`ResultWriter (${RESULTWRITER})`, () => {
     ]);
   });
 
-  // KNOWN DEVIATION (infra/local/asl/interpreter.ts, writeResults writes every
+  // Guards a fixed deviation (infra/local/asl/interpreter.ts, writeResults writes every
   // output slot to SUCCEEDED_0.json, the failed child's as an empty JSONL line,
   // and always lists FAILED: []). AWS writes results by status, to
   // SUCCEEDED_n, FAILED_n and PENDING_n files that manifest.json lists, and a
   // failed child's result is written unchanged, as with Transformation NONE
   // (RESULTWRITER page, the note under WriterConfig.Transformation). Fleet
   // tolerates 100% of failed children and does not read the result files today.
-  it.fails('with failures tolerated, SUCCEEDED_0 holds only the succeeded children, and the manifest lists a FAILED file', async () => {
+  it('with failures tolerated, SUCCEEDED_0 holds only the succeeded children, and the manifest lists a FAILED file', async () => {
     const objects = new MemoryObjects().put(BUCKET, 'k', jsonl([{ id: 't-1' }, { id: 't-2', fail: 'Lost' }, { id: 't-3' }]));
     const definition = distributedMap({ ...writer(), ResultPath: '$.mapRun', ToleratedFailurePercentage: 100 }, { 'item.$': '$' }, childTask);
 
@@ -344,13 +344,12 @@ describe(`ResultWriter (${RESULTWRITER})`, () => {
     expect(manifest.ResultFiles.FAILED).toHaveLength(1);
   });
 
-  // KNOWN DEVIATION (interpreter.ts, writeResults ignores WriterConfig.Transformation;
+  // Guards a fixed deviation (interpreter.ts, writeResults ignores WriterConfig.Transformation;
   // definition.ts accepts NONE). "NONE - returns the output of the child
   // workflow executions unchanged, in addition to the workflow metadata.
   // Default when exporting the child workflow execution results to Amazon S3
-  // and WriterConfig is not specified." Locally NONE (and a ResultWriter with
-  // no WriterConfig) writes the bare outputs, as COMPACT does. Fleet uses COMPACT.
-  it.fails('Transformation NONE writes each child\'s output with its execution metadata (Status, Output as a JSON string)', async () => {
+  // and WriterConfig is not specified." Fleet itself uses COMPACT.
+  it('Transformation NONE writes each child\'s output with its execution metadata (Status, Output as a JSON string)', async () => {
     const objects = new MemoryObjects().put(BUCKET, 'k', jsonl([{ id: 't-1' }]));
     const definition = distributedMap({ ...writer({ OutputType: 'JSON', Transformation: 'NONE' }), ResultPath: '$.mapRun' }, { 'item.$': '$' }, childTask);
 
@@ -362,9 +361,9 @@ describe(`ResultWriter (${RESULTWRITER})`, () => {
     expect(JSON.parse(record?.Output ?? 'null')).toEqual({ taskId: 't-1', success: true });
   });
 
-  // KNOWN DEVIATION (interpreter.ts, writeResults: Size: body.length counts
+  // Guards a fixed deviation (interpreter.ts, writeResults: Size: body.length counts
   // UTF-16 code units). The manifest's Size is the S3 object's size, in bytes.
-  it.fails('the manifest\'s Size is the result file\'s size in bytes (non-ASCII output)', async () => {
+  it('the manifest\'s Size is the result file\'s size in bytes (non-ASCII output)', async () => {
     const objects = new MemoryObjects().put(BUCKET, 'k', jsonl([{ id: 'tâche-é' }]));
     const definition = distributedMap({ ...writer(), ResultPath: '$.mapRun' }, { 'item.$': '$' }, childTask);
 

@@ -4,7 +4,16 @@
  * A definition that loads here runs with AWS's documented semantics; one
  * that uses more does not run at all, rather than run differently.
  */
-import { checkTemplate, compilePath } from './json-path';
+import { checkTemplate as checkPathTemplate, compilePath } from './json-path';
+
+/** Payload templates, refused as a DefinitionError that names the field. */
+function checkTemplate(template: unknown, where: string): void {
+  try {
+    checkPathTemplate(template, where);
+  } catch (error) {
+    throw new DefinitionError((error as Error).message);
+  }
+}
 
 export interface Retrier {
   ErrorEquals: string[];
@@ -22,7 +31,7 @@ export interface Catcher {
 }
 
 export interface StateDefinition {
-  Type: 'Task' | 'Map' | 'Pass' | 'Succeed' | 'Fail';
+  Type: 'Task' | 'Map' | 'Pass' | 'Succeed' | 'Fail' | 'Choice' | 'Wait';
   Comment?: string;
   Next?: string;
   End?: boolean;
@@ -39,6 +48,12 @@ export interface StateDefinition {
   TimeoutSecondsPath?: string;
   // Pass
   Result?: unknown;
+  // Choice
+  Choices?: ChoiceRule[];
+  Default?: string;
+  // Wait
+  Seconds?: number;
+  SecondsPath?: string;
   // Fail
   Error?: string;
   Cause?: string;
@@ -53,6 +68,32 @@ export interface StateDefinition {
   Label?: string;
   ResultWriter?: { Resource?: string; Parameters?: unknown; WriterConfig?: { Transformation?: string; OutputType?: string } };
 }
+
+/** A Choice rule: a Variable, one comparison, and Next. */
+export interface ChoiceRule {
+  Variable: string;
+  Next: string;
+  BooleanEquals?: boolean;
+  StringEquals?: string;
+  NumericEquals?: number;
+  NumericGreaterThan?: number;
+  NumericGreaterThanEquals?: number;
+  NumericLessThan?: number;
+  NumericLessThanEquals?: number;
+  IsPresent?: boolean;
+}
+
+/** Choice comparisons the local runner implements. */
+export const CHOICE_COMPARISONS = [
+  'BooleanEquals',
+  'StringEquals',
+  'NumericEquals',
+  'NumericGreaterThan',
+  'NumericGreaterThanEquals',
+  'NumericLessThan',
+  'NumericLessThanEquals',
+  'IsPresent',
+] as const;
 
 export interface StateMachineDefinition {
   StartAt: string;
@@ -90,6 +131,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   ],
   Pass: [...COMMON, ...FLOW, ...IO, 'Parameters', 'Result', 'ResultPath'],
   Succeed: [...COMMON, ...IO],
+  Choice: [...COMMON, ...IO, 'Choices', 'Default'],
+  Wait: [...COMMON, ...FLOW, ...IO, 'Seconds', 'SecondsPath'],
   Fail: [...COMMON, 'Error', 'Cause'],
 };
 
@@ -131,7 +174,9 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
     const allowed = ALLOWED[state.Type];
     if (!allowed) throw new DefinitionError(`${at}: state Type "${String(state.Type)}" is not implemented by Fleet's local runner`);
     refuseUnknown(state as unknown as Record<string, unknown>, allowed, at);
-    if (state.Type !== 'Succeed' && state.Type !== 'Fail') {
+    if (state.Type === 'Choice') {
+      checkChoice(machine, state, at);
+    } else if (state.Type !== 'Succeed' && state.Type !== 'Fail') {
       if (!state.End && !state.Next) throw new DefinitionError(`${at}: needs Next or End`);
       if (state.Next && !machine.States[state.Next]) throw new DefinitionError(`${at}.Next names no state: "${state.Next}"`);
     }
@@ -172,7 +217,29 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       checkPath(state.TimeoutSecondsPath, `${at}.TimeoutSecondsPath`, false);
     }
     if (state.Type === 'Map') checkMap(state, at);
+    if (state.Type === 'Wait') {
+      if ((state.Seconds === undefined) === (state.SecondsPath === undefined)) {
+        throw new DefinitionError(`${at}: needs exactly one of Seconds and SecondsPath (Timestamp is not implemented by Fleet's local runner)`);
+      }
+      if (state.Seconds !== undefined && (!Number.isInteger(state.Seconds) || state.Seconds < 0)) {
+        throw new DefinitionError(`${at}.Seconds must be a non-negative integer`);
+      }
+      checkPath(state.SecondsPath, `${at}.SecondsPath`, false);
+    }
   }
+}
+
+function checkChoice(machine: StateMachineDefinition, state: StateDefinition, at: string): void {
+  if (!Array.isArray(state.Choices) || state.Choices.length === 0) throw new DefinitionError(`${at}.Choices must be a non-empty array`);
+  state.Choices.forEach((rule, i) => {
+    const where = `${at}.Choices[${i}]`;
+    refuseUnknown(rule as unknown as Record<string, unknown>, ['Variable', 'Next', ...CHOICE_COMPARISONS], where);
+    const comparisons = CHOICE_COMPARISONS.filter((name) => rule[name] !== undefined);
+    if (comparisons.length !== 1) throw new DefinitionError(`${where}: needs exactly one comparison (And, Or and Not are not implemented)`);
+    checkPath(rule.Variable, `${where}.Variable`, false);
+    if (!machine.States[rule.Next]) throw new DefinitionError(`${where}.Next names no state: "${rule.Next}"`);
+  });
+  if (state.Default !== undefined && !machine.States[state.Default]) throw new DefinitionError(`${at}.Default names no state: "${state.Default}"`);
 }
 
 function checkMap(state: StateDefinition, at: string): void {

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import type { Catcher, Retrier, StateDefinition, StateMachineDefinition } from './definition';
+import { CHOICE_COMPARISONS, type Catcher, type ChoiceRule, type Retrier, type StateDefinition, type StateMachineDefinition } from './definition';
 import { applyTemplate, readPath, writeResultPath } from './json-path';
 
 /** An error as Step Functions names it: `Error` and `Cause`. */
@@ -40,6 +40,18 @@ export interface TaskInvoker {
 export interface ObjectStore {
   getText(bucket: string, key: string): Promise<string>;
   putText(bucket: string, key: string, body: string): Promise<void>;
+}
+
+/** A distributed child's execution metadata, kept for ResultWriter's NONE transformation. */
+interface ChildRecord {
+  ExecutionArn: string;
+  Name: string;
+  StateMachineArn: string;
+  StartDate: string;
+  StopDate?: string;
+  Status?: 'SUCCEEDED' | 'FAILED';
+  Input: unknown;
+  Output?: unknown;
 }
 
 export interface MapRunCounts {
@@ -137,6 +149,43 @@ function selectPath(path: string | null | undefined, value: unknown, context: un
   return readPath(path, value, context);
 }
 
+/**
+ * One Choice rule (https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html):
+ * a missing Variable fails with States.Runtime, except under IsPresent; a
+ * comparison against a value of another type is simply false.
+ */
+function choiceMatches(rule: ChoiceRule, input: unknown, context: unknown): boolean {
+  const comparison = CHOICE_COMPARISONS.find((name) => rule[name] !== undefined);
+  if (comparison === 'IsPresent') {
+    let present = true;
+    try {
+      readPath(rule.Variable, input, context);
+    } catch {
+      present = false;
+    }
+    return present === rule.IsPresent;
+  }
+  const value = readPath(rule.Variable, input, context);
+  switch (comparison) {
+    case 'BooleanEquals':
+      return typeof value === 'boolean' && value === rule.BooleanEquals;
+    case 'StringEquals':
+      return typeof value === 'string' && value === rule.StringEquals;
+    case 'NumericEquals':
+      return typeof value === 'number' && value === rule.NumericEquals;
+    case 'NumericGreaterThan':
+      return typeof value === 'number' && value > (rule.NumericGreaterThan as number);
+    case 'NumericGreaterThanEquals':
+      return typeof value === 'number' && value >= (rule.NumericGreaterThanEquals as number);
+    case 'NumericLessThan':
+      return typeof value === 'number' && value < (rule.NumericLessThan as number);
+    case 'NumericLessThanEquals':
+      return typeof value === 'number' && value <= (rule.NumericLessThanEquals as number);
+    default:
+      return false;
+  }
+}
+
 export class Interpreter {
   private readonly retryUnitMs: number;
   private readonly random: () => number;
@@ -191,6 +240,25 @@ export class Interpreter {
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, result), context);
         return { output, next: state.End ? undefined : state.Next };
       }
+      case 'Choice': {
+        const context = this.contextObject(execution, name, 0);
+        const effective = selectPath(state.InputPath, input, context);
+        const rule = (state.Choices ?? []).find((r) => choiceMatches(r, effective, context));
+        const next = rule?.Next ?? state.Default;
+        if (!next) throw new StatesError('States.NoChoiceMatched', `no Choice rule matched in state "${name}" and it has no Default`);
+        return { output: selectPath(state.OutputPath, effective, context), next };
+      }
+      case 'Wait': {
+        const context = this.contextObject(execution, name, 0);
+        const effective = selectPath(state.InputPath, input, context);
+        const seconds = state.SecondsPath !== undefined ? readPath(state.SecondsPath, effective, context) : state.Seconds;
+        if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0) {
+          throw new StatesError('States.Runtime', `Wait "${name}": SecondsPath must select a non-negative integer, got ${JSON.stringify(seconds)}`);
+        }
+        // Real seconds, as on AWS (only retry delays are scaled locally).
+        await sleep(seconds * 1000, execution.signal);
+        return { output: selectPath(state.OutputPath, effective, context), next: state.End ? undefined : state.Next };
+      }
       case 'Task':
       case 'Map':
         return this.runWithRetries(name, state, input, execution);
@@ -204,7 +272,11 @@ export class Interpreter {
     execution: ExecutionContext,
   ): Promise<{ output: unknown; next: string | undefined }> {
     const retriers: Retrier[] = state.Retry ?? [];
+    // As in the error-handling guide's "complex retry scenario": the backoff
+    // exponent counts every retry a retrier made, while MaxAttempts limits the
+    // retries of each error name under that retrier.
     const counts = new Array<number>(retriers.length).fill(0);
+    const countsByError = retriers.map(() => new Map<string, number>());
     let retryCount = 0;
     for (;;) {
       const context = this.contextObject(execution, name, retryCount);
@@ -219,12 +291,14 @@ export class Interpreter {
         if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
         const index = retriers.findIndex((retrier) => matches(retrier.ErrorEquals, error.error));
         const retrier = index >= 0 ? retriers[index] : undefined;
-        if (retrier && (counts[index] ?? 0) < (retrier.MaxAttempts ?? 3)) {
+        const byError = index >= 0 ? countsByError[index] : undefined;
+        if (retrier && byError && (byError.get(error.error) ?? 0) < (retrier.MaxAttempts ?? 3)) {
           const n = counts[index] ?? 0;
           let delay = (retrier.IntervalSeconds ?? 1) * (retrier.BackoffRate ?? 2) ** n;
           if (retrier.MaxDelaySeconds !== undefined) delay = Math.min(delay, retrier.MaxDelaySeconds);
           if (retrier.JitterStrategy === 'FULL') delay = this.random() * delay;
           counts[index] = n + 1;
+          byError.set(error.error, (byError.get(error.error) ?? 0) + 1);
           retryCount++;
           await sleep(delay * this.retryUnitMs, execution.signal);
           continue;
@@ -335,6 +409,9 @@ export class Interpreter {
     execution.signal.addEventListener('abort', onAbort, { once: true });
     let next = 0;
     let firstFailure: StatesError | undefined;
+    const failures = new Map<number, StatesError>();
+    const transformation = state.ResultWriter ? (state.ResultWriter.WriterConfig?.Transformation ?? 'NONE') : 'COMPACT';
+    const records: ChildRecord[] | undefined = transformation === 'NONE' ? new Array(count) : undefined;
     try {
       await new Promise<void>((resolve) => {
         const pump = () => {
@@ -342,7 +419,7 @@ export class Interpreter {
             const index = next++;
             mapRun.counts.pending--;
             mapRun.counts.running++;
-            void this.runChild(processor, state, index, item, input, context, execution, controller.signal).then(
+            void this.runChild(processor, state, index, item, input, context, execution, controller.signal, records).then(
               (output) => {
                 outputs[index] = output;
                 mapRun.counts.running--;
@@ -354,6 +431,7 @@ export class Interpreter {
                 if (controller.signal.aborted) mapRun.counts.aborted++;
                 else {
                   mapRun.counts.failed++;
+                  failures.set(index, toStatesError(error));
                   // The Map Run fails once failures exceed ToleratedFailurePercentage
                   // of all items (0 by default: the first failure); then nothing new launches.
                   const tolerated = ((state.ToleratedFailurePercentage ?? 0) / 100) * count;
@@ -381,11 +459,13 @@ export class Interpreter {
     }
     if (firstFailure) {
       mapRun.status = 'FAILED';
+      // An inline Map fails with its iteration's own error; a Map Run with the threshold's.
+      if (!distributed) throw firstFailure;
       throw new StatesError('States.ExceedToleratedFailureThreshold', `a child execution failed: ${firstFailure.message}`);
     }
     mapRun.status = 'SUCCEEDED';
     if (!state.ResultWriter) return outputs;
-    return this.writeResults(state, input, context, mapRun, outputs);
+    return this.writeResults(state, input, context, mapRun, outputs, failures, records);
   }
 
   private async runChild(
@@ -397,38 +477,88 @@ export class Interpreter {
     context: unknown,
     execution: ExecutionContext,
     signal: AbortSignal,
+    records: ChildRecord[] | undefined,
   ): Promise<unknown> {
     const value = item(index);
     const mapContext = { ...(context as object), Map: { Item: { Index: index, Value: value } } };
     const childInput = state.ItemSelector !== undefined ? applyTemplate(state.ItemSelector, input, mapContext) : value;
+    // Inline iterations run in the context of the workflow that contains the Map.
+    if (state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') return this.run(processor, childInput, { ...execution, signal });
     const childName = `${execution.executionName}-${index}`;
-    return this.run(processor, childInput, {
+    const child: ExecutionContext = {
       executionArn: `${execution.executionArn}:${childName}`,
       executionName: childName,
-      stateMachineArn: execution.stateMachineArn,
+      // Child executions belong to the Map Run's state machine: <parent ARN>/<label>.
+      stateMachineArn: `${execution.stateMachineArn}/${state.Label ?? 'Map'}`,
       startTime: new Date().toISOString(),
       input: childInput,
       signal,
-    });
+    };
+    if (!records) return this.run(processor, childInput, child);
+    const record: ChildRecord = { ExecutionArn: child.executionArn, Name: childName, StateMachineArn: child.stateMachineArn, StartDate: child.startTime, Input: childInput };
+    records[index] = record;
+    try {
+      const output = await this.run(processor, childInput, child);
+      Object.assign(record, { Status: 'SUCCEEDED', Output: output, StopDate: new Date().toISOString() });
+      return output;
+    } catch (error) {
+      Object.assign(record, { Status: 'FAILED', StopDate: new Date().toISOString() });
+      throw error;
+    }
   }
 
-  private async writeResults(state: StateDefinition, input: unknown, context: unknown, mapRun: MapRun, outputs: unknown[]): Promise<unknown> {
+  /**
+   * ResultWriter: results by status, SUCCEEDED_0 and FAILED_0, listed in
+   * manifest.json. COMPACT writes succeeded children's bare outputs; NONE
+   * (the default with no WriterConfig) writes each child with its execution
+   * metadata, Input and Output as JSON strings. A failed child is always
+   * written as NONE would.
+   */
+  private async writeResults(
+    state: StateDefinition,
+    input: unknown,
+    context: unknown,
+    mapRun: MapRun,
+    outputs: unknown[],
+    failures: ReadonlyMap<number, StatesError>,
+    records: ChildRecord[] | undefined,
+  ): Promise<unknown> {
     const writer = state.ResultWriter ?? {};
     const { Bucket, Prefix } = applyTemplate(writer.Parameters ?? {}, input, context) as { Bucket?: string; Prefix?: string };
     if (!Bucket) return outputs;
     const runId = mapRun.arn.slice(mapRun.arn.lastIndexOf(':') + 1);
     const base = `${Prefix ? `${Prefix}/` : ''}${runId}`;
-    const key = `${base}/SUCCEEDED_0.json`;
     const jsonl = writer.WriterConfig?.OutputType === 'JSONL';
-    const body = jsonl ? outputs.map((o) => JSON.stringify(o)).join('\n') : JSON.stringify(outputs);
+    const serialize = (entries: unknown[]) => (jsonl ? entries.map((o) => JSON.stringify(o)).join('\n') : JSON.stringify(entries));
+    const withMetadata = (record: ChildRecord | undefined, extra: object) =>
+      record ? { ...record, Input: JSON.stringify(record.Input), InputDetails: { Included: true }, ...extra } : extra;
+    const succeeded: unknown[] = [];
+    const failed: unknown[] = [];
+    for (let i = 0; i < outputs.length; i++) {
+      const failure = failures.get(i);
+      if (failure) {
+        failed.push(withMetadata(records?.[i], { Status: 'FAILED', Error: failure.error, Cause: failure.cause_ }));
+      } else if (records) {
+        const record = records[i];
+        succeeded.push(withMetadata(record, { Output: JSON.stringify(record?.Output ?? null), OutputDetails: { Included: true } }));
+      } else {
+        succeeded.push(outputs[i]);
+      }
+    }
+    const files: Record<'SUCCEEDED' | 'FAILED' | 'PENDING', { Key: string; Size: number }[]> = { SUCCEEDED: [], FAILED: [], PENDING: [] };
     try {
-      await this.options.objects.putText(Bucket, key, body);
+      for (const [status, entries] of [
+        ['SUCCEEDED', succeeded],
+        ['FAILED', failed],
+      ] as const) {
+        if (entries.length === 0 && status === 'FAILED') continue;
+        const key = `${base}/${status}_0.json`;
+        const body = serialize(entries);
+        await this.options.objects.putText(Bucket, key, body);
+        files[status].push({ Key: key, Size: Buffer.byteLength(body, 'utf8') });
+      }
       const manifestKey = `${base}/manifest.json`;
-      await this.options.objects.putText(
-        Bucket,
-        manifestKey,
-        JSON.stringify({ DestinationBucket: Bucket, MapRunArn: mapRun.arn, ResultFiles: { SUCCEEDED: [{ Key: key, Size: body.length }], FAILED: [], PENDING: [] } }),
-      );
+      await this.options.objects.putText(Bucket, manifestKey, JSON.stringify({ DestinationBucket: Bucket, MapRunArn: mapRun.arn, ResultFiles: files }));
       return { MapRunArn: mapRun.arn, ResultWriterDetails: { Bucket, Key: manifestKey } };
     } catch (error) {
       throw new StatesError('States.ResultWriterFailed', (error as Error).message);
