@@ -1,7 +1,9 @@
 /**
  * The batch workflow: the one definition AWS runs and local mode runs.
  *
- *   Start batch ─▶ Run tasks (Distributed Map, one child per task) ─▶ Finish batch
+ *   Start batch ─▶ Capacity granted? ─yes─▶ Run tasks (Distributed Map, one child per task) ─▶ Finish batch
+ *        ▲                 └─no─▶ Wait for capacity ─┐
+ *        └───────────────────────────────────────────┘
  *                     └─ child: Run task ──(final failure)──▶ Failure recorded
  *                                └──(timeout backstop, crash)──▶ Record failure
  */
@@ -17,6 +19,8 @@ import { WORKER_ERROR } from '../lambdas/domain/errors';
 /** State names: what the Step Functions console shows. */
 export const STATE_NAMES = Object.freeze({
   startBatch: 'Start batch',
+  capacityGranted: 'Capacity granted?',
+  waitForCapacity: 'Wait for capacity',
   runTasks: 'Run tasks',
   finishBatch: 'Finish batch',
   runTask: 'Run task',
@@ -53,9 +57,15 @@ export class BatchWorkflow extends Construct {
   constructor(scope: Construct, id: string, props: BatchWorkflowProps) {
     super(scope, id);
 
+    // The lifecycle functions get the state and the state machine's own ARN,
+    // which they need for UpdateMapRun and cannot take from their environment.
+    const lifecyclePayload = sfn.TaskInput.fromObject({
+      state: sfn.JsonPath.entirePayload,
+      stateMachineArn: sfn.JsonPath.stringAt('$$.StateMachine.Id'),
+    });
     const startBatch = new tasks.LambdaInvoke(this, STATE_NAMES.startBatch, {
       lambdaFunction: props.startBatchFunction,
-      payload: sfn.TaskInput.fromJsonPathAt('$'),
+      payload: lifecyclePayload,
       outputPath: '$.Payload',
       retryOnServiceExceptions: true,
     });
@@ -139,12 +149,18 @@ export class BatchWorkflow extends Construct {
 
     const finishBatch = new tasks.LambdaInvoke(this, STATE_NAMES.finishBatch, {
       lambdaFunction: props.finishBatchFunction,
-      payload: sfn.TaskInput.fromJsonPathAt('$'),
+      payload: lifecyclePayload,
       outputPath: '$.Payload',
       retryOnServiceExceptions: true,
     });
     runTasks.addCatch(finishBatch, { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    this.definition = startBatch.next(runTasks).next(finishBatch);
+    // maxConcurrentWorkers is fleet-wide: a batch runs only once it holds a
+    // share of it; until then it stays pending and asks again.
+    const waitForCapacity = new sfn.Wait(this, STATE_NAMES.waitForCapacity, { time: sfn.WaitTime.secondsPath('$.pollSeconds') });
+    const capacityGranted = new sfn.Choice(this, STATE_NAMES.capacityGranted)
+      .when(sfn.Condition.booleanEquals('$.admitted', true), runTasks.next(finishBatch))
+      .otherwise(waitForCapacity.next(startBatch));
+    this.definition = startBatch.next(capacityGranted);
   }
 }

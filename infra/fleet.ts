@@ -181,20 +181,42 @@ export class Fleet extends Construct {
     );
     this.stateMachine.grantStartExecution(this.apiFunction);
     // cancelBatch stops a batch's execution; scaleWorkers finds its Map Run and changes it.
-    this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns');
-    this.apiFunction.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['states:UpdateMapRun'],
-        resources: [
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'mapRun',
-            resourceName: `${this.stateMachine.stateMachineName}/*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
+    // DescribeExecution: capacity held by a batch whose execution ended is reclaimed.
+    this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns', 'states:DescribeExecution');
+    const updateMapRuns = new iam.PolicyStatement({
+      actions: ['states:UpdateMapRun'],
+      resources: [
+        Stack.of(this).formatArn({
+          service: 'states',
+          resource: 'mapRun',
+          resourceName: `${this.stateMachine.stateMachineName}/*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    });
+    this.apiFunction.addToRolePolicy(updateMapRuns);
+    // Start and Finish batch re-share the fleet-wide cap, so they too change
+    // other batches' Map Runs. A standalone policy: were it in their default
+    // policies, each function would depend on the state machine that invokes
+    // it, a CloudFormation cycle.
+    const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
+    new iam.Policy(this, 'CapacitySharingPolicy', {
+      roles: lifecycleRoles,
+      statements: [
+        new iam.PolicyStatement({
+          actions: ['states:ListMapRuns', 'states:DescribeExecution'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'states',
+              resource: 'execution',
+              resourceName: `${this.stateMachine.stateMachineName}:*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+        updateMapRuns,
+      ],
+    });
 
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
       description: 'Fleet: submit batches of tasks and follow them.',

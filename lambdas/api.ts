@@ -10,6 +10,8 @@ import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
+import { DynamoCapacityStore } from './adapters/capacity-store';
+import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
 import { FleetService } from './domain/fleet-service';
@@ -25,10 +27,13 @@ const env = loadEnv({
 });
 
 const taskStore = new S3TaskStore(s3(), env.TASKS_BUCKET);
+const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const workflow = new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN);
 const service = new FleetService({
-  repository: new DynamoBatchRepository(dynamo(), env.TABLE_NAME),
+  repository,
   taskStore,
-  workflow: new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN),
+  workflow,
+  capacity: new CapacityCoordinator({ store: new DynamoCapacityStore(dynamo(), env.TABLE_NAME), repository, workflow }),
   maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
   taskFiles: taskStore,
   activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),

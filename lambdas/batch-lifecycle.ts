@@ -1,14 +1,24 @@
 /**
  * The parent state machine's bookends, one Lambda with two entry points:
  *
- * - `start`: marks the batch processing and fixes the settings it runs with
- *   (the Map's MaxConcurrency and each attempt's retry and timeout rules).
- * - `finish`: the completion step. Counts exactly and sets the final status.
+ * - `start`: asks for a share of the fleet-wide capacity. Once admitted it
+ *   marks the batch processing and fixes the settings it runs with (the
+ *   Map's MaxConcurrency and each attempt's retry and timeout rules); until
+ *   then the batch stays pending and the state machine polls again.
+ * - `finish`: the completion step. Counts exactly, sets the final status and
+ *   hands the batch's capacity on.
+ *
+ * The state machine passes its own ARN (`$$.StateMachine.Id`): a function the
+ * state machine invokes cannot take it from its environment without a
+ * CloudFormation dependency cycle.
  */
 import { z } from 'zod';
-import { dynamo, loadEnv } from './adapters/clients';
+import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
+import { StepFunctionsWorkflow } from './adapters/workflow';
+import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { finalStatusOf } from './domain/batch';
 import { settingsForBatch } from './domain/config';
 import type { BatchExecutionInput } from './domain/ports';
@@ -21,33 +31,59 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const capacityStore = new DynamoCapacityStore(dynamo(), env.TABLE_NAME);
 const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 
-export interface StartedBatch extends BatchExecutionInput {
-  maxConcurrency: number;
-  settings: TaskSettings;
+const coordinatorFor = (stateMachineArn: string) =>
+  new CapacityCoordinator({ store: capacityStore, repository, workflow: new StepFunctionsWorkflow(sfn(), stateMachineArn) });
+
+/** What the state machine hands the lifecycle functions. */
+export interface LifecycleEvent<T> {
+  state: T;
+  stateMachineArn: string;
 }
 
-export const start = async (event: BatchExecutionInput): Promise<StartedBatch> => {
+export interface StartInput extends BatchExecutionInput {
+  /** Polls made so far while waiting for capacity. */
+  waits?: number;
+}
+
+export interface StartedBatch extends StartInput {
+  admitted: boolean;
+  /** Seconds to wait before asking again, while not admitted. */
+  pollSeconds: number;
+  maxConcurrency: number;
+  settings: TaskSettings | null;
+}
+
+/** Waiting batches poll at 1 s, slowing to 10 s, so a long wait stays far from the 25,000-event history limit. */
+const pollSecondsAfter = (waits: number) => Math.min(10, 1 + Math.floor(waits / 5));
+
+export const start = async ({ state, stateMachineArn }: LifecycleEvent<StartInput>): Promise<StartedBatch> => {
+  const batch = await repository.getBatch(state.batchId);
+  if (!batch) throw new Error(`batch ${state.batchId} does not exist`);
+  const waits = (state.waits ?? -1) + 1;
+  const base = { batchId: state.batchId, tasksBucket: state.tasksBucket, tasksKey: state.tasksKey, waits };
+  const slots = await coordinatorFor(stateMachineArn).requestStart(batch);
+  if (slots === 0) return { ...base, admitted: false, pollSeconds: pollSecondsAfter(waits), maxConcurrency: 0, settings: null };
   const config = await repository.getConfig();
-  const record = (await repository.markStarted(event.batchId, Date.now())) ?? (await repository.getBatch(event.batchId));
-  if (!record) throw new Error(`batch ${event.batchId} does not exist`);
+  const record = (await repository.markStarted(state.batchId, Date.now())) ?? batch;
   return {
-    batchId: event.batchId,
-    tasksBucket: event.tasksBucket,
-    tasksKey: event.tasksKey,
-    maxConcurrency: config.maxConcurrentWorkers,
+    ...base,
+    admitted: true,
+    pollSeconds: 0,
+    maxConcurrency: slots,
     settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE),
   };
 };
 
-export interface FinishEvent {
+export interface FinishInput {
   batchId: string;
   /** Present when the Map itself failed (Catch on the Map state). */
   failure?: { Error?: string; Cause?: string };
 }
 
-export const finish = async (event: FinishEvent): Promise<{ batchId: string; status: BatchState }> => {
+export const finish = async ({ state: event, stateMachineArn }: LifecycleEvent<FinishInput>): Promise<{ batchId: string; status: BatchState }> => {
   const record = await repository.getBatch(event.batchId);
   if (!record) throw new Error(`batch ${event.batchId} does not exist`);
   const counts = await repository.countResults(event.batchId, record.totalTasks);
@@ -76,5 +112,6 @@ export const finish = async (event: FinishEvent): Promise<{ batchId: string; sta
     expiresAt: Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400),
     ...(error ? { error } : {}),
   });
+  await coordinatorFor(stateMachineArn).release(event.batchId);
   return { batchId: event.batchId, status };
 };

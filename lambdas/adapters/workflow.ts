@@ -1,5 +1,6 @@
 /** Batch executions on the parent state machine: start, stop, and live concurrency. */
 import {
+  DescribeExecutionCommand,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
   ListMapRunsCommand,
@@ -43,6 +44,16 @@ export class StepFunctionsWorkflow implements WorkflowStarter {
       );
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return;
+      throw error;
+    }
+  }
+
+  async isBatchRunning(batchId: string): Promise<boolean> {
+    try {
+      const { status } = await this.client.send(new DescribeExecutionCommand({ executionArn: this.executionArnOf(batchId) }));
+      return status === 'RUNNING';
+    } catch (error) {
+      if (error instanceof ExecutionDoesNotExist) return false;
       throw error;
     }
   }

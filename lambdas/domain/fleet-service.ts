@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { orderByPriority } from './batch';
+import type { CapacityCoordinator } from './capacity-coordinator';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
 import { ConflictError, NotFoundError } from './errors';
@@ -22,6 +23,8 @@ export interface FleetServiceDeps {
   repository: BatchRepository;
   taskStore: TaskStore;
   workflow: WorkflowStarter;
+  /** Shares maxConcurrentWorkers across batches; without it each batch gets the whole cap. */
+  capacity?: CapacityCoordinator;
   /** Needed by deleteBatch only. @default - deleteBatch throws */
   maintenance?: BatchMaintenance;
   /** Needed by deleteBatch only. @default - deleteBatch throws */
@@ -171,6 +174,9 @@ export class FleetService {
       completedAt: now,
       expiresAt: Math.floor(now / 1000 + (this.deps.retentionDays ?? 7) * 86_400),
     });
+    // Its share of the fleet goes to the next batch. On AWS its EXPRESS children
+    // still running cannot be stopped, so the cap may briefly be exceeded by them.
+    if (cancelled) await this.deps.capacity?.release(batchId);
     // Its counts as of now join the fleet totals; tasks still running finish into its status only.
     if (cancelled && this.deps.activity) await countFinishedBatch(this.deps.repository, this.deps.activity, batchId);
     return cancelled;
@@ -183,11 +189,21 @@ export class FleetService {
   async scaleWorkers(body: unknown): Promise<{ maxConcurrentWorkers: number; runningBatchesUpdated: number }> {
     const count = parseWorkerCount(body);
     await this.deps.repository.putConfig({ ...(await this.deps.repository.getConfig()), maxConcurrentWorkers: count });
-    let runningBatchesUpdated = 0;
-    for (const batchId of await this.deps.repository.listActiveBatchIds()) {
-      if (await this.deps.workflow.setBatchConcurrency(batchId, count)) runningBatchesUpdated++;
-    }
+    const runningBatchesUpdated = await this.applyCap(count);
     return { maxConcurrentWorkers: count, runningBatchesUpdated };
+  }
+
+  /**
+   * Re-shares a new cap among running batches (UpdateMapRun on each one whose
+   * share moved) and admits waiting batches. Returns how many batches changed.
+   */
+  private async applyCap(cap: number): Promise<number> {
+    if (this.deps.capacity) return Object.keys((await this.deps.capacity.rescale()).changed).length;
+    let updated = 0;
+    for (const batchId of await this.deps.repository.listActiveBatchIds()) {
+      if (await this.deps.workflow.setBatchConcurrency(batchId, cap)) updated++;
+    }
+    return updated;
   }
 
   getConfig(): Promise<FleetManagerConfig> {
@@ -202,9 +218,7 @@ export class FleetService {
     await this.deps.repository.putConfig(next);
     // maxConcurrentWorkers reaches running batches, as scaleWorkers does.
     if (patch.maxConcurrentWorkers !== undefined && patch.maxConcurrentWorkers !== previous.maxConcurrentWorkers) {
-      for (const batchId of await this.deps.repository.listActiveBatchIds()) {
-        await this.deps.workflow.setBatchConcurrency(batchId, patch.maxConcurrentWorkers);
-      }
+      await this.applyCap(patch.maxConcurrentWorkers);
     }
     return next;
   }

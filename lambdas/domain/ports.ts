@@ -3,6 +3,7 @@
  * interfaces. `lambdas/adapters` implements them on DynamoDB, S3 and Step
  * Functions; tests may implement them in memory.
  */
+import type { CapacityState } from './capacity';
 import type { BatchState, BatchStatus, FleetManagerConfig, Task, TaskResult, WorkerInfo } from './types';
 
 export interface BatchRecord {
@@ -68,6 +69,8 @@ export interface WorkflowStarter {
   startBatch(input: BatchExecutionInput): Promise<string>;
   /** Stops the batch's execution: no new task starts once this returns. */
   stopBatch(batchId: string): Promise<void>;
+  /** Whether the batch's execution is still running. */
+  isBatchRunning(batchId: string): Promise<boolean>;
   /** Changes the live concurrency of the batch's running Map Run, if it has one. Returns whether it did. */
   setBatchConcurrency(batchId: string, maxConcurrency: number): Promise<boolean>;
 }
@@ -126,6 +129,13 @@ export interface FleetActivity {
   /** Workers running now, oldest first, at most `limit`. */
   listWorkers(limit: number): Promise<WorkerInfo[]>;
   countWorkers(): Promise<number>;
+}
+
+/** The fleet's capacity allocations, under optimistic locking. */
+export interface CapacityStore {
+  load(): Promise<{ state: CapacityState; version: number }>;
+  /** False when someone else saved since `version` was loaded. */
+  save(state: CapacityState, version: number): Promise<boolean>;
 }
 
 /**

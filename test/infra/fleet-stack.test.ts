@@ -167,12 +167,12 @@ describe('FleetStack (default props)', () => {
       synthesized.template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
     });
 
-    it('runs Start batch → Run tasks → Finish batch', () => {
+    it('runs Start batch → (Capacity granted? / Wait for capacity) → Run tasks → Finish batch', () => {
       const { asl } = definition;
 
       expect(asl.StartAt).toBe('Start batch');
-      expect(Object.keys(asl.States).sort()).toEqual(['Finish batch', 'Run tasks', 'Start batch']);
-      expect(state(asl.States, 'Start batch')).toMatchObject({ Type: 'Task', Next: 'Run tasks' });
+      expect(Object.keys(asl.States).sort()).toEqual(['Capacity granted?', 'Finish batch', 'Run tasks', 'Start batch', 'Wait for capacity']);
+      expect(state(asl.States, 'Start batch')).toMatchObject({ Type: 'Task', Next: 'Capacity granted?' });
       expect(state(asl.States, 'Run tasks')).toMatchObject({ Type: 'Map', Next: 'Finish batch' });
       expect(state(asl.States, 'Finish batch')).toMatchObject({ Type: 'Task', End: true });
     });
@@ -394,7 +394,7 @@ describe('FleetStack (default props)', () => {
       expect(byAction('states:StartExecution')).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } }]);
       const executions = byAction('states:StopExecution');
       expect(executions).toHaveLength(1);
-      expect(actionsOf(executions[0]!).sort()).toEqual(['states:ListMapRuns', 'states:StopExecution']);
+      expect(actionsOf(executions[0]!).sort()).toEqual(['states:DescribeExecution', 'states:ListMapRuns', 'states:StopExecution']);
       expect(JSON.stringify(executions[0]!.Resource)).toContain(':execution:');
       const mapRuns = byAction('states:UpdateMapRun');
       expect(mapRuns).toHaveLength(1);

@@ -1,0 +1,42 @@
+/** The fleet-wide cap's workflow loop and the permissions capacity sharing needs. */
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { describe, expect, it } from 'vitest';
+import { FleetStack } from '../../infra/fleet-stack';
+
+const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
+const template = Template.fromStack(new FleetStack(app, 'CapacityTest'));
+
+function definition(): { States: Record<string, Record<string, unknown>> } {
+  const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+  const parts = machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[];
+  return JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'TOKEN')).join(''));
+}
+
+describe('capacity sharing', () => {
+  it('loops Start batch → Capacity granted? → Wait for capacity until the batch is admitted', () => {
+    const { States } = definition();
+    expect(States['Start batch']?.Next).toBe('Capacity granted?');
+    expect(States['Capacity granted?']).toEqual({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.admitted', BooleanEquals: true, Next: 'Run tasks' }],
+      Default: 'Wait for capacity',
+    });
+    expect(States['Wait for capacity']).toEqual({ Type: 'Wait', SecondsPath: '$.pollSeconds', Next: 'Start batch' });
+    expect((States['Start batch']?.Parameters as { Payload: unknown }).Payload).toEqual({ 'state.$': '$', 'stateMachineArn.$': '$$.StateMachine.Id' });
+  });
+
+  it('lets Start and Finish batch list, describe and update Map Runs through a standalone policy (no dependency cycle)', () => {
+    const policies = template.findResources('AWS::IAM::Policy');
+    const [id, policy] = Object.entries(policies).find(([key]) => key.includes('CapacitySharingPolicy')) ?? [];
+    expect(id).toBeDefined();
+    const statements = policy!.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[];
+    const actions = statements.flatMap((s) => s.Action).sort();
+    expect(actions).toEqual(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun']);
+    expect(JSON.stringify(statements.map((s) => s.Resource))).not.toContain('"*"');
+    const roles = JSON.stringify(policy!.Properties.Roles);
+    expect(roles).toContain('StartBatchFunction');
+    expect(roles).toContain('FinishBatchFunction');
+    expect(roles).not.toContain('WorkerFunction');
+  });
+});
