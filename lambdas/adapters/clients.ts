@@ -29,7 +29,9 @@ export function s3(): S3Client {
 }
 
 export function sfn(): SFNClient {
-  sfnClient ??= new SFNClient({});
+  // UpdateMapRun and DescribeMapRun refill at about 1 request/s: adaptive mode
+  // rate-limits on the client once Step Functions throttles, and retries.
+  sfnClient ??= new SFNClient({ retryMode: 'adaptive', maxAttempts: 6 });
   return sfnClient;
 }
 
