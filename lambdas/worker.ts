@@ -15,7 +15,7 @@ import { dynamo, loadEnv } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { runAttempt } from './domain/attempt';
-import { listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
+import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
 import { TaskAttemptFailed, TaskFailed } from './domain/errors';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
 import { taskHandlers } from './tasks';
@@ -23,6 +23,7 @@ import { taskHandlers } from './tasks';
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
+  FLEET_WORKER_LISTING_DELAY_MS: z.coerce.number().int().nonnegative().default(WORKER_LISTING_DELAY_MS),
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
@@ -51,11 +52,12 @@ async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
   const notAfter = budget != null && Number.isFinite(childStart) ? childStart + budget : undefined;
   const spawnedAt = Date.now();
   // GET /workers lists the attempt while its handler runs, once it has run
-  // 100 ms; the write goes alongside the attempt, adding it no latency.
+  // FLEET_WORKER_LISTING_DELAY_MS; the write goes alongside the attempt, adding it no latency.
   const listing = listWhileRunning(
     activity,
     { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds) },
     logRegistryError,
+    env.FLEET_WORKER_LISTING_DELAY_MS,
   );
   // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
   const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt, notAfter });

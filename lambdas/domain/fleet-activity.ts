@@ -41,12 +41,14 @@ const LAMBDA_MAX_SECONDS = 900;
 export const MAX_LISTED_WORKERS = 10_000;
 
 /**
- * An attempt is registered once it has run this long. Shorter attempts are
- * over before anyone could act on seeing them, and registering each would
- * double a short task's writes (one local run of 20,000 echo tasks took 54 s
- * instead of 32 s), so they make no registry write at all.
+ * An attempt is registered once it has run this long (the worker reads
+ * FLEET_WORKER_LISTING_DELAY_MS, defaulting to this). GET /workers is for
+ * spotting stuck and long tasks; registering every short attempt would cost
+ * two more writes per task: $1.25 more per million tasks on AWS (over the
+ * $5 orchestration budget for 1 s tasks, see `npm run cost`), and 1,250
+ * writes/s on a registry partition at 10,000 tasks/s.
  */
-export const WORKER_LISTING_DELAY_MS = 100;
+export const WORKER_LISTING_DELAY_MS = 2_000;
 
 export interface WorkerListing {
   /** Call when the attempt ends, however it ends; never throws. */

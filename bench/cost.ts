@@ -1,0 +1,144 @@
+/**
+ * `npm run cost`: Fleet's orchestration cost on AWS per million tasks, read
+ * from the synthesized template (the state machine Fleet deploys and its
+ * functions' memory and architecture) and from the constants the handlers
+ * use (shards, the worker-listing delay). The user's own compute, the task
+ * handler's run time in the worker Lambda, is excluded.
+ *
+ * Prices are us-east-1 list prices, given in the table printed below; change
+ * PRICES to re-run for another region.
+ */
+import { RESULT_SHARDS } from '../lambdas/domain/batch';
+import { WORKER_LISTING_DELAY_MS, WORKER_SHARDS } from '../lambdas/domain/fleet-activity';
+import { resolveTemplate, synthesizeTemplate, type CfnTemplate } from '../infra/local/template';
+
+const PRICES = {
+  standardTransition: 0.025 / 1000,
+  expressRequest: 1.0 / 1e6,
+  expressGbSecond: 0.00001667,
+  lambdaRequest: 0.2 / 1e6,
+  lambdaGbSecondArm: 0.0000133334,
+  lambdaGbSecondX86: 0.0000166667,
+  dynamoWriteUnit: 0.625 / 1e6,
+  dynamoReadUnit: 0.125 / 1e6,
+  sqsRequest: 0.4 / 1e6,
+};
+
+const ASSUMPTIONS = {
+  taskSeconds: 1,
+  /** Worker time spent by Fleet itself per attempt: recording the result, the registry. */
+  workerOverheadMs: 30,
+  /** Express memory: a small child workflow fits the first 64 MB chunk. */
+  expressMemoryGb: 64 / 1024,
+  /** Express duration is rounded up to 100 ms. */
+  expressRoundingMs: 100,
+  /** Result items stay under 1 KB: one write unit. */
+  resultWriteUnits: 1,
+  tasksPerSecond: 10_000,
+};
+
+type State = { Type: string; Next?: string; End?: boolean; Catch?: { Next: string }[]; ItemProcessor?: { StartAt: string; States: Record<string, State>; ProcessorConfig?: { ExecutionType?: string } } };
+
+/** States a child execution passes through when its task succeeds first time. */
+function successPath(processor: { StartAt: string; States: Record<string, State> }): string[] {
+  const path: string[] = [];
+  let name: string | undefined = processor.StartAt;
+  while (name) {
+    path.push(name);
+    const state: State | undefined = processor.States[name];
+    name = state?.End || state?.Type === 'Succeed' ? undefined : state?.Next;
+  }
+  return path;
+}
+
+function main(): void {
+  const template: CfnTemplate = synthesizeTemplate();
+  const resources = resolveTemplate(template);
+  const definition = JSON.parse(resources.stateMachine.definition) as { States: Record<string, State> };
+  const map = Object.values(definition.States).find((s) => s.Type === 'Map' && s.ItemProcessor);
+  if (!map?.ItemProcessor) throw new Error('no Distributed Map in the definition');
+  const childType = map.ItemProcessor.ProcessorConfig?.ExecutionType ?? 'STANDARD';
+  const childStates = successPath(map.ItemProcessor);
+  const worker = Object.entries(template.Resources).find(([id, r]) => r.Type === 'AWS::Lambda::Function' && id.includes('Worker'))?.[1];
+  const memoryGb = ((worker?.Properties?.MemorySize as number | undefined) ?? 128) / 1024;
+  const arm = ((worker?.Properties?.Architectures as string[] | undefined) ?? []).includes('arm64');
+  const parentTransitionsPerBatch = Object.keys(definition.States).length;
+
+  // Per task, for 1 s tasks that succeed first time.
+  const transitionsStandard = childStates.length;
+  const lambdaInvocations = childStates.length; // every state of the success path is a lambda:invoke
+  const overheadGbSeconds = lambdaInvocations * memoryGb * (ASSUMPTIONS.workerOverheadMs / 1000);
+  const registryWrites = ASSUMPTIONS.taskSeconds * 1000 >= WORKER_LISTING_DELAY_MS ? 2 : 0;
+  const writesPerTask = ASSUMPTIONS.resultWriteUnits + 1 /* shard counter ADD */ + registryWrites;
+  const expressSeconds = Math.ceil(((ASSUMPTIONS.taskSeconds * 1000 + ASSUMPTIONS.workerOverheadMs) * 1.05) / ASSUMPTIONS.expressRoundingMs) * (ASSUMPTIONS.expressRoundingMs / 1000);
+
+  const lambdaGbPrice = arm ? PRICES.lambdaGbSecondArm : PRICES.lambdaGbSecondX86;
+  const common = {
+    'Lambda requests': lambdaInvocations * PRICES.lambdaRequest,
+    'Lambda GB-s (Fleet overhead only)': overheadGbSeconds * lambdaGbPrice,
+    'DynamoDB writes': writesPerTask * PRICES.dynamoWriteUnit,
+    'SQS requests': 0,
+  };
+  const express = {
+    'Step Functions (EXPRESS children: requests)': PRICES.expressRequest,
+    'Step Functions (EXPRESS children: duration)': expressSeconds * ASSUMPTIONS.expressMemoryGb * PRICES.expressGbSecond,
+    ...common,
+  };
+  const standard = {
+    'Step Functions (STANDARD children: transitions)': transitionsStandard * PRICES.standardTransition,
+    ...common,
+  };
+  // The naive design: STANDARD children, and every task bumping one batch-wide
+  // counter item (plus a second transition-billed "update counter" state).
+  const naive = {
+    'Step Functions (STANDARD children, + counter state)': (transitionsStandard + 1) * PRICES.standardTransition,
+    'Lambda requests (+ counter Lambda)': (lambdaInvocations + 1) * PRICES.lambdaRequest,
+    'Lambda GB-s (Fleet overhead only)': (overheadGbSeconds + memoryGb * 0.02) * lambdaGbPrice,
+    'DynamoDB writes': (ASSUMPTIONS.resultWriteUnits + 1) * PRICES.dynamoWriteUnit,
+  };
+  const perMillion = (parts: Record<string, number>) => Object.values(parts).reduce((a, b) => a + b, 0) * 1e6;
+
+  console.log('Fleet orchestration cost model (from the synthesized template)\n');
+  console.log(`child workflow: ${childType}, success path ${childStates.map((s) => `"${s}"`).join(' → ')}`);
+  console.log(`worker: ${memoryGb * 1024} MB, ${arm ? 'arm64' : 'x86_64'}; parent: ${parentTransitionsPerBatch} states per batch (negligible per task)\n`);
+  console.log('Per task (1 s task, succeeds first time):');
+  console.table({
+    'state transitions (STANDARD children)': transitionsStandard,
+    'state transitions (EXPRESS children)': 0,
+    'Express requests (EXPRESS children)': 1,
+    'Lambda invocations': lambdaInvocations,
+    'Lambda GB-s of Fleet overhead': Number(overheadGbSeconds.toFixed(4)),
+    'DynamoDB write units': writesPerTask,
+    'DynamoDB read units': 0,
+    'SQS requests': 0,
+  });
+  console.log('USD per 1,000,000 tasks (orchestration only):');
+  const rows: Record<string, Record<string, string>> = {};
+  for (const [label, parts] of [
+    ['Fleet, EXPRESS children (default)', express],
+    ['Fleet, STANDARD children', standard],
+    ['naive: STANDARD + per-task counter', naive],
+  ] as const) {
+    rows[label] = Object.fromEntries([...Object.entries(parts).map(([k, v]) => [k, (v * 1e6).toFixed(2)]), ['TOTAL', perMillion(parts).toFixed(2)]]);
+  }
+  for (const [label, row] of Object.entries(rows)) {
+    console.log(`\n${label}`);
+    console.table(row);
+  }
+  const fleetTotal = perMillion(express);
+  console.log(`\nTarget: at most $5.00 per million tasks with EXPRESS children → ${fleetTotal <= 5 ? 'met' : 'NOT met'} ($${fleetTotal.toFixed(2)})`);
+  console.log(`Naive design costs ${(perMillion(naive) / fleetTotal).toFixed(1)}x Fleet's.`);
+
+  const rate = ASSUMPTIONS.tasksPerSecond;
+  console.log(`\nHottest DynamoDB item at ${rate.toLocaleString()} tasks/s fleet-wide (one batch):`);
+  console.table({
+    'batch shard counter (RESULT_SHARDS)': { shards: RESULT_SHARDS, 'writes/s per item': rate / RESULT_SHARDS },
+    'result item (one per task)': { shards: '-', 'writes/s per item': 'once' },
+    'worker registry partition (WORKER_SHARDS)': { shards: WORKER_SHARDS, 'writes/s per item': 'twice per task; partition: ' + (registryWrites * rate) / WORKER_SHARDS },
+    'batch record, capacity, stats': { shards: '-', 'writes/s per item': 'per batch event, not per task' },
+  });
+  console.log('\nAssumptions:');
+  console.table({ ...ASSUMPTIONS, ...Object.fromEntries(Object.entries(PRICES).map(([k, v]) => [`price: ${k}`, v])) });
+}
+
+main();
