@@ -12,6 +12,13 @@ export type ApiInvoker = (event: APIGatewayProxyEventV2) => Promise<APIGatewayPr
 /** Extra routes served before the API (the dashboard, for instance). */
 export type LocalRoute = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
+/**
+ * A route served before the token check and before the body is read: static
+ * assets holding no data, such as the dashboard page (a browser cannot put a
+ * token on a navigation). Synchronous; returns true when it answered.
+ */
+export type PublicRoute = (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+
 const TEXT_TYPES = /^(application\/(json|x-ndjson|.*\+json)|text\/)/i;
 
 export function toApiEvent(req: http.IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
@@ -54,9 +61,11 @@ export function serveHttpApi(options: {
   invoke: ApiInvoker;
   maxBodyBytes: number;
   routes?: LocalRoute[];
+  publicRoutes?: PublicRoute[];
   token?: string;
 }): http.Server {
   return http.createServer((req, res) => {
+    if (options.publicRoutes?.some((route) => route(req, res))) return;
     const fail = (status: number, code: string, message: string) => {
       if (res.headersSent) return res.destroy();
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
