@@ -11,11 +11,12 @@ import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
 import { DynamoCapacityStore } from './adapters/capacity-store';
+import { DynamoIdempotencyStore } from './adapters/idempotency-store';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
 import { FleetService } from './domain/fleet-service';
-import { parseBatchId, parseLimit } from './domain/schemas';
+import { parseBatchId, parseIdempotencyKey, parseLimit } from './domain/schemas';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -37,6 +38,7 @@ const service = new FleetService({
   maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
   taskFiles: taskStore,
   activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
+  idempotency: new DynamoIdempotencyStore(dynamo(), env.TABLE_NAME),
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
@@ -78,7 +80,14 @@ const routes: Route[] = [
   {
     pattern: /^\/batches$/,
     methods: {
-      POST: async (event) => json(202, await service.submitBatch(readJsonBody(event))),
+      POST: async (event) => {
+        // API Gateway lower-cases header names in payload format 2.0.
+        const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
+        if (idempotencyKey === undefined) return json(202, await service.submitBatch(readJsonBody(event)));
+        // 202 for the request that created the batch; 200 for a repeat, with the batch's status now.
+        const { status, created } = await service.submitBatchOnce(readJsonBody(event), idempotencyKey);
+        return json(created ? 202 : 200, status);
+      },
       GET: async (event) => {
         const page = await service.listBatches(parseLimit(query(event, 'limit'), 50), query(event, 'cursor') || undefined);
         return json(200, { batches: page.items, nextCursor: page.nextCursor });

@@ -3,7 +3,7 @@
  * payload format 2.0 event the deployed API Lambda receives, and its result
  * back into a response.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
@@ -57,6 +57,22 @@ export function toApiEvent(req: http.IncomingMessage, body: Buffer): APIGatewayP
   };
 }
 
+/**
+ * Whether an Authorization header carries the bearer token, compared in
+ * constant time. Both sides are hashed first, so they have equal lengths and
+ * not even the token's length leaks through timing.
+ */
+export function bearerTokenMatches(authorization: string | undefined, token: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(authorization ?? ''), digest(`Bearer ${token}`));
+}
+
+/** HTTP-level errors (before a request reaches the API): Node's parser rejected the request. */
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'the request line or headers are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request took too long to arrive'],
+};
+
 export function serveHttpApi(options: {
   invoke: ApiInvoker;
   maxBodyBytes: number;
@@ -64,14 +80,20 @@ export function serveHttpApi(options: {
   publicRoutes?: PublicRoute[];
   token?: string;
 }): http.Server {
-  return http.createServer((req, res) => {
-    if (options.publicRoutes?.some((route) => route(req, res))) return;
+  const server = http.createServer((req, res) => {
     const fail = (status: number, code: string, message: string) => {
       if (res.headersSent) return res.destroy();
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       res.end(JSON.stringify({ error: { code, message } }));
     };
-    if (options.token && req.headers.authorization !== `Bearer ${options.token}`) {
+    try {
+      if (options.publicRoutes?.some((route) => route(req, res))) return;
+    } catch {
+      // A route that cannot parse the request target (e.g. "//[") must answer, not take the process down.
+      return fail(400, 'bad_request', 'the request target is not a valid URL');
+    }
+    if (options.token && !bearerTokenMatches(req.headers.authorization, options.token)) {
+      res.setHeader('www-authenticate', 'Bearer');
       return fail(401, 'unauthorized', 'send Authorization: Bearer <token>');
     }
     const chunks: Buffer[] = [];
@@ -87,7 +109,14 @@ export function serveHttpApi(options: {
       void (async () => {
         if (tooLarge) return fail(413, 'payload_too_large', `body is larger than ${options.maxBodyBytes} bytes`);
         for (const route of options.routes ?? []) if (await route(req, res)) return;
-        const result = await options.invoke(toApiEvent(req, Buffer.concat(chunks)));
+        let event: APIGatewayProxyEventV2;
+        try {
+          event = toApiEvent(req, Buffer.concat(chunks));
+        } catch {
+          // e.g. a request target like "//[" that is no URL at all; API Gateway answers 400 too.
+          return fail(400, 'bad_request', 'the request target is not a valid URL');
+        }
+        const result = await options.invoke(event);
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = String(value);
         res.writeHead(result.statusCode ?? 200, headers);
@@ -98,4 +127,16 @@ export function serveHttpApi(options: {
       });
     });
   });
+  // A request Node's parser refuses (an unknown method, a malformed or oversize
+  // header) gets the same JSON error envelope as every other error, not Node's bare 400.
+  server.on('clientError', (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+    const [status, reason, message] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
+    // An answer to HEAD carries no body, or the client would read it as a stray response.
+    const body = error.rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : JSON.stringify({ error: { code: 'bad_request', message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  return server;
 }

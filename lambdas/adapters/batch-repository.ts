@@ -20,7 +20,7 @@ import {
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS, progressOf, shardOf } from '../domain/batch';
-import { DEFAULT_CONFIG } from '../domain/config';
+import { DEFAULT_CONFIG, LIMITS } from '../domain/config';
 import { ValidationError } from '../domain/errors';
 import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
@@ -61,6 +61,8 @@ function encodeCursor(value: unknown): string {
 function decodeCursor<T>(cursor: string, check: (value: unknown) => value is T): T {
   try {
     if (cursor.length > 2048) throw new Error('too long');
+    // Node decodes base64 leniently (it skips stray characters): only the exact form we hand out counts.
+    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error('not base64url');
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (check(value)) return value;
   } catch {
@@ -73,20 +75,28 @@ interface ResultCursor {
   s: number;
   k?: string;
 }
-const isResultCursor = (v: unknown): v is ResultCursor =>
-  typeof v === 'object' &&
-  v !== null &&
-  Number.isInteger((v as ResultCursor).s) &&
-  (v as ResultCursor).s >= 0 &&
-  (v as ResultCursor).s < RESULT_SHARDS &&
-  ((v as ResultCursor).k === undefined || typeof (v as ResultCursor).k === 'string');
+// A cursor's key parts go into ExclusiveStartKey: anything DynamoDB would
+// refuse there (an empty or over-long key) must be a 400 here, never a 500.
+function isResultCursor(v: unknown): v is ResultCursor {
+  if (typeof v !== 'object' || v === null) return false;
+  const { s, k } = v as { s?: unknown; k?: unknown };
+  const shardOk = typeof s === 'number' && Number.isInteger(s) && s >= 0 && s < RESULT_SHARDS;
+  // k is a task id: 1 to 256 characters, so `RESULT#<k>` stays under DynamoDB's 1,024-byte sort key.
+  return shardOk && (k === undefined || (typeof k === 'string' && k.length >= 1 && k.length <= LIMITS.taskIdLength));
+}
 
 interface ListCursor {
   sk: string;
   id: string;
 }
 const isListCursor = (v: unknown): v is ListCursor =>
-  typeof v === 'object' && v !== null && typeof (v as ListCursor).sk === 'string' && typeof (v as ListCursor).id === 'string';
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as ListCursor).sk === 'string' &&
+  typeof (v as ListCursor).id === 'string' &&
+  // The ByCreation sort key is `<createdAt, 15 digits>#<batchId>`; batch ids are 1-80 of [A-Za-z0-9_-].
+  /^\d{15}#[A-Za-z0-9_-]{1,80}$/.test((v as ListCursor).sk) &&
+  /^[A-Za-z0-9_-]{1,80}$/.test((v as ListCursor).id);
 
 function toRecord(item: Item): BatchRecord {
   return {

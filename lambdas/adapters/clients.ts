@@ -17,7 +17,11 @@ let sqsClient: SQSClient | undefined;
 
 export function dynamo(): DynamoDBDocumentClient {
   documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+    // convertClassInstanceToMap: the marshaller tells a plain object by its
+    // `constructor.name`, so a task's JSON result with its own "constructor"
+    // key (say {"constructor": "Ford"}) would otherwise be refused as a class
+    // instance, failing a task that succeeded. Everything stored is plain JSON.
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: true },
   });
   return documentClient;
 }

@@ -88,14 +88,36 @@ export class TaskFailed extends Error {
   override readonly name = WORKER_ERROR.failed;
 }
 
-/** A readable message for anything thrown, including non-Error values. */
+/**
+ * Longest error message kept, in characters. A task's failure is stored in
+ * one DynamoDB item (at most 400 KB), so a handler that throws a megabyte of
+ * text must not make its own failure unrecordable.
+ */
+export const MAX_ERROR_MESSAGE_LENGTH = 4096;
+
+function truncateMessage(message: string): string {
+  if (message.length <= MAX_ERROR_MESSAGE_LENGTH) return message;
+  return `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}… (${message.length - MAX_ERROR_MESSAGE_LENGTH} more characters)`;
+}
+
+/**
+ * A readable message for anything thrown, including non-Error values, at
+ * most MAX_ERROR_MESSAGE_LENGTH characters. Never throws: a handler's
+ * strangest throw still becomes its task's recorded failure.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  if (typeof error === 'string') return error;
   try {
+    if (error instanceof Error) return truncateMessage(String(error.message || error.name || 'Error'));
+    if (typeof error === 'string') return truncateMessage(error);
     const json = JSON.stringify(error);
-    return json === undefined ? String(error) : `Non-Error thrown: ${json}`;
+    if (json !== undefined) return truncateMessage(`Non-Error thrown: ${json}`);
   } catch {
-    return `Non-Error thrown: ${String(error)}`;
+    // circular, BigInt, a throwing toJSON or getter: fall back to String()
+  }
+  try {
+    return truncateMessage(`Non-Error thrown: ${String(error)}`);
+  } catch {
+    // e.g. an object without a prototype: no toString, no valueOf
+    return 'Non-Error thrown: a value that cannot be shown as text';
   }
 }

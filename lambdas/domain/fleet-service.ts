@@ -8,8 +8,9 @@ import type { CapacityCoordinator } from './capacity-coordinator';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
 import { ConflictError, NotFoundError } from './errors';
-import type { BatchMaintenance, BatchRepository, Page, TaskFileRemover, TaskStore, WorkflowStarter } from './ports';
-import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits } from './schemas';
+import { fingerprintSubmitRequest, hashIdempotencyKey } from './idempotency';
+import type { BatchMaintenance, BatchRecord, BatchRepository, IdempotencyRecord, IdempotencyStore, Page, TaskFileRemover, TaskStore, WorkflowStarter } from './ports';
+import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits, type SubmitRequest } from './schemas';
 import { summarizeBatch, type BatchSummary } from './summary';
 import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently } from './fleet-activity';
 import type { FleetActivity } from './ports';
@@ -34,6 +35,8 @@ export interface FleetServiceDeps {
    * stats through it. @default - no stats are kept; getStats and getActiveWorkers throw
    */
   activity?: FleetActivity;
+  /** Idempotency-Key claims. Needed by submitBatchOnce only. @default - submitBatchOnce throws */
+  idempotency?: IdempotencyStore;
   limits?: SubmitLimits;
   /** Days a finished batch is kept. @default 7 */
   retentionDays?: number;
@@ -55,11 +58,71 @@ export class FleetService {
   /** Validates, stores the tasks in run order, records the batch and starts its execution. */
   async submitBatch(body: unknown): Promise<BatchStatus> {
     const request = parseSubmitRequest(body, this.limits);
-    const batchId = this.newBatchId();
+    return (await this.createAndStart(this.newBatchId(), request)).status;
+  }
+
+  /**
+   * submitBatch under an `Idempotency-Key`: the same key with the same body
+   * gives the same batch, however often it is sent and however the sends
+   * interleave; the same key with another body is a ConflictError.
+   *
+   * - The key is claimed (a conditional write) before the batch exists, so of
+   *   two concurrent sends exactly one claim wins; the other reads it.
+   * - A send that finds a claim whose batch is not there yet completes the
+   *   submission itself: the first send may still be working, or may have
+   *   crashed after its claim. Every step is idempotent (the same tasks file,
+   *   a conditional create, a start named after the batch), so both may run it.
+   * - A claim marked created whose batch is gone (deleted, expired) is a
+   *   ConflictError: the key cannot bring the batch back.
+   *
+   * `created` is true for the one call that created the batch record.
+   */
+  async submitBatchOnce(body: unknown, idempotencyKey: string): Promise<{ status: BatchStatus; created: boolean }> {
+    if (!this.deps.idempotency) throw new Error('FleetService was built without idempotency; submitBatchOnce needs it');
+    const request = parseSubmitRequest(body, this.limits);
+    const now = this.now();
+    const claim: IdempotencyRecord = {
+      keyHash: hashIdempotencyKey(idempotencyKey),
+      bodyHash: fingerprintSubmitRequest(request),
+      batchId: this.newBatchId(),
+      state: 'creating',
+      createdAt: now,
+      expiresAt: Math.floor(now / 1000 + (this.deps.retentionDays ?? 7) * 86_400),
+    };
+    const outcome = await this.deps.idempotency.claim(claim);
+    const held = outcome.claimed ? claim : outcome.existing;
+    if (held.bodyHash !== claim.bodyHash) {
+      throw new ConflictError('Idempotency-Key: this key was already used with a different request body; send a new key for a new batch');
+    }
+    if (outcome.claimed) return this.createAndStart(held.batchId, request, held.keyHash);
+
+    const record = await this.deps.repository.getBatch(held.batchId);
+    if (!record) {
+      if (held.state === 'created') {
+        throw new ConflictError(`Idempotency-Key: batch ${held.batchId} was submitted with this key and no longer exists (deleted or expired); send a new key to submit again`);
+      }
+      return this.createAndStart(held.batchId, request, held.keyHash);
+    }
+    if (held.state === 'creating') await this.deps.idempotency.markCreated(held.keyHash, held.batchId);
+    // A batch still pending whose execution is not running never got started: start it.
+    if (record.status === 'pending' && !(await this.deps.workflow.isBatchRunning(held.batchId))) {
+      const { bucket, key } = await this.deps.taskStore.putTasks(held.batchId, orderByPriority(request.tasks));
+      await this.deps.workflow.startBatch({ batchId: held.batchId, tasksBucket: bucket, tasksKey: key });
+    }
+    return { status: await this.getBatchStatus(held.batchId), created: false };
+  }
+
+  /**
+   * Stores the tasks, records the batch and starts it. Safe to run again for
+   * the same batch id and request: a record someone else created first is
+   * left alone (and not counted in the stats twice), and the start is
+   * idempotent. With `keyHash`, the key's claim is marked created once the record exists.
+   */
+  private async createAndStart(batchId: string, request: SubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
     const ordered = orderByPriority(request.tasks);
     const { bucket, key } = await this.deps.taskStore.putTasks(batchId, ordered);
     const createdAt = this.now();
-    const record = {
+    const record: BatchRecord = {
       batchId,
       status: 'pending' as const,
       totalTasks: ordered.length,
@@ -72,20 +135,32 @@ export class FleetService {
       longestTaskTimeoutMs: ordered.reduce((longest, task) => Math.max(longest, task.timeout ?? 0), 0),
       tasksKey: key,
     };
-    await this.deps.repository.createBatch(record);
+    let created = true;
+    try {
+      await this.deps.repository.createBatch(record);
+    } catch (error) {
+      // Only an idempotent retry races another writer for the same batch id.
+      if (!keyHash || !(await this.deps.repository.getBatch(batchId))) throw error;
+      created = false;
+    }
     // Before the start: a batch that runs is always in the totals.
-    await this.deps.activity?.addSubmittedBatch(record.totalTasks);
+    if (created) await this.deps.activity?.addSubmittedBatch(record.totalTasks);
+    if (keyHash) await this.deps.idempotency?.markCreated(keyHash, batchId);
     await this.deps.workflow.startBatch({ batchId, tasksBucket: bucket, tasksKey: key });
+    if (!created) return { status: await this.getBatchStatus(batchId), created };
     return {
-      batchId,
-      status: 'pending',
-      totalTasks: record.totalTasks,
-      completedTasks: 0,
-      failedTasks: 0,
-      progress: 0,
-      createdAt,
-      startedAt: null,
-      completedAt: null,
+      status: {
+        batchId,
+        status: 'pending',
+        totalTasks: record.totalTasks,
+        completedTasks: 0,
+        failedTasks: 0,
+        progress: 0,
+        createdAt,
+        startedAt: null,
+        completedAt: null,
+      },
+      created,
     };
   }
 

@@ -155,3 +155,35 @@ export interface TaskFileRemover {
   /** Deletes the object at `tasksKey`; idempotent (a missing file is not an error). */
   deleteTasks(tasksKey: string): Promise<void>;
 }
+
+/**
+ * An `Idempotency-Key` bound to the first body it came with and the batch it
+ * creates (README: "Idempotent submission").
+ */
+export interface IdempotencyRecord {
+  /** SHA-256 of the key, hex: the raw key is never stored. */
+  keyHash: string;
+  /** SHA-256 of the canonical submit request, hex. */
+  bodyHash: string;
+  batchId: string;
+  /**
+   * `creating` from the claim until the batch record exists; `created` after.
+   * A claim left `creating` is one whose submission stopped midway.
+   */
+  state: 'creating' | 'created';
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch seconds after which the key is free again (DynamoDB TTL). */
+  expiresAt: number;
+}
+
+/** Idempotency keys of `POST /batches`, written before the batch they create. */
+export interface IdempotencyStore {
+  /**
+   * Claims the key for this body and batch id, unless a live claim exists
+   * (first writer wins): then returns that claim and writes nothing.
+   */
+  claim(record: IdempotencyRecord): Promise<{ claimed: true } | { claimed: false; existing: IdempotencyRecord }>;
+  /** Records that the claimed batch now exists. */
+  markCreated(keyHash: string, batchId: string): Promise<void>;
+}

@@ -7,12 +7,29 @@ import { LIMITS } from './config';
 import { ValidationError } from './errors';
 import type { FleetManagerConfig, Task } from './types';
 
+/** A UTF-16 surrogate that is not half of a pair (`u` mode matches only those). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * How deep a task's `data` may nest (objects and arrays). A result is stored
+ * as one DynamoDB attribute, and DynamoDB takes 32 levels counting the
+ * attribute itself, so data this deep still fits when a handler echoes it.
+ * The bound also keeps serialising a task far from the stack's limit (a
+ * 10,000-level body would overflow JSON.stringify).
+ */
+export const MAX_DATA_DEPTH = 31;
+
+/** `Idempotency-Key`: printable ASCII (space to ~), as HTTP header values are. */
+export const IDEMPOTENCY_KEY_MAX_LENGTH = 128;
+
 const taskIdSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(LIMITS.taskIdLength, `must be at most ${LIMITS.taskIdLength} characters`)
   // Control characters would make ids unreadable in logs, the console and the CLI.
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters')
+  // A lone surrogate is not valid UTF-8: DynamoDB would refuse the result's key.
+  .refine((id) => !LONE_SURROGATE.test(id), 'must be well-formed Unicode (it holds a lone surrogate)');
 
 const taskSchema = z.strictObject({
   id: taskIdSchema,
@@ -64,6 +81,37 @@ function firstIssue(error: z.ZodError, prefix = ''): ValidationError {
   return new ValidationError(fieldOf(issue.path, prefix), issue.message);
 }
 
+/**
+ * Walks `data` without recursion (its depth is what is being checked) and
+ * returns what is wrong with it, if anything: nesting deeper than
+ * MAX_DATA_DEPTH, a string or key that is not well-formed Unicode, or a
+ * `__proto__` key.
+ */
+function checkData(data: unknown): string | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value: data, depth: 0 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof value === 'string') {
+      if (LONE_SURROGATE.test(value)) return 'holds a string that is not well-formed Unicode (a lone surrogate)';
+      continue;
+    }
+    if (value === null || typeof value !== 'object') continue;
+    if (depth + 1 > MAX_DATA_DEPTH) return `nests deeper than ${MAX_DATA_DEPTH} levels of objects and arrays`;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth: depth + 1 });
+      continue;
+    }
+    for (const [key, item] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(key)) return 'holds a key that is not well-formed Unicode (a lone surrogate)';
+      // Reading a result back, the DynamoDB SDK assigns keys one by one, and
+      // `obj.__proto__ = ...` sets a prototype: the key could never round-trip.
+      if (key === '__proto__') return 'holds a "__proto__" key, which cannot be stored and read back as data';
+      stack.push({ value: item, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
 /** Validates a `POST /batches` body (already JSON-parsed). */
 export function parseSubmitRequest(body: unknown, limits: SubmitLimits = LIMITS): SubmitRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -83,6 +131,8 @@ export function parseSubmitRequest(body: unknown, limits: SubmitLimits = LIMITS)
     const task = parsed.data;
     if (seen.has(task.id)) throw new ValidationError(`tasks[${i}].id`, `duplicates the id "${task.id}"`);
     seen.add(task.id);
+    const dataProblem = checkData(task.data);
+    if (dataProblem) throw new ValidationError(`tasks[${i}].data`, dataProblem);
     const bytes = Buffer.byteLength(JSON.stringify(task));
     if (bytes > limits.taskBytes) {
       throw new ValidationError(`tasks[${i}]`, `is ${bytes} bytes; a task may be at most ${limits.taskBytes} bytes`);
@@ -160,5 +210,17 @@ const BATCH_ID = /^[A-Za-z0-9_-]{1,80}$/;
 /** Batch ids double as Step Functions execution names: 1-80 of [A-Za-z0-9_-]. */
 export function parseBatchId(raw: string | undefined): string {
   if (!raw || !BATCH_ID.test(raw)) throw new ValidationError('batchId', 'is not a valid batch id');
+  return raw;
+}
+
+/**
+ * Validates an `Idempotency-Key` header: absent is fine (no idempotency);
+ * present, it is 1 to 128 printable ASCII characters.
+ */
+export function parseIdempotencyKey(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (raw.length < 1 || raw.length > IDEMPOTENCY_KEY_MAX_LENGTH || !/^[\x20-\x7e]+$/.test(raw) || raw.trim() === '') {
+    throw new ValidationError('Idempotency-Key', `must be 1 to ${IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters`);
+  }
   return raw;
 }

@@ -29,7 +29,8 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, retentionDays: RETENTION_DAYS, sweepIntervalMs: SWEEP_INTERVAL_MS });
   url = fleet.url;
   table = fleet.resources.tables[0]!.name;
-  bucket = fleet.resources.buckets[0]!.name;
+  // By name: the template has other buckets too (the access logs').
+  bucket = fleet.resources.buckets.find((b) => b.logicalId.startsWith('FleetTasksBucket'))!.name;
   // The fleet put its endpoints and local credentials in process.env, as the handlers read them.
   const credentials = { accessKeyId: process.env.AWS_ACCESS_KEY_ID!, secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY! };
   ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1', endpoint: process.env.AWS_ENDPOINT_URL_DYNAMODB, credentials }));
