@@ -175,11 +175,14 @@ export class DynamoBatchRepository implements BatchRepository {
   async getStatus(batchId: string): Promise<BatchStatus | undefined> {
     const record = await this.getBatch(batchId);
     if (!record) return undefined;
-    if (FINISHED_STATES.has(record.status) && record.status !== 'cancelled') {
-      return statusOf(record, record.completedTasks, record.failedTasks);
-    }
+    if (this.hasFinalCounts(record)) return statusOf(record, record.completedTasks, record.failedTasks);
     const counts = await this.sumCounters(batchId);
     return statusOf(record, counts.completedTasks, counts.failedTasks);
+  }
+
+  /** Completed, partial and failed batches store exact final counts; a cancelled one's may still grow. */
+  private hasFinalCounts(record: BatchRecord): boolean {
+    return FINISHED_STATES.has(record.status) && record.status !== 'cancelled';
   }
 
   async listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>> {
@@ -205,10 +208,14 @@ export class DynamoBatchRepository implements BatchRepository {
       }),
     );
     const at = nowSeconds();
-    const items = Items.filter((item) => !isExpired(item, at)).map((item) => {
-      const record = toRecord(item);
-      return statusOf(record, record.completedTasks, record.failedTasks);
-    });
+    // Finished batches carry their final counts; the others are counted live, as GET /batches/{id} does.
+    const items = await Promise.all(
+      Items.filter((item) => !isExpired(item, at)).map(async (item) => {
+        const record = toRecord(item);
+        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId);
+        return statusOf(record, counts.completedTasks, counts.failedTasks);
+      }),
+    );
     // An index's LastEvaluatedKey holds the table key and the index key.
     const nextCursor =
       LastEvaluatedKey && typeof LastEvaluatedKey.pk === 'string'

@@ -140,3 +140,19 @@ describe('scaleWorkers: POST /workers/scale', () => {
     expect((await call('GET', '/config')).json.maxConcurrentWorkers).toBe(3);
   });
 });
+
+describe('listBatches: GET /batches', () => {
+  it('shows a running batch with its live counts, not zeros', async () => {
+    await call('PATCH', '/config', { maxConcurrentWorkers: 2 });
+    const { json } = await call('POST', '/batches', { tasks: sleepTasks(40, 30) });
+    const batchId: string = json.batchId;
+    const listed = await waitFor(async () => {
+      const page = (await call('GET', '/batches?limit=50')).json as { batches: { batchId: string; status: string; completedTasks: number; progress: number }[] };
+      const mine = page.batches.find((b) => b.batchId === batchId);
+      return mine && mine.status === 'processing' && mine.completedTasks >= 4 ? mine : undefined;
+    });
+    expect(listed.progress).toBeGreaterThan(0);
+    expect(listed.progress).toBeLessThan(1);
+    await call('POST', `/batches/${batchId}/cancel`);
+  });
+});
