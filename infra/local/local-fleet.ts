@@ -21,6 +21,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import dynalite from 'dynalite';
 import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
+import { dashboardRoute } from './dashboard';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { LocalLambda } from './lambda-runtime';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
@@ -48,6 +49,8 @@ export interface LocalFleetOptions {
   maxBodyBytes?: number;
   /** Extra HTTP routes served before the API. */
   routes?: LocalRoute[];
+  /** Serve the dashboard page at `/` (its files are public; its API calls need the token). @default true */
+  dashboard?: boolean;
   /**
    * Days finished batches and their results are kept; overrides the template's
    * FLEET_RETENTION_DAYS for every handler. Fractions are allowed (tests).
@@ -193,6 +196,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
     maxBodyBytes,
     routes: options.routes,
+    publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
     token: options.token,
   });
   server.keepAliveTimeout = 65_000;

@@ -18,6 +18,8 @@ const fleet = await startLocalFleet({
   maxTasksPerBatch: process.env.FLEET_MAX_TASKS_PER_BATCH ? Number(process.env.FLEET_MAX_TASKS_PER_BATCH) : undefined,
 });
 console.log(`Fleet is running locally at ${fleet.url}`);
+// The page can't know the token: it takes it from ?token= once, then keeps it in the tab.
+console.log(`  dashboard: ${fleet.url}/${process.env.FLEET_TOKEN ? '?token=<FLEET_TOKEN>' : ''}`);
 console.log(`  submit:  curl -s -X POST ${fleet.url}/batches -H 'content-type: application/json' -d '{"tasks":[{"id":"t1","type":"echo","data":{"hello":"fleet"}}]}'`);
 console.log('  stop:    Ctrl-C');
 
