@@ -16,6 +16,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
 import { BatchWorkflow } from './batch-workflow';
@@ -112,6 +113,12 @@ export class Fleet extends Construct {
   readonly stateMachineLogs: logs.LogGroup;
   /** S3 server access logs of the tasks bucket. */
   readonly accessLogsBucket: s3.Bucket;
+  /**
+   * Tasks that failed for good (retries exhausted, or a permanent error), one
+   * message each: `{batchId, taskId, taskType, error, attempts, workerId, failedAt}`.
+   * It only informs operators: the task's result in the table is the record.
+   */
+  readonly deadLetterQueue: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: FleetProps = {}) {
     super(scope, id);
@@ -164,6 +171,18 @@ export class Fleet extends Construct {
       removalPolicy,
     });
 
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      // SQS's longest: operators have two weeks to look at a failed task.
+      retentionPeriod: Duration.days(14),
+      removalPolicy,
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is itself a dead-letter queue: failed tasks are sent to it for operators to inspect, and nothing consumes it automatically.',
+    });
+
     const common = {
       FLEET_RETENTION_DAYS: String(retentionDays),
       TABLE_NAME: this.table.tableName,
@@ -194,7 +213,9 @@ export class Fleet extends Construct {
       memorySize: props.workerMemorySize ?? 1024,
       // Lambda's maximum: each attempt's own deadline (workerTimeout) is enforced inside.
       timeout: Duration.minutes(15),
+      environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
     });
+    this.deadLetterQueue.grantSendMessages(this.workerFunction);
     const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
     this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
       environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType },
@@ -244,7 +265,10 @@ export class Fleet extends Construct {
     this.stateMachine.grantStartExecution(this.apiFunction);
     // cancelBatch stops a batch's execution; scaleWorkers finds its Map Run and changes it.
     // DescribeExecution: capacity held by a batch whose execution ended is reclaimed.
-    this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns', 'states:DescribeExecution');
+    // RedriveExecution: retry-failed redrives a batch whose execution itself failed.
+    this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns', 'states:DescribeExecution', 'states:RedriveExecution');
+    // retry-failed reads a batch's tasks file back to write the tasks it runs again.
+    this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
     const updateMapRuns = new iam.PolicyStatement({
       actions: ['states:UpdateMapRun'],
       resources: [

@@ -11,6 +11,8 @@ import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
 import { DynamoCapacityStore } from './adapters/capacity-store';
+import { DynamoRetryStore } from './adapters/retry-store';
+import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
@@ -29,7 +31,9 @@ const env = loadEnv({
 
 const taskStore = new S3TaskStore(s3(), env.TASKS_BUCKET);
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const workflow = new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN);
+const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
+// A retried batch runs `<batchId>-retry-<n>`: stop and UpdateMapRun look its current execution up.
+const workflow = new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN, { executionNameOf: (batchId) => retryStore.currentExecutionName(batchId) });
 const service = new FleetService({
   repository,
   taskStore,
@@ -37,6 +41,7 @@ const service = new FleetService({
   capacity: new CapacityCoordinator({ store: new DynamoCapacityStore(dynamo(), env.TABLE_NAME), repository, workflow }),
   maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
   taskFiles: taskStore,
+  retry: { store: retryStore, taskFiles: new S3RetryTaskFiles(s3(), env.TASKS_BUCKET), workflow },
   activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
   idempotency: new DynamoIdempotencyStore(dynamo(), env.TABLE_NAME),
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
@@ -114,6 +119,16 @@ const routes: Route[] = [
       GET: async (event, [id]) => {
         const page = await service.getBatchResults(parseBatchId(id), parseLimit(query(event, 'limit'), 100), query(event, 'cursor') || undefined);
         return json(200, { results: page.items, nextCursor: page.nextCursor });
+      },
+    },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)\/retry-failed$/,
+    methods: {
+      // 202 when tasks run again (a new execution or a redrive); 200 when none had failed.
+      POST: async (_event, [id]) => {
+        const retried = await service.retryFailed(parseBatchId(id));
+        return json(retried.mode === 'none' ? 200 : 202, retried);
       },
     },
   },

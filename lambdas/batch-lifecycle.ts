@@ -17,6 +17,7 @@ import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
+import { DynamoRetryStore } from './adapters/retry-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { finalStatusOf } from './domain/batch';
@@ -33,9 +34,15 @@ const env = loadEnv({
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
 const capacityStore = new DynamoCapacityStore(dynamo(), env.TABLE_NAME);
 const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
+const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
 
+// A retried batch runs `<batchId>-retry-<n>`: capacity checks look its current execution up.
 const coordinatorFor = (stateMachineArn: string) =>
-  new CapacityCoordinator({ store: capacityStore, repository, workflow: new StepFunctionsWorkflow(sfn(), stateMachineArn) });
+  new CapacityCoordinator({
+    store: capacityStore,
+    repository,
+    workflow: new StepFunctionsWorkflow(sfn(), stateMachineArn, { executionNameOf: (batchId) => retryStore.currentExecutionName(batchId) }),
+  });
 
 /** What the state machine hands the lifecycle functions. */
 export interface LifecycleEvent<T> {
@@ -104,6 +111,8 @@ export const finish = async ({ state: event, stateMachineArn }: LifecycleEvent<F
   // logged and never keeps the batch from finishing.
   await activity
     .addFinishedBatch(event.batchId, counts, Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400))
+    // Counted before: a retry-failed run, whose new counts replace the ones counted.
+    .then((added) => (added ? true : retryStore.recountRetriedBatch(event.batchId, counts)))
     .catch((error: unknown) => console.error(JSON.stringify({ level: 'ERROR', message: 'fleet stats: finished batch not added', batchId: event.batchId, error: String(error) })));
   await repository.finish(event.batchId, {
     status,

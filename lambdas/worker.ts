@@ -8,11 +8,13 @@
  *   machine catches so the child (and the Map Run) still succeed.
  * - `recordFailure`: the Catch path for failures the worker could not record
  *   itself (Step Functions' timeout backstop, a crashed runtime).
+ * - A final failure, on either path, also goes to the dead-letter queue.
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { dynamo, loadEnv } from './adapters/clients';
+import { dynamo, loadEnv, sqs } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { SqsDeadLetterQueue } from './adapters/dead-letter-queue';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
@@ -24,17 +26,46 @@ const env = loadEnv({
   TABLE_NAME: z.string().min(1),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
   FLEET_WORKER_LISTING_DELAY_MS: z.coerce.number().int().nonnegative().default(WORKER_LISTING_DELAY_MS),
+  /** The Fleet construct always sets it; without it (e.g. a unit test) no dead-letter message is sent. */
+  FLEET_DLQ_URL: z.string().min(1).optional(),
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
 const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
+const deadLetters = env.FLEET_DLQ_URL ? new SqsDeadLetterQueue(sqs(), env.FLEET_DLQ_URL) : undefined;
 /** One id per execution environment: the seed's worker id. */
 const environmentId = randomUUID().slice(0, 8);
 
 const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400);
 
-async function record(batchId: string, result: TaskResult): Promise<void> {
-  await repository.recordResult(batchId, result, expiresAt(result.timestamp));
+/** False for a duplicate: the task already had its final result. */
+async function record(batchId: string, result: TaskResult): Promise<boolean> {
+  return repository.recordResult(batchId, result, expiresAt(result.timestamp));
+}
+
+/**
+ * Sends a final failure to the dead-letter queue, after its result is
+ * recorded: the result is the record, the message tells operators. Only the
+ * invocation whose result was recorded sends, so a duplicate delivery sends
+ * nothing; a send that fails is logged and never fails the task or loses its
+ * result (at most one message per failure, and none if SQS is down).
+ */
+async function deadLetter(batchId: string, taskType: string, result: TaskResult): Promise<void> {
+  if (!deadLetters) return;
+  try {
+    await deadLetters.send({
+      batchId,
+      taskId: result.taskId,
+      taskType,
+      error: result.error ?? '',
+      attempts: result.attempts,
+      workerId: result.workerId,
+      failedAt: result.timestamp,
+    });
+  } catch (error) {
+    // No task data in the log: ids only.
+    console.error(JSON.stringify({ level: 'ERROR', message: 'dead-letter queue: send failed', batchId, taskId: result.taskId, error: String(error) }));
+  }
 }
 
 /**
@@ -72,8 +103,11 @@ async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
     attempts: attempt + 1,
     workerId,
   };
-  await record(event.batchId, result);
-  if (outcome.kind === 'failed') throw new TaskFailed(outcome.error);
+  const recorded = await record(event.batchId, result);
+  if (outcome.kind === 'failed') {
+    if (recorded) await deadLetter(event.batchId, event.task.type, result);
+    throw new TaskFailed(outcome.error);
+  }
   return { taskId: event.task.id, success: true };
 }
 
@@ -89,7 +123,7 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     // a plain-text cause
   }
   const now = Date.now();
-  await record(event.batchId, {
+  const result: TaskResult = {
     taskId: event.task.id,
     success: false,
     error: name === 'States.Timeout' ? 'timed out: the attempt exceeded its backstop timeout' : `${name}${message ? `: ${message}` : ''}`,
@@ -98,7 +132,8 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     // The Catch path cannot see how many retries ran before it; at least one attempt did.
     attempts: 1,
     workerId: `${environmentId}-catch`,
-  });
+  };
+  if (await record(event.batchId, result)) await deadLetter(event.batchId, event.task.type, result);
   // The attempt that ended here (backstop timeout, crash) could not deregister itself.
   await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => logRegistryError('deregister', error));
   return { taskId: event.task.id, success: false };

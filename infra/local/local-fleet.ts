@@ -17,16 +17,19 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import dynalite from 'dynalite';
+import { buildApp as buildFauxqs } from 'fauxqs';
 import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { LocalLambda } from './lambda-runtime';
+import { ExecutionJournal } from './journal';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
 import { startTtlSweeper, ttlTablesOf } from './ttl-sweeper';
-import { LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
+import { LOCAL_ACCOUNT, LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -68,10 +71,19 @@ export interface LocalFleet {
   url: string;
   resources: LocalResources;
   stepFunctions: LocalStepFunctions;
+  /** Executions the journal had left running, resumed at start (crash recovery; 0 in memory). */
+  resumedExecutions: number;
+  /** The local service endpoints the handlers use (AWS_ENDPOINT_URL_*). */
+  endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string };
   lambda: LocalLambda;
   /** Resolves when no batch execution is running. */
   idle(): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Stops the fleet. On disk, running executions are suspended, not stopped:
+   * no new task starts, tasks already running get up to `drainMs` to finish,
+   * and the executions resume on the next start. In memory they are stopped.
+   */
+  close(options?: { drainMs?: number }): Promise<{ drained: boolean }>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -106,6 +118,23 @@ function tableInput(name: string, properties: Record<string, unknown>): CreateTa
   };
 }
 
+/**
+ * The template's queue properties as CreateQueue attributes. Encryption at
+ * rest has no local meaning; any other property is refused, never ignored.
+ */
+function localQueueAttributes(name: string, properties: Record<string, unknown>): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const [key, value] of Object.entries(properties)) {
+    if (key === 'SqsManagedSseEnabled' || key === 'KmsMasterKeyId') continue;
+    if (['MessageRetentionPeriod', 'VisibilityTimeout', 'DelaySeconds', 'ReceiveMessageWaitTimeSeconds', 'MaximumMessageSize'].includes(key)) {
+      attributes[key] = String(value);
+      continue;
+    }
+    throw new Error(`local mode does not implement the queue property ${key} (queue ${name})`);
+  }
+  return attributes;
+}
+
 export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.has(host) && !options.token) {
@@ -118,7 +147,16 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   const scratch = inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
 
-  const resources = resolveTemplate(synthesizeTemplate());
+  // SQS: fauxqs, in this process and on loopback only (its CLI listens on every
+  // interface). First, since a queue's URL (its Ref) names the server's port.
+  const fauxqs = buildFauxqs({ logger: false });
+  await fauxqs.listen({ port: 0, host: '127.0.0.1' });
+  const sqsPort = (fauxqs.server.address() as AddressInfo).port;
+  const sqsEndpoint = `http://127.0.0.1:${sqsPort}`;
+  // fauxqs's URL format. Requests still go to sqsEndpoint: the SQS client does
+  // not follow a QueueUrl's host (clients.ts), so the name need not resolve.
+  const queueUrl = (name: string) => `http://sqs.${LOCAL_REGION}.localhost:${sqsPort}/${LOCAL_ACCOUNT}/${name}`;
+  const resources = resolveTemplate(synthesizeTemplate(), { queueUrl });
 
   // DynamoDB
   const dynamo = dynalite({ ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
@@ -157,8 +195,17 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     },
   };
 
+  const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: sqsEndpoint, credentials });
+  for (const queue of resources.queues) {
+    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: queue.name, Attributes: localQueueAttributes(queue.name, queue.properties) }));
+    if (QueueUrl !== queue.url) throw new Error(`fauxqs made queue ${queue.name} at ${QueueUrl}, but the handlers were given ${queue.url}`);
+  }
+  sqs.destroy();
+
   const lambda = new LocalLambda(resources.functions, REPO_ROOT);
-  const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000 });
+  // Executions are journaled on disk, so they resume after a crash or a restart.
+  const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
+  const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000, journal });
   stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
   const sfnEndpoint = await serveStepFunctions(stepFunctions);
 
@@ -169,6 +216,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
     AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
     AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_SQS: sqsEndpoint,
     AWS_ENDPOINT_URL_SFN: sfnEndpoint.url,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
@@ -188,6 +236,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     environment.FLEET_RETENTION_DAYS = String(retentionDays);
   }
   Object.assign(process.env, environment);
+  // The handlers can run now: resume what the journal left running.
+  const resumedExecutions = stepFunctions.recover();
 
   const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
   if (!apiFunction) throw new Error('the template has no API function');
@@ -214,18 +264,24 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     resources,
     stepFunctions,
+    resumedExecutions,
+    endpoints: { ...endpoints, sqs: sqsEndpoint, stepFunctions: sfnEndpoint.url },
     lambda,
     idle: () => stepFunctions.idle(),
-    async close() {
+    async close(closeOptions = {}) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await stepFunctions.stopAll();
+      let drained = true;
+      if (journal) ({ drained } = await stepFunctions.suspend(closeOptions.drainMs ?? 10_000));
+      else await stepFunctions.stopAll();
       await sfnEndpoint.close();
       await sweeper.stop();
       s3.destroy();
       await s3rver.close();
+      await fauxqs.close();
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));
       if (scratch) rmSync(scratch, { recursive: true, force: true });
+      return { drained };
     },
   };
 }

@@ -4,7 +4,13 @@
  * Environment: PORT, HOST (loopback unless FLEET_TOKEN is set), FLEET_TOKEN,
  * FLEET_DATA_DIR (default .fleet-data), FLEET_IN_MEMORY=1,
  * FLEET_RETRY_UNIT_MS (ms per second of retry delay; default 1000, as on AWS),
- * FLEET_MAX_TASKS_PER_BATCH.
+ * FLEET_MAX_TASKS_PER_BATCH, FLEET_DRAIN_MS (how long SIGTERM/SIGINT lets
+ * running tasks finish; default 10000).
+ *
+ * Stopping: SIGTERM or Ctrl-C stops launching tasks, lets running ones finish
+ * (up to FLEET_DRAIN_MS), and exits 0; batches that were running resume on the
+ * next start. A second signal exits at once, and they still resume: the
+ * execution journal is consistent at every moment, even under SIGKILL.
  */
 import { startLocalFleet } from './local-fleet';
 
@@ -18,18 +24,26 @@ const fleet = await startLocalFleet({
   maxTasksPerBatch: process.env.FLEET_MAX_TASKS_PER_BATCH ? Number(process.env.FLEET_MAX_TASKS_PER_BATCH) : undefined,
 });
 console.log(`Fleet is running locally at ${fleet.url}`);
+if (fleet.resumedExecutions > 0) console.log(`  resumed: ${fleet.resumedExecutions} batch execution(s) that were running when the fleet last stopped`);
 // The page can't know the token: it takes it from ?token= once, then keeps it in the tab.
 console.log(`  dashboard: ${fleet.url}/${process.env.FLEET_TOKEN ? '?token=<FLEET_TOKEN>' : ''}`);
 console.log(`  submit:  curl -s -X POST ${fleet.url}/batches -H 'content-type: application/json' -d '{"tasks":[{"id":"t1","type":"echo","data":{"hello":"fleet"}}]}'`);
 console.log('  stop:    Ctrl-C');
 
+const drainMs = Number(process.env.FLEET_DRAIN_MS ?? 10_000);
 let stopping = false;
 const stop = (signal: string) => {
-  if (stopping) return;
+  if (stopping) {
+    console.log(`${signal} again: exiting now; running batches resume on the next start`);
+    process.exit(1);
+  }
   stopping = true;
-  console.log(`\n${signal}: stopping the local fleet...`);
-  fleet.close().then(
-    () => process.exit(0),
+  console.log(`\n${signal}: stopping the local fleet (running tasks get up to ${drainMs} ms to finish)...`);
+  fleet.close({ drainMs }).then(
+    ({ drained }) => {
+      console.log(drained ? 'stopped: every running task finished' : 'stopped: tasks still running will run again on the next start');
+      process.exit(0);
+    },
     (error: unknown) => {
       console.error(error);
       process.exit(1);

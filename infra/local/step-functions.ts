@@ -8,8 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadDefinition, type StateMachineDefinition } from './asl/definition';
 import { Interpreter, MapRun, StatesError, type InterpreterOptions } from './asl/interpreter';
-
-type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED' | 'TIMED_OUT';
+import { ExecutionJournal, REDRIVABLE, REDRIVE_DAYS, type ExecutionStatus, type JournaledExecution } from './journal';
 
 export interface LocalExecution {
   executionArn: string;
@@ -25,7 +24,15 @@ export interface LocalExecution {
   mapRuns: MapRun[];
   controller: AbortController;
   done: Promise<void>;
+  /** Its number in the journal. */
+  journalId: number;
+  redriveCount: number;
+  redriveDate?: Date;
+  /** The local fleet is stopping: the execution stops in this process but stays running in the journal, and resumes on the next start. */
+  suspended: boolean;
 }
+
+export type { ExecutionStatus };
 
 /** An error the SDK maps to a named exception (`__type`). */
 export class ServiceError extends Error {
@@ -38,14 +45,25 @@ export class ServiceError extends Error {
   }
 }
 
+export interface LocalStepFunctionsOptions extends InterpreterOptions {
+  /**
+   * Where executions are journaled, so they resume after the local fleet
+   * restarts (see journal.ts). @default an in-memory journal: nothing survives the process
+   */
+  journal?: ExecutionJournal;
+}
+
 export class LocalStepFunctions {
   private readonly machines = new Map<string, StateMachineDefinition>();
   private readonly executions = new Map<string, LocalExecution>();
   private readonly mapRuns = new Map<string, MapRun>();
   private readonly interpreter: Interpreter;
+  private readonly journal: ExecutionJournal;
+  private suspending = false;
 
-  constructor(options: InterpreterOptions) {
+  constructor(options: LocalStepFunctionsOptions) {
     this.interpreter = new Interpreter(options);
+    this.journal = options.journal ?? ExecutionJournal.inMemory();
   }
 
   /** Loads a definition; a field the runner does not implement is refused here. */
@@ -57,9 +75,8 @@ export class LocalStepFunctions {
     const machine = this.machines.get(stateMachineArn);
     if (!machine) throw new ServiceError('StateMachineDoesNotExist', `State machine does not exist: '${stateMachineArn}'`);
     if (!/^[A-Za-z0-9_-]{1,80}$/.test(name)) throw new ServiceError('InvalidName', `Invalid name: '${name}'`);
-    let parsedInput: unknown;
     try {
-      parsedInput = JSON.parse(input);
+      JSON.parse(input);
     } catch {
       throw new ServiceError('InvalidExecutionInput', 'Invalid execution input: not JSON');
     }
@@ -70,51 +87,107 @@ export class LocalStepFunctions {
       if (existing.status === 'RUNNING' && existing.input === input) return { executionArn, startDate: existing.startDate };
       throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
     }
+    if (this.suspending) throw new ServiceError('ServiceUnavailable', 'the local fleet is stopping', 503);
+    const journaled = this.journal.started({ executionArn, stateMachineArn, name, input, startDate: new Date() });
+    const execution = this.register(journaled);
+    this.launch(execution, machine, undefined);
+    return { executionArn, startDate: execution.startDate };
+  }
+
+  /**
+   * Restarts the executions the journal left running (the local fleet was
+   * killed or stopped while they ran): each resumes at the state it was in,
+   * and a Map Run skips the children that had ended. Failed executions come
+   * back as they were, so they can be redriven. Returns how many resumed.
+   */
+  recover(): number {
+    for (const journaled of this.journal.ended()) {
+      if (this.executions.has(journaled.executionArn)) continue;
+      const execution = this.register(journaled);
+      Object.assign(execution, { ...journaled.end, status: journaled.end?.status ?? 'FAILED' });
+    }
+    let resumed = 0;
+    for (const journaled of this.journal.running()) {
+      if (this.executions.has(journaled.executionArn)) continue;
+      const execution = this.register(journaled);
+      const machine = this.machines.get(journaled.stateMachineArn);
+      if (!machine) {
+        this.end(execution, { status: 'FAILED', error: 'States.Runtime', cause: `the state machine ${journaled.stateMachineArn} no longer exists` });
+        continue;
+      }
+      this.launch(execution, machine, journaled.state);
+      resumed++;
+    }
+    return resumed;
+  }
+
+  private register(journaled: JournaledExecution): LocalExecution {
     const controller = new AbortController();
-    setMaxListeners(0, controller.signal);
     const execution: LocalExecution = {
-      executionArn,
-      stateMachineArn,
-      name,
-      input,
+      executionArn: journaled.executionArn,
+      stateMachineArn: journaled.stateMachineArn,
+      name: journaled.name,
+      input: journaled.input,
       status: 'RUNNING',
-      startDate: new Date(),
+      startDate: journaled.startDate,
       mapRuns: [],
       controller,
       done: Promise.resolve(),
+      journalId: journaled.id,
+      redriveCount: journaled.redriveCount,
+      ...(journaled.redriveDate ? { redriveDate: journaled.redriveDate } : {}),
+      suspended: false,
     };
-    this.executions.set(executionArn, execution);
+    this.executions.set(execution.executionArn, execution);
+    return execution;
+  }
+
+  /** Runs an execution from its start, or from `resumeAt` (a recovered or redriven execution). */
+  private launch(execution: LocalExecution, machine: StateMachineDefinition, resumeAt: { name: string; input: unknown } | undefined): void {
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    execution.controller = controller;
+    const input = JSON.parse(execution.input) as unknown;
     execution.done = this.interpreter
-      .run(machine, parsedInput, {
-        executionArn,
-        executionName: name,
-        stateMachineArn,
-        startTime: execution.startDate.toISOString(),
-        input: parsedInput,
-        signal: controller.signal,
-        onMapRun: (mapRun) => {
-          execution.mapRuns.push(mapRun);
-          this.mapRuns.set(mapRun.arn, mapRun);
+      .run(
+        machine,
+        resumeAt ? resumeAt.input : input,
+        {
+          executionArn: execution.executionArn,
+          executionName: execution.name,
+          stateMachineArn: execution.stateMachineArn,
+          startTime: execution.startDate.toISOString(),
+          input,
+          signal: controller.signal,
+          onMapRun: (mapRun) => {
+            // A resumed Map Run keeps its ARN: it replaces the one it continues.
+            execution.mapRuns = [...execution.mapRuns.filter((m) => m.arn !== mapRun.arn), mapRun];
+            this.mapRuns.set(mapRun.arn, mapRun);
+          },
+          checkpoint: this.journal.checkpointFor(execution.journalId, resumeAt !== undefined),
         },
-      })
-      .then(
-        (output) => {
-          if (execution.status !== 'RUNNING') return;
-          execution.status = 'SUCCEEDED';
-          execution.output = JSON.stringify(output);
-        },
-        (error: unknown) => {
-          if (execution.status !== 'RUNNING') return;
-          const failure = error instanceof StatesError ? error : new StatesError('States.Runtime', String(error));
-          execution.status = failure.error === 'States.Timeout' ? 'TIMED_OUT' : 'FAILED';
-          execution.error = failure.error;
-          execution.cause = failure.cause_;
-        },
+        resumeAt?.name,
       )
-      .finally(() => {
-        execution.stopDate ??= new Date();
-      });
-    return { executionArn, startDate: execution.startDate };
+      .then(
+        (output) => this.end(execution, { status: 'SUCCEEDED', output: JSON.stringify(output) }),
+        (error: unknown) => {
+          // Stopped by the shutdown: it stays running in the journal and resumes on the next start.
+          if (execution.suspended && controller.signal.aborted) return;
+          const failure = error instanceof StatesError ? error : new StatesError('States.Runtime', String(error));
+          this.end(execution, { status: failure.error === 'States.Timeout' ? 'TIMED_OUT' : 'FAILED', error: failure.error, cause: failure.cause_ });
+        },
+      );
+  }
+
+  /** Records how a running execution ended, in memory and in the journal. */
+  private end(execution: LocalExecution, end: { status: ExecutionStatus; output?: string; error?: string; cause?: string }): void {
+    if (execution.status !== 'RUNNING') return;
+    execution.status = end.status;
+    execution.stopDate = new Date();
+    if (end.output !== undefined) execution.output = end.output;
+    if (end.error !== undefined) execution.error = end.error;
+    if (end.cause !== undefined) execution.cause = end.cause;
+    this.journal.endedWith(execution.journalId, { ...end, stopDate: execution.stopDate });
   }
 
   private execution(arn: string): LocalExecution {
@@ -131,13 +204,38 @@ export class LocalStepFunctions {
   stopExecution(arn: string, error?: string, cause?: string): { stopDate: Date } {
     const execution = this.execution(arn);
     if (execution.status === 'RUNNING') {
-      execution.status = 'ABORTED';
-      execution.stopDate = new Date();
-      if (error) execution.error = error;
-      if (cause) execution.cause = cause;
+      this.end(execution, { status: 'ABORTED', ...(error ? { error } : {}), ...(cause ? { cause } : {}) });
       execution.controller.abort(new StatesError('States.Aborted', 'the execution was stopped'));
     }
     return { stopDate: execution.stopDate ?? new Date() };
+  }
+
+  /**
+   * RedriveExecution: a FAILED or TIMED_OUT execution runs again from the
+   * state it failed in, with the input that state had; a Map Run it failed in
+   * keeps its succeeded children and runs the others. (AWS also redrives
+   * ABORTED executions; the local journal does not keep their progress.)
+   */
+  redriveExecution(arn: string): { redriveDate: Date } {
+    const execution = this.execution(arn);
+    if (!REDRIVABLE.has(execution.status)) {
+      throw new ServiceError('ExecutionNotRedrivable', `Execution is ${execution.status}: only FAILED and TIMED_OUT executions can be redriven locally`);
+    }
+    if (execution.stopDate && Date.now() - execution.stopDate.getTime() > REDRIVE_DAYS * 86_400_000) {
+      throw new ServiceError('ExecutionNotRedrivable', `Execution stopped more than ${REDRIVE_DAYS} days ago`);
+    }
+    const machine = this.machines.get(execution.stateMachineArn);
+    if (!machine) throw new ServiceError('StateMachineDoesNotExist', `State machine does not exist: '${execution.stateMachineArn}'`);
+    if (this.suspending) throw new ServiceError('ServiceUnavailable', 'the local fleet is stopping', 503);
+    const redriveDate = new Date();
+    const journaled = this.journal.redriven(execution.journalId, redriveDate);
+    Object.assign(execution, { status: 'RUNNING', redriveCount: journaled.redriveCount, redriveDate, suspended: false });
+    delete execution.stopDate;
+    delete execution.output;
+    delete execution.error;
+    delete execution.cause;
+    this.launch(execution, machine, journaled.state);
+    return { redriveDate };
   }
 
   listMapRuns(executionArn: string): MapRun[] {
@@ -157,6 +255,9 @@ export class LocalStepFunctions {
         throw new ServiceError('ValidationException', 'maxConcurrency must be an integer from 0 to 10000');
       }
       mapRun.setMaxConcurrency(maxConcurrency);
+      // A resumed Map Run keeps the concurrency it was given.
+      const execution = this.executions.get(mapRun.executionArn);
+      if (execution?.status === 'RUNNING') this.journal.concurrencyChanged(execution.journalId, mapRun.arn, mapRun.maxConcurrency);
     }
   }
 
@@ -172,6 +273,33 @@ export class LocalStepFunctions {
       if (running.length === 0) return;
       await Promise.all(running.map((e) => e.done));
     }
+  }
+
+  /**
+   * Graceful shutdown: no execution starts or launches a child any more;
+   * children already running may finish for up to `drainMs`, and those that
+   * do are journaled as ended. Executions stay RUNNING in the journal and
+   * resume on the next start; children still running when the time is up run
+   * again then. Returns whether everything in flight finished in time.
+   */
+  async suspend(drainMs: number): Promise<{ drained: boolean; executions: number }> {
+    this.suspending = true;
+    const running = [...this.executions.values()].filter((e) => e.status === 'RUNNING');
+    for (const execution of running) {
+      execution.suspended = true;
+      execution.controller.abort(new StatesError('States.Aborted', 'the local fleet is stopping'));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.allSettled(running.map((e) => e.done)).then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    // Whatever ends after this is not journaled: it runs again on the next start.
+    this.journal.close();
+    return { drained, executions: running.length };
   }
 
   /** Stops everything, e.g. on shutdown. */
@@ -223,8 +351,12 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
         output: e.output,
         error: e.error,
         cause: e.cause,
+        redriveCount: e.redriveCount,
+        redriveDate: seconds(e.redriveDate),
+        redriveStatus: REDRIVABLE.has(e.status) ? 'REDRIVABLE' : 'NOT_REDRIVABLE',
       };
     },
+    RedriveExecution: (b) => ({ redriveDate: seconds(service.redriveExecution(String(b.executionArn)).redriveDate) }),
     StopExecution: (b) => ({
       stopDate: seconds(service.stopExecution(String(b.executionArn), b.error as string | undefined, b.cause as string | undefined).stopDate),
     }),

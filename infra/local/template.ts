@@ -38,6 +38,8 @@ export interface LocalFunction {
 export interface LocalResources {
   tables: { logicalId: string; name: string; properties: Record<string, unknown> }[];
   buckets: { logicalId: string; name: string }[];
+  /** SQS queues; `url` is what `Ref` resolves to. */
+  queues: { logicalId: string; name: string; url: string; properties: Record<string, unknown> }[];
   functions: LocalFunction[];
   stateMachine: { logicalId: string; arn: string; name: string; definition: string };
 }
@@ -45,8 +47,17 @@ export interface LocalResources {
 /** A local name for a resource: lower-case, so it is also a valid bucket name. */
 export const localName = (logicalId: string) => `fleet-local-${logicalId.toLowerCase()}`.slice(0, 63);
 
-export function resolveTemplate(template: CfnTemplate): LocalResources {
+export interface ResolveOptions {
+  /**
+   * A queue's URL (its `Ref`), as the local SQS server names it.
+   * @default AWS's own format, https://sqs.<region>.amazonaws.com/<account>/<name>
+   */
+  queueUrl?: (name: string) => string;
+}
+
+export function resolveTemplate(template: CfnTemplate, options: ResolveOptions = {}): LocalResources {
   const resources = template.Resources;
+  const queueUrl = options.queueUrl ?? ((name: string) => `https://sqs.${LOCAL_REGION}.amazonaws.com/${LOCAL_ACCOUNT}/${name}`);
   const physical = new Map<string, { ref: string; arn: string }>();
   for (const [id, resource] of Object.entries(resources)) {
     const name = localName(id);
@@ -59,6 +70,9 @@ export function resolveTemplate(template: CfnTemplate): LocalResources {
         break;
       case 'AWS::Lambda::Function':
         physical.set(id, { ref: name, arn: `arn:aws:lambda:${LOCAL_REGION}:${LOCAL_ACCOUNT}:function:${name}` });
+        break;
+      case 'AWS::SQS::Queue':
+        physical.set(id, { ref: queueUrl(name), arn: `arn:aws:sqs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:${name}` });
         break;
       case 'AWS::StepFunctions::StateMachine': {
         const arn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:${name}`;
@@ -93,6 +107,9 @@ export function resolveTemplate(template: CfnTemplate): LocalResources {
         const target = physical.get(id);
         if (!target) throw new Error(`local mode cannot resolve Fn::GetAtt ${id}.${attribute}`);
         if (attribute === 'Arn') return target.arn;
+        if (resources[id]?.Type === 'AWS::SQS::Queue' && (attribute === 'QueueName' || attribute === 'QueueUrl')) {
+          return attribute === 'QueueName' ? localName(id) : target.ref;
+        }
         if (attribute === 'Name' || attribute === 'StateMachineName') return target.ref;
         throw new Error(`local mode cannot resolve Fn::GetAtt ${id}.${attribute}`);
       }
@@ -113,13 +130,15 @@ export function resolveTemplate(template: CfnTemplate): LocalResources {
     return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v)]));
   };
 
-  const out: LocalResources = { tables: [], buckets: [], functions: [], stateMachine: undefined as never };
+  const out: LocalResources = { tables: [], buckets: [], queues: [], functions: [], stateMachine: undefined as never };
   for (const [id, resource] of Object.entries(resources)) {
     const props = resource.Properties ?? {};
     if (resource.Type === 'AWS::DynamoDB::Table') {
       out.tables.push({ logicalId: id, name: localName(id), properties: props });
     } else if (resource.Type === 'AWS::S3::Bucket') {
       out.buckets.push({ logicalId: id, name: localName(id) });
+    } else if (resource.Type === 'AWS::SQS::Queue') {
+      out.queues.push({ logicalId: id, name: localName(id), url: queueUrl(localName(id)), properties: props });
     } else if (resource.Type === 'AWS::Lambda::Function') {
       const meta = resource.Metadata?.[LOCAL_ENTRY_METADATA] as { entry?: string; handler?: string } | undefined;
       if (!meta?.entry || !meta.handler) continue; // not one of Fleet's own functions (e.g. a custom resource)

@@ -40,7 +40,9 @@ export function sfn(): SFNClient {
 }
 
 export function sqs(): SQSClient {
-  sqsClient ??= new SQSClient({});
+  // Requests go to the configured endpoint (AWS_ENDPOINT_URL_SQS locally), not
+  // to the host named in a QueueUrl: on AWS the two are the same regional endpoint.
+  sqsClient ??= new SQSClient({ useQueueUrlAsEndpoint: false });
   return sqsClient;
 }
 

@@ -4,22 +4,43 @@ import {
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
   ListMapRunsCommand,
+  RedriveExecutionCommand,
   StartExecutionCommand,
   StopExecutionCommand,
   UpdateMapRunCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
-import type { BatchExecutionInput, WorkflowStarter } from '../domain/ports';
+import type { BatchExecutionInput, RetryWorkflow, WorkflowStarter } from '../domain/ports';
 
-export class StepFunctionsWorkflow implements WorkflowStarter {
+export interface StepFunctionsWorkflowOptions {
+  /**
+   * The name of a batch's current execution. A batch's first execution is
+   * named after it; retry-failed starts `<batchId>-retry-<n>`, so stop,
+   * running checks and UpdateMapRun must look its name up.
+   * @default - every batch runs the execution named after it
+   */
+  executionNameOf?: (batchId: string) => Promise<string>;
+}
+
+export class StepFunctionsWorkflow implements WorkflowStarter, RetryWorkflow {
   constructor(
     private readonly client: SFNClient,
     private readonly stateMachineArn: string,
+    private readonly options: StepFunctionsWorkflowOptions = {},
   ) {}
 
-  /** Executions are named after their batch, so the ARN follows from the batch id. */
+  /** A batch's first execution is named after it, so its ARN follows from the batch id. */
   executionArnOf(batchId: string): string {
-    return `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${batchId}`;
+    return this.arnOfExecution(batchId);
+  }
+
+  private arnOfExecution(executionName: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+  }
+
+  /** The batch's current execution: its first, or its latest retry-failed. */
+  private async currentExecutionArn(batchId: string): Promise<string> {
+    return this.arnOfExecution(this.options.executionNameOf ? await this.options.executionNameOf(batchId) : batchId);
   }
 
   async startBatch(input: BatchExecutionInput): Promise<string> {
@@ -37,10 +58,36 @@ export class StepFunctionsWorkflow implements WorkflowStarter {
     }
   }
 
+  async startRetry(input: BatchExecutionInput, executionName: string): Promise<string> {
+    try {
+      const { executionArn } = await this.client.send(
+        new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name: executionName, input: JSON.stringify(input) }),
+      );
+      return executionArn ?? '';
+    } catch (error) {
+      if (error instanceof ExecutionAlreadyExists) return this.arnOfExecution(executionName);
+      throw error;
+    }
+  }
+
+  async executionStatus(executionName: string): Promise<string | undefined> {
+    try {
+      const { status } = await this.client.send(new DescribeExecutionCommand({ executionArn: this.arnOfExecution(executionName) }));
+      return status;
+    } catch (error) {
+      if (error instanceof ExecutionDoesNotExist) return undefined;
+      throw error;
+    }
+  }
+
+  async redrive(executionName: string): Promise<void> {
+    await this.client.send(new RedriveExecutionCommand({ executionArn: this.arnOfExecution(executionName) }));
+  }
+
   async stopBatch(batchId: string): Promise<void> {
     try {
       await this.client.send(
-        new StopExecutionCommand({ executionArn: this.executionArnOf(batchId), error: 'Fleet.Cancelled', cause: 'cancelBatch was called' }),
+        new StopExecutionCommand({ executionArn: await this.currentExecutionArn(batchId), error: 'Fleet.Cancelled', cause: 'cancelBatch was called' }),
       );
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return;
@@ -50,7 +97,7 @@ export class StepFunctionsWorkflow implements WorkflowStarter {
 
   async isBatchRunning(batchId: string): Promise<boolean> {
     try {
-      const { status } = await this.client.send(new DescribeExecutionCommand({ executionArn: this.executionArnOf(batchId) }));
+      const { status } = await this.client.send(new DescribeExecutionCommand({ executionArn: await this.currentExecutionArn(batchId) }));
       return status === 'RUNNING';
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return false;
@@ -65,7 +112,7 @@ export class StepFunctionsWorkflow implements WorkflowStarter {
   async setBatchConcurrency(batchId: string, maxConcurrency: number): Promise<boolean> {
     let mapRuns;
     try {
-      ({ mapRuns = [] } = await this.client.send(new ListMapRunsCommand({ executionArn: this.executionArnOf(batchId) })));
+      ({ mapRuns = [] } = await this.client.send(new ListMapRunsCommand({ executionArn: await this.currentExecutionArn(batchId) })));
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return false;
       throw error;

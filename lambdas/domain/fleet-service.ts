@@ -14,6 +14,7 @@ import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimi
 import { summarizeBatch, type BatchSummary } from './summary';
 import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently } from './fleet-activity';
 import type { FleetActivity } from './ports';
+import { retryFailedTasks, type RetryFailedDeps, type RetryFailedResult } from './retry-failed';
 import type { FleetStatistics, WorkerInfo } from './types';
 import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
 
@@ -37,6 +38,8 @@ export interface FleetServiceDeps {
   activity?: FleetActivity;
   /** Idempotency-Key claims. Needed by submitBatchOnce only. @default - submitBatchOnce throws */
   idempotency?: IdempotencyStore;
+  /** What retry-failed needs. @default - retryFailed throws */
+  retry?: Pick<RetryFailedDeps, 'store' | 'taskFiles' | 'workflow'>;
   limits?: SubmitLimits;
   /** Days a finished batch is kept. @default 7 */
   retentionDays?: number;
@@ -199,8 +202,21 @@ export class FleetService {
     if (!FINISHED_STATES.has(batch.status)) {
       throw new ConflictError(`batch ${batchId} is ${batch.status}: only a finished batch can be deleted; cancel it first`);
     }
+    // Read before the record goes: the tasks files of its retries go too.
+    const retries = (await this.deps.retry?.store.getRetryState(batchId))?.retries ?? 0;
     await maintenance.deleteBatchItems(batchId);
     await taskFiles.deleteTasks(batch.tasksKey);
+    if (retries > 0) await this.deps.retry?.taskFiles.deleteRetryTasks(batchId, retries);
+  }
+
+  /**
+   * Runs a finished batch's failed tasks again (POST /batches/{id}/retry-failed):
+   * a new execution over just those tasks, or a redrive of a batch whose
+   * execution itself failed. See retry-failed.ts.
+   */
+  retryFailed(batchId: string): Promise<RetryFailedResult> {
+    if (!this.deps.retry) throw new Error('FleetService was built without retry; retryFailed needs it');
+    return retryFailedTasks({ ...this.deps.retry, repository: this.deps.repository, retentionDays: this.deps.retentionDays, now: this.now }, batchId);
   }
 
   listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>> {

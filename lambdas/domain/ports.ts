@@ -187,3 +187,77 @@ export interface IdempotencyStore {
   /** Records that the claimed batch now exists. */
   markCreated(keyHash: string, batchId: string): Promise<void>;
 }
+
+/** A task that failed for good, as the dead-letter queue receives it (README: "Dead-letter queue"). */
+export interface DeadLetteredTask {
+  batchId: string;
+  taskId: string;
+  taskType: string;
+  /** The last attempt's error. */
+  error: string;
+  attempts: number;
+  workerId: string;
+  /** When the failure was recorded (epoch ms). */
+  failedAt: number;
+}
+
+/** Where failed tasks are announced to operators; the recorded result stays the record. */
+export interface DeadLetterQueue {
+  send(task: DeadLetteredTask): Promise<void>;
+}
+
+/** A batch's retry-failed bookkeeping, kept on its record. */
+export interface RetryState {
+  /** retry-failed runs so far; 0 for a batch never retried. */
+  retries: number;
+  /** Its current execution: the batch id, then `<batchId>-retry-<n>`. */
+  executionName: string;
+  /** When the latest retry claimed the batch (epoch ms). */
+  retriedAt?: number;
+}
+
+/** Storage for POST /batches/{id}/retry-failed (lambdas/adapters/retry-store.ts). */
+export interface RetryStore {
+  getRetryState(batchId: string): Promise<RetryState | undefined>;
+  /** Ids of the batch's tasks whose final result is a success. */
+  listSucceededTaskIds(batchId: string): Promise<Set<string>>;
+  /**
+   * Turns a finished batch (completed, partial or failed) that has had
+   * `retry - 1` retries back into a pending one, as retry number `retry`
+   * running `executionName`. False when the batch is not in that state (a
+   * concurrent retry-failed won).
+   */
+  claimRetry(batchId: string, claim: { retry: number; executionName: string; claimedAt: number }): Promise<boolean>;
+  /**
+   * Clears a task's failed result recorded before `before`, so its new
+   * attempt can record: the result moves to the batch's history and its
+   * shard's failed counter goes down by one. False when there was none to clear.
+   */
+  clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number }): Promise<boolean>;
+  /**
+   * After a retried batch finished: its entry in the fleet stats takes the new
+   * final counts, and the totals the difference, once per retry. False when
+   * the batch was never retried or this retry was already counted.
+   */
+  recountRetriedBatch(batchId: string, counts: { completedTasks: number; failedTasks: number }): Promise<boolean>;
+}
+
+/** Task files of retries: the original tasks are read, the failed ones written for the retry's ItemReader. */
+export interface RetryTaskFiles {
+  readTasks(tasksKey: string): Promise<Task[]>;
+  putRetryTasks(batchId: string, retry: number, tasks: readonly Task[]): Promise<{ bucket: string; key: string }>;
+  /** Reads back what putRetryTasks wrote for this retry. */
+  readRetryTasks(batchId: string, retry: number): Promise<{ tasks: Task[]; bucket: string; key: string }>;
+  /** Deletes the retry files of a batch retried `retries` times; idempotent. */
+  deleteRetryTasks(batchId: string, retries: number): Promise<void>;
+}
+
+/** The executions retry-failed starts or redrives, by name. */
+export interface RetryWorkflow {
+  /** Starts an execution of the batch over `input.tasksKey`, named `executionName`. Idempotent for the same input. */
+  startRetry(input: BatchExecutionInput, executionName: string): Promise<string>;
+  /** The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), or undefined if it does not exist. */
+  executionStatus(executionName: string): Promise<string | undefined>;
+  /** RedriveExecution: a FAILED or TIMED_OUT execution runs again from the state that failed. */
+  redrive(executionName: string): Promise<void>;
+}

@@ -394,7 +394,8 @@ describe('FleetStack (default props)', () => {
       expect(byAction('states:StartExecution')).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } }]);
       const executions = byAction('states:StopExecution');
       expect(executions).toHaveLength(1);
-      expect(actionsOf(executions[0]!).sort()).toEqual(['states:DescribeExecution', 'states:ListMapRuns', 'states:StopExecution']);
+      // RedriveExecution: retry-failed redrives a batch whose own execution failed.
+      expect(actionsOf(executions[0]!).sort()).toEqual(['states:DescribeExecution', 'states:ListMapRuns', 'states:RedriveExecution', 'states:StopExecution']);
       expect(JSON.stringify(executions[0]!.Resource)).toContain(':execution:');
       const mapRuns = byAction('states:UpdateMapRun');
       expect(mapRuns).toHaveLength(1);

@@ -43,7 +43,7 @@ export interface ObjectStore {
 }
 
 /** A distributed child's execution metadata, kept for ResultWriter's NONE transformation. */
-interface ChildRecord {
+export interface ChildRecord {
   ExecutionArn: string;
   Name: string;
   StateMachineArn: string;
@@ -77,8 +77,10 @@ export class MapRun {
     label: string,
     private concurrency: number,
     total: number,
+    /** A resumed Map Run keeps the ARN it had, as a redriven one does on AWS. */
+    arn?: string,
   ) {
-    this.arn = `${executionArn.replace(':execution:', ':mapRun:')}/${label}:${randomUUID()}`;
+    this.arn = arn ?? `${executionArn.replace(':execution:', ':mapRun:')}/${label}:${randomUUID()}`;
     this.counts = { pending: total, running: 0, succeeded: 0, failed: 0, aborted: 0, total };
   }
 
@@ -97,6 +99,37 @@ export class MapRun {
   }
 }
 
+/** How a distributed child ended, as a checkpoint keeps it. */
+export type ChildOutcome =
+  | { status: 'SUCCEEDED'; output: unknown; record?: ChildRecord }
+  | { status: 'FAILED'; error: string; cause: string; record?: ChildRecord };
+
+/** A Map Run an earlier run of the execution left unfinished, and the children of it that ended. */
+export interface ResumedMapRun {
+  arn: string;
+  /** The last MaxConcurrency it had (UpdateMapRun included). */
+  maxConcurrency?: number;
+  /** Children that ended: they are not run again. */
+  children: ReadonlyMap<number, ChildOutcome>;
+}
+
+/**
+ * Hooks for a runner that persists executions (local crash recovery,
+ * redrive). The interpreter reports the top-level states it enters and each
+ * distributed child's launch and end; a resumed execution starts again at the
+ * state it was in, and its Map Run skips the children that had ended, as a
+ * redriven Map Run does. Only the top-level execution carries these hooks.
+ */
+export interface ExecutionCheckpoint {
+  /** A top-level state is about to run with this (raw) input. */
+  stateEntered(stateName: string, input: unknown): void;
+  /** A Distributed Map is about to start a Map Run: the one to resume, if any. */
+  mapRunStarting(stateName: string): ResumedMapRun | undefined;
+  mapRunStarted(stateName: string, mapRun: MapRun): void;
+  childLaunched(mapRun: MapRun, index: number): void;
+  childEnded(mapRun: MapRun, index: number, outcome: ChildOutcome): void;
+}
+
 export interface ExecutionContext {
   executionArn: string;
   executionName: string;
@@ -105,6 +138,8 @@ export interface ExecutionContext {
   input: unknown;
   signal: AbortSignal;
   onMapRun?: (mapRun: MapRun) => void;
+  /** Top-level executions only. */
+  checkpoint?: ExecutionCheckpoint;
 }
 
 export interface InterpreterOptions {
@@ -195,14 +230,18 @@ export class Interpreter {
     this.random = options.random ?? Math.random;
   }
 
-  /** Runs a state machine (or a Map's ItemProcessor) to its end; throws StatesError on failure. */
-  async run(machine: StateMachineDefinition, input: unknown, execution: ExecutionContext): Promise<unknown> {
-    let name = machine.StartAt;
+  /**
+   * Runs a state machine (or a Map's ItemProcessor) to its end; throws StatesError on failure.
+   * @param startAt resume at this state, with `input` as that state's input (crash recovery, redrive)
+   */
+  async run(machine: StateMachineDefinition, input: unknown, execution: ExecutionContext, startAt?: string): Promise<unknown> {
+    let name = startAt ?? machine.StartAt;
     let value = input;
     for (;;) {
       if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
       const state = machine.States[name];
       if (!state) throw new StatesError('States.Runtime', `no state named "${name}"`);
+      execution.checkpoint?.stateEntered(name, value);
       const { output, next } = await this.runState(name, state, value, execution);
       if (state.Type === 'Succeed') return output;
       if (next === undefined) return output;
@@ -282,7 +321,8 @@ export class Interpreter {
       const context = this.contextObject(execution, name, retryCount);
       try {
         const effective = selectPath(state.InputPath, input, context);
-        const raw = state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(state, effective, context, execution);
+        const raw =
+          state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(name, state, effective, context, execution);
         const selected = state.ResultSelector !== undefined ? applyTemplate(state.ResultSelector, raw, context) : raw;
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, selected), context);
         return { output, next: state.End ? undefined : state.Next };
@@ -385,7 +425,7 @@ export class Interpreter {
     };
   }
 
-  private async runMap(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown> {
+  private async runMap(name: string, state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown> {
     const processor = state.ItemProcessor;
     if (!processor) throw new StatesError('States.Runtime', 'Map without ItemProcessor');
     const { count, item } = await this.readItems(state, input, context);
@@ -398,9 +438,12 @@ export class Interpreter {
       maxConcurrency = value;
     }
     const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
-    const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count);
-    mapRun.setMaxConcurrency(maxConcurrency === 0 ? (distributed ? 10_000 : 40) : maxConcurrency);
+    const checkpoint = distributed ? execution.checkpoint : undefined;
+    const resumed = checkpoint?.mapRunStarting(name);
+    const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count, resumed?.arn);
+    mapRun.setMaxConcurrency(resumed?.maxConcurrency ?? (maxConcurrency === 0 ? (distributed ? 10_000 : 40) : maxConcurrency));
     if (distributed) execution.onMapRun?.(mapRun);
+    checkpoint?.mapRunStarted(name, mapRun);
     const outputs: unknown[] = new Array(count);
     const controller = new AbortController();
     // Every running child listens to this signal: thousands at once is expected.
@@ -412,30 +455,56 @@ export class Interpreter {
     const failures = new Map<number, StatesError>();
     const transformation = state.ResultWriter ? (state.ResultWriter.WriterConfig?.Transformation ?? 'NONE') : 'COMPACT';
     const records: ChildRecord[] | undefined = transformation === 'NONE' ? new Array(count) : undefined;
+    // The Map Run fails once failures exceed ToleratedFailurePercentage
+    // of all items (0 by default: the first failure); then nothing new launches.
+    const tolerated = ((state.ToleratedFailurePercentage ?? 0) / 100) * count;
+    // A resumed Map Run: children that ended before count as they ended and are not run again.
+    const ended = resumed?.children;
+    for (const [index, outcome] of ended ?? []) {
+      if (index < 0 || index >= count) throw new StatesError('States.Runtime', `the resumed Map Run has child ${index} but only ${count} items`);
+      mapRun.counts.pending--;
+      if (records && outcome.record) records[index] = outcome.record;
+      if (outcome.status === 'SUCCEEDED') {
+        outputs[index] = outcome.output;
+        mapRun.counts.succeeded++;
+      } else {
+        mapRun.counts.failed++;
+        failures.set(index, new StatesError(outcome.error, outcome.cause));
+        if (mapRun.counts.failed > tolerated) firstFailure ??= new StatesError(outcome.error, outcome.cause);
+      }
+    }
     try {
       await new Promise<void>((resolve) => {
         const pump = () => {
           while (next < count && mapRun.counts.running < mapRun.maxConcurrency && !firstFailure && !controller.signal.aborted) {
             const index = next++;
+            if (ended?.has(index)) continue;
             mapRun.counts.pending--;
             mapRun.counts.running++;
+            checkpoint?.childLaunched(mapRun, index);
             void this.runChild(processor, state, index, item, input, context, execution, controller.signal, records).then(
               (output) => {
                 outputs[index] = output;
                 mapRun.counts.running--;
                 mapRun.counts.succeeded++;
+                // Also while stopping: a child that ended is done, and is not run again on resume.
+                checkpoint?.childEnded(mapRun, index, { status: 'SUCCEEDED', output, ...(records?.[index] ? { record: records[index] } : {}) });
                 pump();
               },
               (error: unknown) => {
                 mapRun.counts.running--;
                 if (controller.signal.aborted) mapRun.counts.aborted++;
                 else {
+                  const failure = toStatesError(error);
                   mapRun.counts.failed++;
-                  failures.set(index, toStatesError(error));
-                  // The Map Run fails once failures exceed ToleratedFailurePercentage
-                  // of all items (0 by default: the first failure); then nothing new launches.
-                  const tolerated = ((state.ToleratedFailurePercentage ?? 0) / 100) * count;
-                  if (mapRun.counts.failed > tolerated) firstFailure ??= toStatesError(error);
+                  failures.set(index, failure);
+                  checkpoint?.childEnded(mapRun, index, {
+                    status: 'FAILED',
+                    error: failure.error,
+                    cause: failure.cause_,
+                    ...(records?.[index] ? { record: records[index] } : {}),
+                  });
+                  if (mapRun.counts.failed > tolerated) firstFailure ??= failure;
                 }
                 pump();
               },
@@ -483,7 +552,7 @@ export class Interpreter {
     const mapContext = { ...(context as object), Map: { Item: { Index: index, Value: value } } };
     const childInput = state.ItemSelector !== undefined ? applyTemplate(state.ItemSelector, input, mapContext) : value;
     // Inline iterations run in the context of the workflow that contains the Map.
-    if (state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') return this.run(processor, childInput, { ...execution, signal });
+    if (state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') return this.run(processor, childInput, { ...execution, signal, checkpoint: undefined });
     const childName = `${execution.executionName}-${index}`;
     const child: ExecutionContext = {
       executionArn: `${execution.executionArn}:${childName}`,

@@ -1,0 +1,192 @@
+/**
+ * RetryStore on the Fleet table: what POST /batches/{id}/retry-failed keeps.
+ *
+ * Beside the repository's layout (batch-repository.ts):
+ *   BATCH#<id>       / META                          + retries, executionName, retriedAt
+ *   BATCH#<id>#S<nn> / FAILED_ATTEMPT#<taskId>#<n>    a failed result that retry n cleared
+ * and, in the stats (fleet-activity.ts), the COUNTED mark of a retried batch
+ * keeps the counts last added to the totals and the retry they came from.
+ *
+ * Counts stay exact without transactions (dynalite has none): clearing a
+ * failed result lowers its shard's counter *before* deleting it, so a crash in
+ * between undercounts (Finish batch then recounts from the results), never
+ * overcounts.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RESULT_SHARDS, shardOf } from '../domain/batch';
+import { STATS_SHARDS } from '../domain/fleet-activity';
+import type { RetryState, RetryStore } from '../domain/ports';
+import { TABLE_KEYS } from './batch-repository';
+
+type Item = Record<string, unknown>;
+
+const batchKey = (batchId: string) => ({ pk: `BATCH#${batchId}`, sk: 'META' });
+const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
+const RESULT_PREFIX = 'RESULT#';
+/** batch-repository.ts's partition of the Active index. */
+const ACTIVE_PARTITION = 'ACTIVE';
+/** fleet-activity.ts's keys. */
+const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
+const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
+
+const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+
+export class DynamoRetryStore implements RetryStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async getRetryState(batchId: string): Promise<RetryState | undefined> {
+    const { Item } = await this.client.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: batchKey(batchId),
+        ConsistentRead: true,
+        ProjectionExpression: 'pk, #r, executionName, retriedAt',
+        ExpressionAttributeNames: { '#r': 'retries' },
+      }),
+    );
+    if (!Item) return undefined;
+    return {
+      retries: numberOf(Item.retries),
+      executionName: typeof Item.executionName === 'string' ? Item.executionName : batchId,
+      ...(typeof Item.retriedAt === 'number' ? { retriedAt: Item.retriedAt } : {}),
+    };
+  }
+
+  /** The batch's current execution name, for StepFunctionsWorkflow. */
+  async currentExecutionName(batchId: string): Promise<string> {
+    return (await this.getRetryState(batchId))?.executionName ?? batchId;
+  }
+
+  async listSucceededTaskIds(batchId: string): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for (let shard = 0; shard < RESULT_SHARDS; shard++) {
+      let start: Item | undefined;
+      do {
+        const page = await this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
+            FilterExpression: '#ok = :true',
+            ProjectionExpression: 'sk',
+            ExpressionAttributeNames: { '#ok': 'success' },
+            ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX, ':true': true },
+            ConsistentRead: true,
+            ExclusiveStartKey: start,
+          }),
+        );
+        for (const item of page.Items ?? []) ids.add(String(item.sk).slice(RESULT_PREFIX.length));
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
+    return ids;
+  }
+
+  async claimRetry(batchId: string, claim: { retry: number; executionName: string; claimedAt: number }): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: batchKey(batchId),
+          // Unfinished again: back in the Active index, no longer expiring, no final time or error.
+          UpdateExpression: 'SET #s = :pending, retries = :n, executionName = :name, retriedAt = :at, #active = :active REMOVE completedAt, expiresAt, #e',
+          ConditionExpression: `#s IN (:completed, :partial, :failed) AND ${claim.retry === 1 ? 'attribute_not_exists(retries)' : 'retries = :previous'}`,
+          ExpressionAttributeNames: { '#s': 'status', '#e': 'error', '#active': TABLE_KEYS.activePartitionKey },
+          ExpressionAttributeValues: {
+            ':pending': 'pending',
+            ':n': claim.retry,
+            ':name': claim.executionName,
+            ':at': claim.claimedAt,
+            ':active': ACTIVE_PARTITION,
+            ':completed': 'completed',
+            ':partial': 'partial',
+            ':failed': 'failed',
+            ...(claim.retry === 1 ? {} : { ':previous': claim.retry - 1 }),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number }): Promise<boolean> {
+    const pk = shardPk(batchId, shardOf(taskId));
+    const resultKey = { pk, sk: `${RESULT_PREFIX}${taskId}` };
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: resultKey, ConsistentRead: true }));
+    // Only a failure recorded before the claim: a result written since is a new attempt's.
+    if (!Item || Item.success !== false || !(numberOf(Item.timestamp) < clear.before)) return false;
+    const { pk: _pk, sk: _sk, ...result } = Item;
+    await this.client.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: { ...result, pk, sk: `FAILED_ATTEMPT#${taskId}#${clear.retry}`, retry: clear.retry, expiresAt: clear.expiresAt },
+      }),
+    );
+    // Counter first, then the delete: a crash in between undercounts, which Finish batch's recount repairs.
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk, sk: 'COUNT' },
+        UpdateExpression: 'ADD failed :minus',
+        ExpressionAttributeValues: { ':minus': -1 },
+      }),
+    );
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: resultKey,
+          ConditionExpression: '#ok = :false AND #t < :before',
+          ExpressionAttributeNames: { '#ok': 'success', '#t': 'timestamp' },
+          ExpressionAttributeValues: { ':false': false, ':before': clear.before },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async recountRetriedBatch(batchId: string, counts: { completedTasks: number; failedTasks: number }): Promise<boolean> {
+    const state = await this.getRetryState(batchId);
+    if (!state || state.retries === 0) return false;
+    let previous: Item | undefined;
+    try {
+      // Mark first, then add (as addFinishedBatch does): a crash in between
+      // leaves the difference out of the totals, and a repeat cannot add it twice.
+      ({ Attributes: previous } = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: countedKey(batchId),
+          UpdateExpression: 'SET completedTasks = :c, failedTasks = :f, countedRetry = :n',
+          ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(countedRetry) OR countedRetry < :n)',
+          ExpressionAttributeValues: { ':c': counts.completedTasks, ':f': counts.failedTasks, ':n': state.retries },
+          ReturnValues: 'UPDATED_OLD',
+        }),
+      ));
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    const completed = counts.completedTasks - numberOf(previous?.completedTasks);
+    const failed = counts.failedTasks - numberOf(previous?.failedTasks);
+    if (completed !== 0 || failed !== 0) {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: statsKey(Math.floor(Math.random() * STATS_SHARDS)),
+          UpdateExpression: 'ADD completedTasks :c, failedTasks :f',
+          ExpressionAttributeValues: { ':c': completed, ':f': failed },
+        }),
+      );
+    }
+    return true;
+  }
+}

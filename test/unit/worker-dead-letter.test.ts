@@ -1,0 +1,107 @@
+/**
+ * The worker's dead-letter message: sent after the final failure is
+ * recorded, never instead of it, and never for a duplicate delivery.
+ */
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
+
+const QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/111122223333/fleet-dlq';
+const ddb = mockClient(DynamoDBDocumentClient);
+const sqs = mockClient(SQSClient);
+let handler: (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
+
+beforeAll(async () => {
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'x',
+    AWS_SECRET_ACCESS_KEY: 'x',
+    TABLE_NAME: 'fleet',
+    FLEET_DLQ_URL: QUEUE_URL,
+  });
+  ({ handler } = await import('../../lambdas/worker'));
+});
+afterEach(() => {
+  ddb.reset();
+  sqs.reset();
+  vi.restoreAllMocks();
+});
+
+const failingTask = (attempt: number): WorkerEvent => ({
+  batchId: 'batch-1',
+  task: { id: 'task-1', type: 'fail', data: { message: 'out of paper' } },
+  settings: { workerTimeout: 5_000, maxRetries: 1, retryFailedTasks: true, attemptTimeoutSeconds: 15, executionBudgetMs: null },
+  attempt,
+});
+
+describe('worker: dead-letter queue', () => {
+  it('records the final failure first, then sends batchId, taskId, last error and attempts', async () => {
+    // Arrange
+    const order: string[] = [];
+    ddb.on(PutCommand).callsFake(() => {
+      order.push('record');
+      return {};
+    });
+    ddb.on(UpdateCommand).resolves({});
+    sqs.on(SendMessageCommand).callsFake(() => {
+      order.push('send');
+      return { MessageId: 'm' };
+    });
+
+    // Act: the last attempt (maxRetries 1) fails.
+    await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed' });
+
+    // Assert
+    expect(order).toEqual(['record', 'send']);
+    const sent = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
+    expect(sent?.QueueUrl).toBe(QUEUE_URL);
+    expect(JSON.parse(sent?.MessageBody ?? '{}')).toMatchObject({ batchId: 'batch-1', taskId: 'task-1', taskType: 'fail', error: 'out of paper', attempts: 2 });
+    expect(sent?.MessageBody).not.toContain('"data"');
+  });
+
+  it('sends nothing while retries are left', async () => {
+    await expect(handler(failingTask(0))).rejects.toMatchObject({ name: 'TaskAttemptFailed' });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('keeps the result and fails the task as usual when SQS fails; the send failure is logged', async () => {
+    // Arrange
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    sqs.on(SendMessageCommand).rejects(new Error('SQS is down'));
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    // Act / Assert: the task's own failure, not SQS's, reaches Step Functions.
+    await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed', message: 'out of paper' });
+    expect(ddb.commandCalls(PutCommand)).toHaveLength(1);
+    expect(logged.mock.calls.map(([line]) => String(line)).join('\n')).toContain('dead-letter queue: send failed');
+  });
+
+  it('sends nothing for a duplicate delivery: the first final result won, and its invocation sent', async () => {
+    ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'exists', $metadata: {} }));
+    await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed' });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
+  it('sends the failures recorded on the Catch path too (timeout backstop, crashed runtime)', async () => {
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm' });
+    const event: RecordFailureEvent = {
+      action: 'recordFailure',
+      batchId: 'batch-1',
+      task: { id: 'task-2', type: 'sleep', data: { ms: 1 } },
+      error: { Error: 'States.Timeout', Cause: '' },
+    };
+    expect(await handler(event)).toEqual({ taskId: 'task-2', success: false });
+    expect(JSON.parse(sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '{}')).toMatchObject({
+      batchId: 'batch-1',
+      taskId: 'task-2',
+      taskType: 'sleep',
+      attempts: 1,
+    });
+  });
+});
