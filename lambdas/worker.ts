@@ -20,7 +20,7 @@ import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
 import { TaskAttemptFailed, TaskFailed } from './domain/errors';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
-import { taskHandlers } from './tasks';
+import { taskHandlers, taskMiddleware } from './tasks';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -91,7 +91,14 @@ async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
     env.FLEET_WORKER_LISTING_DELAY_MS,
   );
   // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
-  const outcome = await runAttempt(taskHandlers, { batchId: event.batchId, task: event.task, settings: event.settings, attempt, notAfter });
+  const outcome = await runAttempt(taskHandlers, {
+    batchId: event.batchId,
+    task: event.task,
+    settings: event.settings,
+    attempt,
+    notAfter,
+    middleware: taskMiddleware,
+  });
   await listing.end();
   if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
   const result: TaskResult = {

@@ -4,7 +4,8 @@
  */
 import { LIMITS, maxBackoffMs, mayRetry } from './config';
 import { TaskPermanentError, TaskTimeoutError, UnknownTaskTypeError, describeError } from './errors';
-import type { TaskHandler } from '../tasks/types';
+import { ON_ERROR_HOOK_TIMEOUT_MS, type TaskMiddleware } from '../tasks/middleware';
+import type { TaskContext, TaskHandler } from '../tasks/types';
 import type { TaskSettings, Task } from './types';
 
 export type AttemptOutcome =
@@ -23,6 +24,8 @@ export interface AttemptInput {
   signal?: AbortSignal;
   /** Epoch ms the attempt must end by whatever its timeout (a bounded child's end). */
   notAfter?: number;
+  /** Hooks around the handler (lambdas/tasks/middleware.ts); the worker passes `taskMiddleware`. @default [] */
+  middleware?: readonly TaskMiddleware[];
 }
 
 const MAX_RESULT_BYTES = 256 * 1024;
@@ -41,6 +44,47 @@ function checkSerialisable(result: unknown): unknown {
   }
   // What is stored is what JSON makes of it (Dates become strings, undefined goes).
   return JSON.parse(json) as unknown;
+}
+
+/**
+ * The handler wrapped in its middleware: `before` hooks in order, the
+ * handler, the result's JSON check, then `after` hooks in reverse. After
+ * hooks get a copy of the result, so they cannot alter what is stored.
+ */
+async function runWrapped(middleware: readonly TaskMiddleware[], task: Task, context: TaskContext, handler: TaskHandler): Promise<unknown> {
+  for (const hooks of middleware) await hooks.before?.(task, context);
+  const result = checkSerialisable(await handler(task.data, context));
+  const afters = middleware.filter((hooks) => hooks.after).reverse();
+  for (const hooks of afters) await hooks.after?.(task, context, JSON.parse(JSON.stringify(result)) as unknown);
+  return result;
+}
+
+/**
+ * Lets each `onError` hook, innermost first, see the error; one that throws
+ * replaces it. Each hook gets ON_ERROR_HOOK_TIMEOUT_MS: on a timeout the
+ * deadline has already passed, and a hung reporter must not hold the attempt.
+ */
+async function runOnError(middleware: readonly TaskMiddleware[], task: Task, context: TaskContext, error: unknown): Promise<unknown> {
+  let current = error;
+  for (const hooks of [...middleware].reverse()) {
+    if (!hooks.onError) continue;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ON_ERROR_HOOK_TIMEOUT_MS);
+    });
+    try {
+      const seen = current;
+      const outcome = await Promise.race([Promise.resolve().then(() => hooks.onError?.(task, context, seen)), late]);
+      if (outcome === 'late') {
+        console.error(JSON.stringify({ level: 'WARN', message: `task middleware ${hooks.name ?? '(unnamed)'}: onError took over ${ON_ERROR_HOOK_TIMEOUT_MS} ms; left behind`, taskId: task.id }));
+      }
+    } catch (replacement) {
+      current = replacement;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return current;
 }
 
 /** Runs one attempt; never throws. */
@@ -65,6 +109,8 @@ export async function runAttempt(
   if (input.signal?.aborted) onOuterAbort();
   else input.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let timer: NodeJS.Timeout | undefined;
+  const middleware = input.middleware ?? [];
+  const context: TaskContext = { taskId: task.id, batchId: input.batchId, attempt, deadline, signal: controller.signal };
   try {
     const handler = Object.hasOwn(handlers, task.type) ? handlers[task.type] : undefined;
     if (!handler) {
@@ -77,15 +123,16 @@ export async function runAttempt(
         reject(error);
       }, timeoutMs);
     });
-    const running = Promise.resolve().then(() =>
-      handler(task.data, { taskId: task.id, batchId: input.batchId, attempt, deadline, signal: controller.signal }),
-    );
+    // Hooks and handler share the deadline: a slow `before` or `after` times the attempt out too.
+    const running = Promise.resolve().then(() => runWrapped(middleware, task, context, handler));
     // A handler that ignores its signal keeps running, but the attempt ends at the deadline.
     running.catch(() => undefined);
-    const result = checkSerialisable(await Promise.race([running, timedOut]));
+    const result = await Promise.race([running, timedOut]);
     return { kind: 'succeeded', result, duration: now() - started };
-  } catch (error) {
+  } catch (thrown) {
     const duration = now() - started;
+    if (timer) clearTimeout(timer);
+    const error = middleware.length > 0 ? await runOnError(middleware, task, context, thrown) : thrown;
     const message = describeError(error);
     const errorName = error instanceof Error ? error.name : 'NonErrorThrown';
     const permanent = error instanceof TaskPermanentError;

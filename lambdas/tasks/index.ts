@@ -1,16 +1,19 @@
 /**
  * The task registry: the one place to add a task type.
  *
- *   import { resize } from './resize';
- *   export const taskHandlers = { ...exampleHandlers, resize };
+ *   import { thumbnail } from './thumbnail';
+ *   export const taskHandlers = { ...exampleHandlers, thumbnail };
  *
  * Every worker (local or on Lambda) resolves `task.type` here.
  */
+import { processData, resize } from './example-fleets';
 import { echo, fail, sleep } from './examples';
 import { faultHandlers } from './faults';
+import type { TaskMiddleware } from './middleware';
 import type { TaskHandler } from './types';
 
 export type { TaskContext, TaskHandler } from './types';
+export type { TaskMiddleware } from './middleware';
 
 /**
  * For Fleet's own tests only: FLEET_ENABLE_FAULT_TASKS=1 at cold start adds
@@ -24,5 +27,16 @@ export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze
   echo,
   sleep,
   fail,
+  // The seed's image and data fleets (./example-fleets.ts), used by examples/.
+  resize,
+  process: processData,
   ...(faultTasksEnabled ? faultHandlers : {}),
 });
+
+/**
+ * Worker middleware: hooks every worker runs around every task attempt
+ * (before, after, onError; see ./middleware.ts). Empty by default. Add yours:
+ *
+ *   export const taskMiddleware: readonly TaskMiddleware[] = [reportErrors];
+ */
+export const taskMiddleware: readonly TaskMiddleware[] = Object.freeze([]);

@@ -111,12 +111,12 @@ describe('runAttempt with the shipped task handlers', () => {
   });
 
   it('fails an unknown type permanently even with retries left, naming the type', async () => {
-    const outcome = await runAttempt(taskHandlers, input({ type: 'resize' }, 0));
+    const outcome = await runAttempt(taskHandlers, input({ type: 'transcode' }, 0));
 
     expect(outcome.kind).toBe('failed');
     expect(outcome).toMatchObject({ errorName: 'UnknownTaskTypeError' });
-    expect(outcome.kind !== 'succeeded' && outcome.error).toContain('"resize"');
-    expect(outcome.kind !== 'succeeded' && outcome.error).toContain('echo, fail, sleep');
+    expect(outcome.kind !== 'succeeded' && outcome.error).toContain('"transcode"');
+    expect(outcome.kind !== 'succeeded' && outcome.error).toContain('echo, fail, process, resize, sleep');
   });
 
   it.each(['constructor', 'toString', 'hasOwnProperty'])('does not resolve the inherited property %s as a handler', async (type) => {

@@ -48,13 +48,13 @@ describe('the task registry', () => {
     vi.resetModules();
   });
 
-  it('ships echo, sleep and fail only: no fault type without FLEET_ENABLE_FAULT_TASKS', async () => {
+  it('ships echo, sleep, fail, resize and process only: no fault type without FLEET_ENABLE_FAULT_TASKS', async () => {
     delete process.env.FLEET_ENABLE_FAULT_TASKS;
     vi.resetModules();
 
     const { taskHandlers } = await import('../../lambdas/tasks/index');
 
-    expect(Object.keys(taskHandlers).sort()).toEqual(['echo', 'fail', 'sleep']);
+    expect(Object.keys(taskHandlers).sort()).toEqual(['echo', 'fail', 'process', 'resize', 'sleep']);
   });
 
   it('adds the fault.* types when FLEET_ENABLE_FAULT_TASKS=1 at load', async () => {
