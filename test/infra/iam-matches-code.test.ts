@@ -1,0 +1,365 @@
+/**
+ * Issue 7, item 3: IAM matches the code.
+ *
+ * For each Lambda entry, the AWS SDK commands its code can send are derived
+ * from the code itself: esbuild resolves the entry's module graph (metafile),
+ * and every Fleet source file reachable from it is scanned for
+ * `new XxxCommand(`. Each command maps to the IAM action AWS authorizes it
+ * with, and the synthesized policies on the function's role must allow it on
+ * the right kind of resource. Granted actions that no reachable command needs
+ * must be listed, with a reason, in GRANTED_BEYOND_CODE.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { App, type CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { build } from 'esbuild';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FleetStack } from '../../infra/fleet-stack';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+/** What kind of resource an action must be granted on. */
+type ResourceKind = 'table' | 'stateMachine' | 'execution' | 'mapRun' | 'bucketObjects' | 'queue';
+
+/**
+ * SDK command class → IAM action and resource. lib-dynamodb's document
+ * commands (PutCommand…) and client-dynamodb's (PutItemCommand…) both appear.
+ */
+const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }> = {
+  PutCommand: { action: 'dynamodb:PutItem', resource: 'table' },
+  PutItemCommand: { action: 'dynamodb:PutItem', resource: 'table' },
+  GetCommand: { action: 'dynamodb:GetItem', resource: 'table' },
+  GetItemCommand: { action: 'dynamodb:GetItem', resource: 'table' },
+  QueryCommand: { action: 'dynamodb:Query', resource: 'table' },
+  ScanCommand: { action: 'dynamodb:Scan', resource: 'table' },
+  UpdateCommand: { action: 'dynamodb:UpdateItem', resource: 'table' },
+  UpdateItemCommand: { action: 'dynamodb:UpdateItem', resource: 'table' },
+  DeleteCommand: { action: 'dynamodb:DeleteItem', resource: 'table' },
+  DeleteItemCommand: { action: 'dynamodb:DeleteItem', resource: 'table' },
+  BatchGetCommand: { action: 'dynamodb:BatchGetItem', resource: 'table' },
+  BatchGetItemCommand: { action: 'dynamodb:BatchGetItem', resource: 'table' },
+  BatchWriteCommand: { action: 'dynamodb:BatchWriteItem', resource: 'table' },
+  BatchWriteItemCommand: { action: 'dynamodb:BatchWriteItem', resource: 'table' },
+  StartExecutionCommand: { action: 'states:StartExecution', resource: 'stateMachine' },
+  StopExecutionCommand: { action: 'states:StopExecution', resource: 'execution' },
+  DescribeExecutionCommand: { action: 'states:DescribeExecution', resource: 'execution' },
+  RedriveExecutionCommand: { action: 'states:RedriveExecution', resource: 'execution' },
+  ListMapRunsCommand: { action: 'states:ListMapRuns', resource: 'execution' },
+  UpdateMapRunCommand: { action: 'states:UpdateMapRun', resource: 'mapRun' },
+  PutObjectCommand: { action: 's3:PutObject', resource: 'bucketObjects' },
+  GetObjectCommand: { action: 's3:GetObject', resource: 'bucketObjects' },
+  DeleteObjectCommand: { action: 's3:DeleteObject', resource: 'bucketObjects' },
+  SendMessageCommand: { action: 'sqs:SendMessage', resource: 'queue' },
+};
+
+type FunctionKey = 'api' | 'worker' | 'startBatch' | 'finishBatch';
+
+const ENTRIES: Record<FunctionKey, string> = {
+  api: 'lambdas/api.ts',
+  worker: 'lambdas/worker.ts',
+  // start and finish are two handlers of one module: the same code can send the same commands.
+  startBatch: 'lambdas/batch-lifecycle.ts',
+  finishBatch: 'lambdas/batch-lifecycle.ts',
+};
+
+/** AWS's logging permissions that every function has through AWSLambdaBasicExecutionRole (a managed policy, not checked here). */
+const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
+  api: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks, it reads or writes nothing.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
+    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream, so nothing to read.',
+    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the API reads only by key and Query.',
+    's3:Abort*': 'Part of CDK grantPut: aborting an interrupted multipart upload of a large tasks file.',
+    's3:PutObjectLegalHold': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
+    's3:PutObjectRetention': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
+    's3:PutObjectTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
+    's3:PutObjectVersionTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
+  },
+  worker: {
+    'dynamodb:DescribeTable': 'Part of CDK grantWriteData; table metadata only.',
+    'dynamodb:BatchWriteItem': 'Part of CDK grantWriteData; the worker writes item by item.',
+    'sqs:GetQueueAttributes': 'Part of CDK grantSendMessages on the dead-letter queue; metadata only.',
+    'sqs:GetQueueUrl': 'Part of CDK grantSendMessages on the dead-letter queue; the URL comes from FLEET_DLQ_URL.',
+  },
+  startBatch: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
+    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:Scan': 'Part of CDK grantReadWriteData; Start batch reads only by key and Query.',
+    'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; Start batch writes item by item.',
+  },
+  finishBatch: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
+    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:Scan': 'Part of CDK grantReadWriteData; Finish batch reads only by key and Query.',
+    'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; Finish batch writes item by item.',
+  },
+};
+
+/**
+ * Commands that a module reachable from the worker contains, but that the
+ * worker never sends: worker.ts calls only the adapter methods named here
+ * (checked below against worker.ts's source), and none of them sends these.
+ */
+const WORKER_CALLS = {
+  repository: ['recordResult'],
+  activity: ['deregisterWorker', 'registerWorker'],
+  deadLetters: ['send'],
+};
+const NOT_SENT_BY_WORKER: Record<string, string> = {
+  'dynamodb:GetItem': 'DynamoBatchRepository.getBatch/getConfig: read paths the worker does not call.',
+  'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listRunningWorkers: not called by the worker.',
+  'dynamodb:BatchGetItem': 'DynamoBatchRepository.sumCounters and DynamoFleetActivity totals: not called by the worker.',
+};
+
+/**
+ * Start and Finish batch hold a StepFunctionsWorkflow only to hand it to
+ * CapacityCoordinator, which calls the methods named here (checked below);
+ * starting, stopping and redriving executions is the API's.
+ */
+const COORDINATOR_WORKFLOW_CALLS = ['isBatchRunning', 'setBatchConcurrency'];
+const NOT_SENT_BY_LIFECYCLE: Record<string, string> = {
+  'states:StartExecution': 'StepFunctionsWorkflow.startBatch/startRetry: the API starts executions.',
+  'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
+  'states:RedriveExecution': 'StepFunctionsWorkflow.redrive: only retry-failed, in the API.',
+};
+
+/** Per function, actions a reachable module contains that the function provably never sends. */
+const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
+  api: {},
+  worker: NOT_SENT_BY_WORKER,
+  startBatch: NOT_SENT_BY_LIFECYCLE,
+  finishBatch: NOT_SENT_BY_LIFECYCLE,
+};
+
+/** The body of a class method, up to its closing brace at class indentation. */
+function methodBody(file: string, method: string): string {
+  const source = readFileSync(path.join(repoRoot, file), 'utf8');
+  const start = source.search(new RegExp(`\\n  (?:private )?(?:async )?${method}\\(`));
+  if (start < 0) throw new Error(`${file}: no method ${method}`);
+  return source.slice(start, source.indexOf('\n  }\n', start));
+}
+
+/** The IAM actions a method sends, following `this.helper(` calls within the same file. */
+function actionsOfMethod(file: string, method: string, seen = new Set<string>()): string[] {
+  if (seen.has(method)) return [];
+  seen.add(method);
+  const body = methodBody(file, method);
+  const own = [...body.matchAll(/new (\w+Command)\(/g)].map((m) => COMMAND_ACTIONS[m[1] as string]?.action ?? `unmapped ${m[1]}`);
+  const helpers = [...body.matchAll(/this\.(\w+)\(/g)].map((m) => m[1] as string).filter((name) => !/^client$/.test(name));
+  return [...own, ...helpers.flatMap((helper) => actionsOfMethod(file, helper, seen))];
+}
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+}
+
+interface Grant {
+  action: string;
+  resource: unknown;
+}
+
+/** The SDK commands a Lambda entry can send, from Fleet's own modules reachable from it. */
+async function commandsOf(entry: string): Promise<{ commands: Set<string>; files: string[] }> {
+  const result = await build({
+    entryPoints: [path.join(repoRoot, entry)],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const files = Object.keys(result.metafile.inputs).filter((file) => !file.includes('node_modules') && /^lambdas\//.test(file));
+  const commands = new Set<string>();
+  for (const file of files) {
+    const source = readFileSync(path.join(repoRoot, file), 'utf8');
+    for (const match of source.matchAll(/new (\w+Command)\(/g)) commands.add(match[1] as string);
+  }
+  return { commands, files };
+}
+
+function logicalIdOf(stack: FleetStack, construct: IConstruct): string {
+  return stack.getLogicalId(construct.node.defaultChild as CfnElement);
+}
+
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+describe('IAM matches the code (issue 7, item 3)', () => {
+  let stack: FleetStack;
+  let resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+  const derived = {} as Record<FunctionKey, Set<string>>;
+  const reachable = {} as Record<FunctionKey, string[]>;
+
+  beforeAll(async () => {
+    const app = new App({
+      context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true },
+    });
+    stack = new FleetStack(app, 'Test');
+    resources = (Template.fromStack(stack).toJSON() as { Resources: typeof resources }).Resources;
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      const { commands, files } = await commandsOf(ENTRIES[key]);
+      derived[key] = commands;
+      reachable[key] = files;
+    }
+  }, 120_000);
+
+  const functionOf = (key: FunctionKey) => {
+    const fleet = stack.fleet;
+    return { api: fleet.apiFunction, worker: fleet.workerFunction, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction }[key];
+  };
+
+  /** Every Allow statement of every inline policy attached to the function's role. */
+  function grantsOf(key: FunctionKey): Grant[] {
+    const fnId = logicalIdOf(stack, functionOf(key));
+    const role = (resources[fnId]?.Properties?.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const grants: Grant[] = [];
+    for (const resource of Object.values(resources)) {
+      if (resource.Type !== 'AWS::IAM::Policy') continue;
+      const roles = (resource.Properties?.Roles ?? []) as { Ref?: string }[];
+      if (!roles.some((r) => r.Ref === role)) continue;
+      const statements = (resource.Properties?.PolicyDocument as { Statement: Statement[] }).Statement;
+      for (const statement of statements) {
+        if (statement.Effect !== 'Allow') continue;
+        for (const action of asArray(statement.Action)) for (const r of asArray(statement.Resource)) grants.push({ action, resource: r });
+      }
+    }
+    return grants;
+  }
+
+  /** Whether a policy resource (as synthesized) is the kind the action must be granted on. */
+  function isKind(resource: unknown, kind: ResourceKind): boolean {
+    const fleet = stack.fleet;
+    const text = JSON.stringify(resource);
+    const table = logicalIdOf(stack, fleet.table);
+    const bucket = logicalIdOf(stack, fleet.tasksBucket);
+    const queue = logicalIdOf(stack, fleet.deadLetterQueue);
+    const machine = logicalIdOf(stack, fleet.stateMachine);
+    switch (kind) {
+      case 'table':
+        return JSON.stringify({ 'Fn::GetAtt': [table, 'Arn'] }) === text;
+      case 'stateMachine':
+        return JSON.stringify({ Ref: machine }) === text;
+      case 'execution':
+        return text.includes(':execution:') && text.includes(machine);
+      case 'mapRun':
+        return text.includes(':mapRun:') && text.includes(machine);
+      case 'bucketObjects':
+        return text.includes(`"${bucket}","Arn"`) && /\/(batches\/)?\*"/.test(text);
+      case 'queue':
+        return JSON.stringify({ 'Fn::GetAtt': [queue, 'Arn'] }) === text;
+    }
+  }
+
+  /** Whether a granted action (possibly a wildcard like s3:PutObject*) covers the needed one. */
+  const covers = (granted: string, needed: string) =>
+    new RegExp(`^${granted.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(needed);
+
+  it('derives commands from each entry through its reachable adapters', () => {
+    // A guard that the derivation sees the adapters at all.
+    expect(reachable.api).toContain('lambdas/adapters/workflow.ts');
+    expect(reachable.worker).toContain('lambdas/adapters/dead-letter-queue.ts');
+    expect(derived.api).toContain('StartExecutionCommand');
+    expect(derived.worker).toContain('SendMessageCommand');
+    expect(derived.startBatch).toContain('UpdateMapRunCommand');
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      const unknown = [...derived[key]].filter((command) => !COMMAND_ACTIONS[command]);
+      expect(unknown, `${key}: commands with no IAM mapping in this test`).toEqual([]);
+    }
+  });
+
+  it("the worker calls only the adapter methods its NOT_SENT_BY_WORKER reasons name", () => {
+    // Comments stripped: only code counts.
+    const source = readFileSync(path.join(repoRoot, ENTRIES.worker), 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/^\s*\/\/.*$/gm, '')
+      .replace(/\s\/\/.*$/gm, '')
+      .replace(/^import .*$/gm, '');
+    for (const [object, methods] of Object.entries(WORKER_CALLS)) {
+      const called = new Set([...source.matchAll(new RegExp(`\\b${object}\\??\\.(\\w+)\\(`, 'g'))].map((m) => m[1] as string));
+      // Besides method calls, an adapter may only be handed to listWhileRunning, whose parameter type names what it calls.
+      const bare = [...source.matchAll(new RegExp(`\\b${object}\\b(?![?.:])`, 'g'))].length;
+      const handed = [...source.matchAll(new RegExp(`listWhileRunning\\(\\s*${object}\\b`, 'g'))].length;
+      // `const x = new …` is the one bare use besides being handed over.
+      expect(bare - handed, `${object}: used other than by method call or listWhileRunning`).toBe(1 + (object === 'deadLetters' ? 1 : 0));
+      if (handed > 0) {
+        const helper = readFileSync(path.join(repoRoot, 'lambdas/domain/fleet-activity.ts'), 'utf8');
+        const pick = /listWhileRunning\(\s*activity: Pick<FleetActivity, ([^>]+)>/.exec(helper)?.[1] ?? '';
+        for (const m of pick.matchAll(/'(\w+)'/g)) called.add(m[1] as string);
+      }
+      expect([...called].sort(), object).toEqual([...methods].sort());
+    }
+    // Those methods' own commands (and their private helpers'), read from the adapters.
+    const sent = [
+      ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'recordResult'),
+      ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'registerWorker'),
+      ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'deregisterWorker'),
+      ...actionsOfMethod('lambdas/adapters/dead-letter-queue.ts', 'send'),
+    ];
+    expect(sent.length).toBeGreaterThan(0);
+    for (const action of sent) expect(Object.keys(NOT_SENT_BY_WORKER)).not.toContain(action);
+  });
+
+  it('Start and Finish batch send Step Functions commands only through CapacityCoordinator', () => {
+    const lifecycle = readFileSync(path.join(repoRoot, ENTRIES.startBatch), 'utf8');
+    // One workflow, built inline as CapacityCoordinator's dependency, and used nowhere else.
+    expect(lifecycle.match(/StepFunctionsWorkflow/g)?.length).toBe(2); // the import and the one `new`
+    expect(lifecycle).toMatch(/workflow: new StepFunctionsWorkflow\(/);
+    const coordinator = readFileSync(path.join(repoRoot, 'lambdas/domain/capacity-coordinator.ts'), 'utf8');
+    const called = new Set([...coordinator.matchAll(/\bworkflow\.(\w+)\(/g)].map((m) => m[1]));
+    expect([...called].sort()).toEqual([...COORDINATOR_WORKFLOW_CALLS].sort());
+    const sent = COORDINATOR_WORKFLOW_CALLS.flatMap((method) => actionsOfMethod('lambdas/adapters/workflow.ts', method));
+    expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun']));
+    for (const action of sent) expect(Object.keys(NOT_SENT_BY_LIFECYCLE)).not.toContain(action);
+  });
+
+  for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+    describe(`${key} (${ENTRIES[key]})`, () => {
+      it('is allowed every action its code can send, on the right resource', () => {
+        const grants = grantsOf(key);
+        const missing: string[] = [];
+        for (const command of derived[key]) {
+          const need = COMMAND_ACTIONS[command];
+          if (!need) continue;
+          if (NOT_SENT[key][need.action]) continue;
+          const ok = grants.some((grant) => covers(grant.action, need.action) && isKind(grant.resource, need.resource));
+          if (!ok) missing.push(`${command} → ${need.action} on ${need.resource}`);
+        }
+        expect(missing).toEqual([]);
+      });
+
+      it('is granted nothing beyond what its code needs, except the justified list', () => {
+        const needed = new Set([...derived[key]].map((command) => COMMAND_ACTIONS[command]?.action));
+        const granted = new Set(grantsOf(key).map((grant) => grant.action));
+        // Actions CDK adds for X-Ray or log delivery are not Fleet's; these functions have none.
+        const extra = [...granted].filter((action) => ![...needed].some((n) => n !== undefined && covers(action, n) && action === n));
+        // A wildcard grant counts as extra unless every action it expands to is justified or needed:
+        // listing the wildcard itself with its reason is enough.
+        const unexplained = extra.filter((action) => !GRANTED_BEYOND_CODE[key][action] && !(action.endsWith('*') && needed.has(action.replace('*', ''))));
+        expect(unexplained, `${key}: granted but not needed and not justified`).toEqual([]);
+        // And the allow-list holds no stale entry: each justified action is really granted.
+        const stale = Object.keys(GRANTED_BEYOND_CODE[key]).filter((action) => !granted.has(action));
+        expect(stale, `${key}: justified but no longer granted`).toEqual([]);
+      });
+    });
+  }
+
+  it('actions a function never sends are not granted to it, and each is really in its reachable code', () => {
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      const granted = grantsOf(key).map((grant) => grant.action);
+      const derivedActions = [...derived[key]].map((c) => COMMAND_ACTIONS[c]?.action);
+      for (const action of Object.keys(NOT_SENT[key])) {
+        expect(granted.some((g) => covers(g, action)), `${key} granted ${action}`).toBe(false);
+        expect(derivedActions, `${key}: stale NOT_SENT entry`).toContain(action);
+      }
+    }
+  });
+});
