@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /** The CDK app (cdk.json's "app"): `npx cdk synth` / `npx cdk deploy`. */
 import { App } from 'aws-cdk-lib';
+import { fleetProps } from './fleet-config';
 import { FleetStack } from './fleet-stack';
 
 const app = new App();
 const stage = (app.node.tryGetContext('stage') as string | undefined) ?? 'dev';
 new FleetStack(app, `Fleet-${stage}`, {
   description: 'Fleet: a serverless fleet manager on Step Functions Distributed Map',
+  fleet: fleetProps,
   // Environment-agnostic unless an account is pinned: deploys wherever the CLI points.
   ...(process.env.FLEET_ACCOUNT ? { env: { account: process.env.FLEET_ACCOUNT, region: process.env.FLEET_REGION } } : {}),
 });

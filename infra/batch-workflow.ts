@@ -6,6 +6,10 @@
  *        └───────────────────────────────────────────┘
  *                     └─ child: Run task ──(final failure)──▶ Failure recorded
  *                                └──(timeout backstop, crash)──▶ Record failure
+ *
+ * With per-type workers the child starts with a Choice on `$.task.type`: one
+ * `Run <type> task` state per configured type (each with the same Retry,
+ * timeout and Catch as Run task), and Run task for every other type.
  */
 import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -26,7 +30,11 @@ export const STATE_NAMES = Object.freeze({
   runTask: 'Run task',
   recordFailure: 'Record failure',
   failureRecorded: 'Failure recorded',
+  routeByType: 'Route by task type',
 });
+
+/** The state that runs a task of a type with its own worker function. */
+export const runTaskStateName = (taskType: string) => `Run ${taskType} task`;
 
 /** Names the Map Run in ARNs, metrics and the console (at most 40 characters). */
 export const MAP_RUN_LABEL = 'FleetTasks';
@@ -43,6 +51,12 @@ export interface BatchWorkflowProps {
   startBatchFunction: lambda.IFunction;
   finishBatchFunction: lambda.IFunction;
   workerFunction: lambda.IFunction;
+  /**
+   * Task types with their own worker function; every other type runs on
+   * `workerFunction`. Empty or absent: the child is exactly Run task, as it
+   * was before per-type workers existed.
+   */
+  typeWorkers?: Readonly<Record<string, lambda.IFunction>>;
   tasksBucket: s3.IBucket;
   /**
    * EXPRESS children are ~25x cheaper per short task; tasks that may run past
@@ -70,40 +84,47 @@ export class BatchWorkflow extends Construct {
       retryOnServiceExceptions: true,
     });
 
-    const runTask = new tasks.LambdaInvoke(this, STATE_NAMES.runTask, {
-      lambdaFunction: props.workerFunction,
-      payload: sfn.TaskInput.fromObject({
-        batchId: sfn.JsonPath.stringAt('$.batchId'),
-        task: sfn.JsonPath.objectAt('$.task'),
-        settings: sfn.JsonPath.objectAt('$.settings'),
-        attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
-        executionStartTime: sfn.JsonPath.stringAt('$$.Execution.StartTime'),
-      }),
-      resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
-      // A backstop: the worker enforces each attempt's own deadline; this bounds
-      // an attempt that hangs past it, e.g. a handler blocking its event loop.
-      taskTimeout: sfn.Timeout.at('$.settings.attemptTimeoutSeconds'),
-      // Retries are declared below, so their order and jitter are explicit.
-      retryOnServiceExceptions: false,
-    });
-    runTask.addRetry({
-      errors: [WORKER_ERROR.attemptFailed],
-      interval: Duration.seconds(RETRY_BACKOFF.intervalSeconds),
-      backoffRate: RETRY_BACKOFF.backoffRate,
-      maxDelay: Duration.seconds(RETRY_BACKOFF.maxDelaySeconds),
-      jitterStrategy: sfn.JitterType.FULL,
-      // The cap; each batch's maxRetries is enforced by the worker, which stops
-      // throwing TaskAttemptFailed once the batch's retries are spent.
-      maxAttempts: LIMITS.maxRetries,
-    });
-    runTask.addRetry({
-      errors: LAMBDA_TRANSIENT_ERRORS,
-      interval: Duration.seconds(1),
-      backoffRate: 2,
-      maxDelay: Duration.seconds(30),
-      jitterStrategy: sfn.JitterType.FULL,
-      maxAttempts: 6,
-    });
+    // One attempt of one task on `workerFunction`: the same payload, Retry and
+    // backstop timeout whichever function runs the task.
+    const attemptOn = (stateName: string, workerFunction: lambda.IFunction) => {
+      const runTask = new tasks.LambdaInvoke(this, stateName, {
+        lambdaFunction: workerFunction,
+        payload: sfn.TaskInput.fromObject({
+          batchId: sfn.JsonPath.stringAt('$.batchId'),
+          task: sfn.JsonPath.objectAt('$.task'),
+          settings: sfn.JsonPath.objectAt('$.settings'),
+          attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+          executionStartTime: sfn.JsonPath.stringAt('$$.Execution.StartTime'),
+        }),
+        resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
+        // A backstop: the worker enforces each attempt's own deadline; this bounds
+        // an attempt that hangs past it, e.g. a handler blocking its event loop.
+        taskTimeout: sfn.Timeout.at('$.settings.attemptTimeoutSeconds'),
+        // Retries are declared below, so their order and jitter are explicit.
+        retryOnServiceExceptions: false,
+      });
+      runTask.addRetry({
+        errors: [WORKER_ERROR.attemptFailed],
+        interval: Duration.seconds(RETRY_BACKOFF.intervalSeconds),
+        backoffRate: RETRY_BACKOFF.backoffRate,
+        maxDelay: Duration.seconds(RETRY_BACKOFF.maxDelaySeconds),
+        jitterStrategy: sfn.JitterType.FULL,
+        // The cap; each batch's maxRetries is enforced by the worker, which stops
+        // throwing TaskAttemptFailed once the batch's retries are spent.
+        maxAttempts: LIMITS.maxRetries,
+      });
+      runTask.addRetry({
+        errors: LAMBDA_TRANSIENT_ERRORS,
+        interval: Duration.seconds(1),
+        backoffRate: 2,
+        maxDelay: Duration.seconds(30),
+        jitterStrategy: sfn.JitterType.FULL,
+        maxAttempts: 6,
+      });
+      return runTask;
+    };
+    const runTask = attemptOn(STATE_NAMES.runTask, props.workerFunction);
+    const typedRuns = Object.entries(props.typeWorkers ?? {}).map(([taskType, fn]) => ({ taskType, run: attemptOn(runTaskStateName(taskType), fn) }));
 
     const failureRecorded = new sfn.Succeed(this, STATE_NAMES.failureRecorded, {
       comment: 'The worker recorded this task as failed; the child ends without failing the Map Run.',
@@ -119,8 +140,18 @@ export class BatchWorkflow extends Construct {
       resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
       retryOnServiceExceptions: true,
     });
-    runTask.addCatch(failureRecorded, { errors: [WORKER_ERROR.failed], resultPath: sfn.JsonPath.DISCARD });
-    runTask.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    // Whichever function ran the attempt, the default worker records a failure
+    // it could not record itself: recordFailure needs no task handler.
+    for (const run of [runTask, ...typedRuns.map((t) => t.run)]) {
+      run.addCatch(failureRecorded, { errors: [WORKER_ERROR.failed], resultPath: sfn.JsonPath.DISCARD });
+      run.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    }
+    let taskProcessor: sfn.IChainable = runTask;
+    if (typedRuns.length > 0) {
+      const route = new sfn.Choice(this, STATE_NAMES.routeByType);
+      for (const { taskType, run } of typedRuns) route.when(sfn.Condition.stringEquals('$.task.type', taskType), run);
+      taskProcessor = route.otherwise(runTask);
+    }
 
     const runTasks = new sfn.DistributedMap(this, STATE_NAMES.runTasks, {
       label: MAP_RUN_LABEL,
@@ -145,7 +176,7 @@ export class BatchWorkflow extends Construct {
       }),
       resultPath: '$.mapRun',
     });
-    runTasks.itemProcessor(runTask);
+    runTasks.itemProcessor(taskProcessor);
 
     const finishBatch = new tasks.LambdaInvoke(this, STATE_NAMES.finishBatch, {
       lambdaFunction: props.finishBatchFunction,

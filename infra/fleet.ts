@@ -38,6 +38,47 @@ export type FleetApiAuthorization = 'iam' | { readonly jwt: { readonly issuer: s
 /** The API's default throttling: far above what a few clients polling every second need. */
 export const DEFAULT_API_THROTTLE: Readonly<Required<apigw.ThrottleSettings>> = Object.freeze({ rateLimit: 100, burstLimit: 200 });
 
+/**
+ * A task type's own worker function: the serverless form of the seed's
+ * `getWorkerInstance`. Its module exports a handler made by
+ * `createWorkerHandler` (lambdas/worker.ts), so it records results exactly
+ * once, keeps each attempt's deadline, runs the worker middleware and sends
+ * final failures to the dead-letter queue like the default worker:
+ *
+ *   export const handler = createWorkerHandler({ thumbnail: async (data, ctx) => ... });
+ *
+ * Fleet builds the function (Node.js 24, arm64, bundled by esbuild) and wires
+ * what every worker needs: the state machine may invoke it, it may write the
+ * table and send to the dead-letter queue, and it gets Fleet's environment.
+ */
+export interface FleetWorkerProps {
+  /**
+   * The handler module, relative to the repository root (the folder holding
+   * cdk.json), or absolute. Local mode runs the same module.
+   */
+  readonly entry: string;
+  /**
+   * The module's export.
+   * @default 'handler'
+   */
+  readonly handler?: string;
+  /**
+   * Memory in MB.
+   * @default the default worker's (workerMemorySize)
+   */
+  readonly memorySize?: number;
+  /**
+   * The Lambda timeout. An attempt still running when it ends fails without
+   * retry, so keep it above the longest per-attempt timeout (workerTimeout)
+   * its tasks run with.
+   * @default Duration.minutes(15), Lambda's maximum, as the default worker
+   */
+  readonly timeout?: Duration;
+}
+
+/** Task type names, as the API accepts them (lambdas/domain/schemas.ts). */
+const TASK_TYPE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
 export interface FleetProps {
   /**
    * How child executions run. EXPRESS is ~25x cheaper per short task but
@@ -94,6 +135,17 @@ export interface FleetProps {
    * @default true
    */
   readonly tracing?: boolean;
+  /**
+   * Task types that run on their own worker function instead of the default
+   * one, each with its own code, memory and timeout: `{ thumbnail: { entry:
+   * 'examples/workers/thumbnail-worker.ts', memorySize: 2048 } }`. The child
+   * workflow routes on `task.type`; every other type runs on the default worker.
+   * A map keyed by type (not a list of functions) keeps the routing in the
+   * definition, where the console shows it, and lets Fleet make each function
+   * so it can grant and configure it.
+   * @default - every type runs on the default worker
+   */
+  readonly workers?: Readonly<Record<string, FleetWorkerProps>>;
 }
 
 export class Fleet extends Construct {
@@ -101,6 +153,8 @@ export class Fleet extends Construct {
   readonly tasksBucket: s3.Bucket;
   readonly apiFunction: nodejs.NodejsFunction;
   readonly workerFunction: nodejs.NodejsFunction;
+  /** The per-type worker functions (FleetProps.workers), by task type. */
+  readonly typeWorkerFunctions: Readonly<Record<string, nodejs.NodejsFunction>>;
   readonly startBatchFunction: nodejs.NodejsFunction;
   readonly finishBatchFunction: nodejs.NodejsFunction;
   readonly stateMachine: sfn.StateMachine;
@@ -216,6 +270,20 @@ export class Fleet extends Construct {
       environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
     });
     this.deadLetterQueue.grantSendMessages(this.workerFunction);
+    const typeWorkerFunctions: Record<string, nodejs.NodejsFunction> = {};
+    for (const [taskType, worker] of Object.entries(props.workers ?? {})) {
+      if (!TASK_TYPE.test(taskType)) throw new Error(`Fleet workers: "${taskType}" is not a valid task type (a letter, then letters, digits, _ . -; at most 64)`);
+      const entry = path.isAbsolute(worker.entry) ? path.relative(repoRoot, worker.entry) : worker.entry;
+      const typeWorker = fn(`WorkerFunction-${taskType}`, entry, worker.handler ?? 'handler', {
+        memorySize: worker.memorySize ?? props.workerMemorySize ?? 1024,
+        timeout: worker.timeout ?? Duration.minutes(15),
+        environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
+      });
+      this.deadLetterQueue.grantSendMessages(typeWorker);
+      this.table.grantWriteData(typeWorker);
+      typeWorkerFunctions[taskType] = typeWorker;
+    }
+    this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
     const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
     this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
       environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType },
@@ -229,6 +297,7 @@ export class Fleet extends Construct {
       startBatchFunction: this.startBatchFunction,
       finishBatchFunction: this.finishBatchFunction,
       workerFunction: this.workerFunction,
+      typeWorkers: this.typeWorkerFunctions,
       tasksBucket: this.tasksBucket,
       childExecutionType,
     });
@@ -371,7 +440,7 @@ export class Fleet extends Construct {
       `AwsSolutions-IAM5[Resource::<${logicalId(this.table)}.Arn>/index/*]`,
       "The table's own indexes (ByCreation, Active): the grants are on this one table, and index/* names only its GSIs.",
     );
-    for (const fn of [this.workerFunction, this.startBatchFunction, this.finishBatchFunction]) {
+    for (const fn of [this.workerFunction, ...Object.values(this.typeWorkerFunctions), this.startBatchFunction, this.finishBatchFunction]) {
       ack(
         `AwsSolutions-IAM5[Resource::<${logicalId(fn)}.Arn>:*]`,
         'lambda:InvokeFunction on the versions and aliases of one Fleet function, as CDK grants a state machine that invokes it.',

@@ -9,6 +9,10 @@
  * - `recordFailure`: the Catch path for failures the worker could not record
  *   itself (Step Functions' timeout backstop, a crashed runtime).
  * - A final failure, on either path, also goes to the dead-letter queue.
+ *
+ * `handler` runs the task types registered in lambdas/tasks. A per-type
+ * worker function (FleetProps.workers) exports its own handler made by
+ * `createWorkerHandler`, with all of the above.
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -20,7 +24,7 @@ import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
 import { TaskAttemptFailed, TaskFailed } from './domain/errors';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
-import { taskHandlers, taskMiddleware } from './tasks';
+import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } from './tasks';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -75,7 +79,7 @@ async function deadLetter(batchId: string, taskType: string, result: TaskResult)
 const logRegistryError = (action: string, error: unknown) =>
   console.error(JSON.stringify({ level: 'WARN', message: `worker registry: ${action} failed`, error: String(error) }));
 
-async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
+async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, TaskHandler>>, middleware: readonly TaskMiddleware[]): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
   const workerId = `${environmentId}-${event.task.id}-${attempt}`;
   const childStart = event.executionStartTime ? Date.parse(event.executionStartTime) : NaN;
@@ -91,13 +95,13 @@ async function runTask(event: WorkerEvent): Promise<WorkerOutput> {
     env.FLEET_WORKER_LISTING_DELAY_MS,
   );
   // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
-  const outcome = await runAttempt(taskHandlers, {
+  const outcome = await runAttempt(handlers, {
     batchId: event.batchId,
     task: event.task,
     settings: event.settings,
     attempt,
     notAfter,
-    middleware: taskMiddleware,
+    middleware,
   });
   await listing.end();
   if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
@@ -146,7 +150,31 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
   return { taskId: event.task.id, success: false };
 }
 
-export const handler = async (event: WorkerEvent | RecordFailureEvent): Promise<WorkerOutput> => {
-  if ('action' in event && event.action === 'recordFailure') return recordFailure(event);
-  return runTask(event as WorkerEvent);
-};
+export interface WorkerHandlerOptions {
+  /**
+   * Hooks run around each attempt (./tasks/middleware.ts).
+   * @default taskMiddleware, the hooks registered in lambdas/tasks/index.ts
+   */
+  middleware?: readonly TaskMiddleware[];
+}
+
+/** What the state machine invokes a worker function with, and what it returns. */
+export type WorkerHandler = (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
+
+/**
+ * A worker Lambda handler over `handlers` (task type → handler): the default
+ * worker's, or a per-type worker function's (FleetProps.workers). A task type
+ * missing from `handlers` fails as an unknown type, without retry.
+ *
+ *   export const handler = createWorkerHandler({ thumbnail });
+ */
+export function createWorkerHandler(handlers: Readonly<Record<string, TaskHandler>>, options: WorkerHandlerOptions = {}): WorkerHandler {
+  const middleware = options.middleware ?? taskMiddleware;
+  return async (event) => {
+    if ('action' in event && event.action === 'recordFailure') return recordFailure(event);
+    return runTask(event as WorkerEvent, handlers, middleware);
+  };
+}
+
+/** The default worker: every task type registered in lambdas/tasks. */
+export const handler = createWorkerHandler(taskHandlers);

@@ -19,6 +19,7 @@ import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTable
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { FleetProps } from '../fleet';
 import dynalite from 'dynalite';
 import { buildApp as buildFauxqs } from 'fauxqs';
 import S3rver from 's3rver';
@@ -34,6 +35,12 @@ import { LOCAL_ACCOUNT, LOCAL_REGION, resolveTemplate, synthesizeTemplate, type 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface LocalFleetOptions {
+  /**
+   * The Fleet construct's props the local stack is synthesized with, e.g.
+   * per-type `workers` (infra/fleet-config.ts holds what `cdk deploy` uses).
+   * @default {} (the stack as FleetStack builds it without props)
+   */
+  fleetProps?: FleetProps;
   /** @default 3000 (0 picks a free port) */
   port?: number;
   /** Only loopback unless a token guards the API. @default '127.0.0.1' */
@@ -156,7 +163,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // fauxqs's URL format. Requests still go to sqsEndpoint: the SQS client does
   // not follow a QueueUrl's host (clients.ts), so the name need not resolve.
   const queueUrl = (name: string) => `http://sqs.${LOCAL_REGION}.localhost:${sqsPort}/${LOCAL_ACCOUNT}/${name}`;
-  const resources = resolveTemplate(synthesizeTemplate(), { queueUrl });
+  const resources = resolveTemplate(synthesizeTemplate(options.fleetProps), { queueUrl });
 
   // DynamoDB
   const dynamo = dynalite({ ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });

@@ -12,9 +12,11 @@
  * next start. A second signal exits at once, and they still resume: the
  * execution journal is consistent at every moment, even under SIGKILL.
  */
+import { fleetProps } from '../fleet-config';
 import { startLocalFleet } from './local-fleet';
 
 const fleet = await startLocalFleet({
+  fleetProps,
   port: Number(process.env.PORT ?? 3000),
   host: process.env.HOST ?? '127.0.0.1',
   token: process.env.FLEET_TOKEN || undefined,

@@ -6,22 +6,25 @@
  */
 import { App } from 'aws-cdk-lib';
 import { FleetStack } from '../fleet-stack';
-import { LOCAL_ENTRY_METADATA } from '../fleet';
+import { LOCAL_ENTRY_METADATA, type FleetProps } from '../fleet';
 
 export type CfnTemplate = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }> };
 
 export const LOCAL_ACCOUNT = '000000000000';
 export const LOCAL_REGION = 'us-east-1';
 
-/** Synthesizes the Fleet stack in-process. Bundling is skipped: local mode runs the sources. */
-export function synthesizeTemplate(): CfnTemplate {
+/**
+ * Synthesizes the Fleet stack in-process. Bundling is skipped: local mode runs the sources.
+ * @param fleetProps the Fleet construct's props, as `cdk deploy` would get them (infra/fleet-config.ts)
+ */
+export function synthesizeTemplate(fleetProps?: FleetProps): CfnTemplate {
   const app = new App({
     context: {
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     },
   });
-  const stack = new FleetStack(app, 'FleetLocal');
+  const stack = new FleetStack(app, 'FleetLocal', { fleet: fleetProps });
   return app.synth().getStackByName(stack.stackName).template as CfnTemplate;
 }
 

@@ -54,14 +54,23 @@ const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }
   SendMessageCommand: { action: 'sqs:SendMessage', resource: 'queue' },
 };
 
-type FunctionKey = 'api' | 'worker' | 'startBatch' | 'finishBatch';
+type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch';
 
 const ENTRIES: Record<FunctionKey, string> = {
   api: 'lambdas/api.ts',
   worker: 'lambdas/worker.ts',
+  // A per-type worker function (FleetProps.workers), configured on the stack below.
+  thumbnailWorker: 'examples/workers/thumbnail-worker.ts',
   // start and finish are two handlers of one module: the same code can send the same commands.
   startBatch: 'lambdas/batch-lifecycle.ts',
   finishBatch: 'lambdas/batch-lifecycle.ts',
+};
+
+const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
+  'dynamodb:DescribeTable': 'Part of CDK grantWriteData; table metadata only.',
+  'dynamodb:BatchWriteItem': 'Part of CDK grantWriteData; the worker writes item by item.',
+  'sqs:GetQueueAttributes': 'Part of CDK grantSendMessages on the dead-letter queue; metadata only.',
+  'sqs:GetQueueUrl': 'Part of CDK grantSendMessages on the dead-letter queue; the URL comes from FLEET_DLQ_URL.',
 };
 
 /** AWS's logging permissions that every function has through AWSLambdaBasicExecutionRole (a managed policy, not checked here). */
@@ -78,12 +87,9 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
     's3:PutObjectTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
     's3:PutObjectVersionTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
   },
-  worker: {
-    'dynamodb:DescribeTable': 'Part of CDK grantWriteData; table metadata only.',
-    'dynamodb:BatchWriteItem': 'Part of CDK grantWriteData; the worker writes item by item.',
-    'sqs:GetQueueAttributes': 'Part of CDK grantSendMessages on the dead-letter queue; metadata only.',
-    'sqs:GetQueueUrl': 'Part of CDK grantSendMessages on the dead-letter queue; the URL comes from FLEET_DLQ_URL.',
-  },
+  worker: WORKER_GRANTED_BEYOND_CODE,
+  // Made by createWorkerHandler, a per-type worker runs the worker's code and gets its grants.
+  thumbnailWorker: WORKER_GRANTED_BEYOND_CODE,
   startBatch: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
@@ -134,6 +140,7 @@ const NOT_SENT_BY_LIFECYCLE: Record<string, string> = {
 const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
   api: {},
   worker: NOT_SENT_BY_WORKER,
+  thumbnailWorker: NOT_SENT_BY_WORKER,
   startBatch: NOT_SENT_BY_LIFECYCLE,
   finishBatch: NOT_SENT_BY_LIFECYCLE,
 };
@@ -203,7 +210,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const app = new App({
       context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true },
     });
-    stack = new FleetStack(app, 'Test');
+    stack = new FleetStack(app, 'Test', { fleet: { workers: { thumbnail: { entry: ENTRIES.thumbnailWorker } } } });
     resources = (Template.fromStack(stack).toJSON() as { Resources: typeof resources }).Resources;
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       const { commands, files } = await commandsOf(ENTRIES[key]);
@@ -214,7 +221,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
 
   const functionOf = (key: FunctionKey) => {
     const fleet = stack.fleet;
-    return { api: fleet.apiFunction, worker: fleet.workerFunction, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction }[key];
+    const thumbnailWorker = fleet.typeWorkerFunctions.thumbnail;
+    if (!thumbnailWorker) throw new Error('the stack has no thumbnail worker function');
+    return { api: fleet.apiFunction, worker: fleet.workerFunction, thumbnailWorker, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction }[key];
   };
 
   /** Every Allow statement of every inline policy attached to the function's role. */
@@ -269,6 +278,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(reachable.worker).toContain('lambdas/adapters/dead-letter-queue.ts');
     expect(derived.api).toContain('StartExecutionCommand');
     expect(derived.worker).toContain('SendMessageCommand');
+    // A per-type worker reaches the same worker code through createWorkerHandler.
+    expect(reachable.thumbnailWorker).toContain('lambdas/worker.ts');
+    expect(derived.thumbnailWorker).toEqual(derived.worker);
     expect(derived.startBatch).toContain('UpdateMapRunCommand');
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       const unknown = [...derived[key]].filter((command) => !COMMAND_ACTIONS[command]);
