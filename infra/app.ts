@@ -6,9 +6,12 @@ import { FleetStack } from './fleet-stack';
 
 const app = new App();
 const stage = (app.node.tryGetContext('stage') as string | undefined) ?? 'dev';
+// `-c scratch=true`: a throwaway stack that `cdk destroy` removes whole (npm run test:aws).
+const scratch = String(app.node.tryGetContext('scratch') ?? 'false') === 'true';
 new FleetStack(app, `Fleet-${stage}`, {
   description: 'Fleet: a serverless fleet manager on Step Functions Distributed Map',
   fleet: fleetProps,
+  scratch,
   // Environment-agnostic unless an account is pinned: deploys wherever the CLI points.
   ...(process.env.FLEET_ACCOUNT ? { env: { account: process.env.FLEET_ACCOUNT, region: process.env.FLEET_REGION } } : {}),
 });
