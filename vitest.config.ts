@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // test/aws deploys to a real account: only `npm run test:aws` runs it (vitest.aws.config.ts).
+    exclude: [...configDefaults.exclude, 'test/aws/**'],
     // Local end-to-end files each start a fleet; give them room on 2 cores.
     testTimeout: 120_000,
     hookTimeout: 120_000,
