@@ -14,10 +14,12 @@ import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoRetryStore } from './adapters/retry-store';
 import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
+import { count, countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
 import { FleetService } from './domain/fleet-service';
+import { FLEET_METRICS } from './domain/metrics';
 import { parseBatchId, parseIdempotencyKey, parseLimit } from './domain/schemas';
 
 const env = loadEnv({
@@ -88,9 +90,14 @@ const routes: Route[] = [
       POST: async (event) => {
         // API Gateway lower-cases header names in payload format 2.0.
         const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
-        if (idempotencyKey === undefined) return json(202, await service.submitBatch(readJsonBody(event)));
+        if (idempotencyKey === undefined) {
+          const status = await service.submitBatch(readJsonBody(event));
+          count(FLEET_METRICS.batchesSubmitted);
+          return json(202, status);
+        }
         // 202 for the request that created the batch; 200 for a repeat, with the batch's status now.
         const { status, created } = await service.submitBatchOnce(readJsonBody(event), idempotencyKey);
+        if (created) count(FLEET_METRICS.batchesSubmitted);
         return json(created ? 202 : 200, status);
       },
       GET: async (event) => {
@@ -134,7 +141,14 @@ const routes: Route[] = [
   },
   {
     pattern: /^\/batches\/([^/]+)\/cancel$/,
-    methods: { POST: async (_event, [id]) => json(200, { cancelled: await service.cancelBatch(parseBatchId(id)) }) },
+    methods: {
+      POST: async (_event, [id]) => {
+        const cancelled = await service.cancelBatch(parseBatchId(id));
+        // True only for the request that cancelled it; its execution is stopped, so finish never counts it.
+        if (cancelled) countFinishedBatch('cancelled');
+        return json(200, { cancelled });
+      },
+    },
   },
   {
     pattern: /^\/workers\/scale$/,
@@ -166,12 +180,15 @@ async function route(event: APIGatewayProxyEventV2): Promise<Result> {
         throw new ValidationError('path', 'is not validly percent-encoded');
       }
     });
+    // /batches/{id}/...: the request's log lines carry its batch id.
+    if (path.startsWith('/batches/') && params[0] !== undefined) logger.appendKeys({ batchId: params[0] });
     return handler(event, params);
   }
   throw new NotFoundError(`no route for ${method} ${path}`);
 }
 
-export const handler = async (event: APIGatewayProxyEventV2): Promise<Result> => {
+// Keys come from the route (route()); metrics are flushed once per request.
+export const handler = instrumented(async (event: APIGatewayProxyEventV2): Promise<Result> => {
   try {
     return await route(event);
   } catch (error) {
@@ -179,7 +196,8 @@ export const handler = async (event: APIGatewayProxyEventV2): Promise<Result> =>
       return json(error.status, errorBody(error.code, error.message, error instanceof ValidationError ? error.field : undefined));
     }
     // Never leak internals to a client; the log keeps them.
-    console.error(JSON.stringify({ level: 'ERROR', message: 'unhandled API error', error: String(error), stack: (error as Error)?.stack }));
+    if (error instanceof Error) logger.error('unhandled API error', error);
+    else logger.error('unhandled API error', { error: String(error) });
     return json(500, errorBody('internal_error', 'Fleet could not complete the request; it has been logged.'));
   }
-};
+}, () => ({}));

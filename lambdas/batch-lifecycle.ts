@@ -17,6 +17,7 @@ import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
+import { countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { DynamoRetryStore } from './adapters/retry-store';
 import { StepFunctionsWorkflow } from './adapters/workflow';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
@@ -66,7 +67,10 @@ export interface StartedBatch extends StartInput {
 /** Waiting batches poll at 1 s, slowing to 10 s, so a long wait stays far from the 25,000-event history limit. */
 const pollSecondsAfter = (waits: number) => Math.min(10, 1 + Math.floor(waits / 5));
 
-export const start = async ({ state, stateMachineArn }: LifecycleEvent<StartInput>): Promise<StartedBatch> => {
+/** Log lines carry the batch id. */
+const batchKeys = (event: LifecycleEvent<{ batchId?: string }>) => ({ batchId: event?.state?.batchId });
+
+export const start = instrumented(async ({ state, stateMachineArn }: LifecycleEvent<StartInput>): Promise<StartedBatch> => {
   const batch = await repository.getBatch(state.batchId);
   if (!batch) throw new Error(`batch ${state.batchId} does not exist`);
   const waits = (state.waits ?? -1) + 1;
@@ -82,7 +86,7 @@ export const start = async ({ state, stateMachineArn }: LifecycleEvent<StartInpu
     maxConcurrency: slots,
     settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE),
   };
-};
+}, batchKeys);
 
 export interface FinishInput {
   batchId: string;
@@ -90,7 +94,7 @@ export interface FinishInput {
   failure?: { Error?: string; Cause?: string };
 }
 
-export const finish = async ({ state: event, stateMachineArn }: LifecycleEvent<FinishInput>): Promise<{ batchId: string; status: BatchState }> => {
+export const finish = instrumented(async ({ state: event, stateMachineArn }: LifecycleEvent<FinishInput>): Promise<{ batchId: string; status: BatchState }> => {
   const record = await repository.getBatch(event.batchId);
   if (!record) throw new Error(`batch ${event.batchId} does not exist`);
   const counts = await repository.countResults(event.batchId, record.totalTasks);
@@ -113,14 +117,17 @@ export const finish = async ({ state: event, stateMachineArn }: LifecycleEvent<F
     .addFinishedBatch(event.batchId, counts, Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400))
     // Counted before: a retry-failed run, whose new counts replace the ones counted.
     .then((added) => (added ? true : retryStore.recountRetriedBatch(event.batchId, counts)))
-    .catch((error: unknown) => console.error(JSON.stringify({ level: 'ERROR', message: 'fleet stats: finished batch not added', batchId: event.batchId, error: String(error) })));
-  await repository.finish(event.batchId, {
+    .catch((error: unknown) => logger.error('fleet stats: finished batch not added', { batchId: event.batchId, error: String(error) }));
+  const finished = await repository.finish(event.batchId, {
     status,
     ...counts,
     completedAt: now,
     expiresAt: Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400),
     ...(error ? { error } : {}),
   });
+  // The write is conditional on the batch not being finished yet: a retried
+  // finish, or one that lost to a cancel (counted by the API), counts nothing.
+  if (finished) countFinishedBatch(status);
   await coordinatorFor(stateMachineArn).release(event.batchId);
   return { batchId: event.batchId, status };
-};
+}, batchKeys);

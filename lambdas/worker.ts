@@ -20,10 +20,13 @@ import { dynamo, loadEnv, sqs } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { SqsDeadLetterQueue } from './adapters/dead-letter-queue';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
+import { count, instrumented, logger, recordWorkerDuration, type LogKeys } from './adapters/observability';
 import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
 import { TaskAttemptFailed, TaskFailed } from './domain/errors';
+import { FLEET_METRICS } from './domain/metrics';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
+import type { Context } from 'aws-lambda';
 import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } from './tasks';
 
 const env = loadEnv({
@@ -68,7 +71,7 @@ async function deadLetter(batchId: string, taskType: string, result: TaskResult)
     });
   } catch (error) {
     // No task data in the log: ids only.
-    console.error(JSON.stringify({ level: 'ERROR', message: 'dead-letter queue: send failed', batchId, taskId: result.taskId, error: String(error) }));
+    logger.error('dead-letter queue: send failed', { batchId, taskId: result.taskId, error: String(error) });
   }
 }
 
@@ -76,8 +79,8 @@ async function deadLetter(batchId: string, taskType: string, result: TaskResult)
  * The worker registry only reports: a failed write there is logged and never
  * fails a task. An entry left behind expires with its attempt's backstop.
  */
-const logRegistryError = (action: string, error: unknown) =>
-  console.error(JSON.stringify({ level: 'WARN', message: `worker registry: ${action} failed`, error: String(error) }));
+const logRegistryError = (ids: LogKeys) => (action: string, error: unknown) =>
+  logger.warn(`worker registry: ${action} failed`, { ...ids, error: String(error) });
 
 async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, TaskHandler>>, middleware: readonly TaskMiddleware[]): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
@@ -91,7 +94,7 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
   const listing = listWhileRunning(
     activity,
     { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds) },
-    logRegistryError,
+    logRegistryError({ batchId: event.batchId, taskId: event.task.id }),
     env.FLEET_WORKER_LISTING_DELAY_MS,
   );
   // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
@@ -104,6 +107,10 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
     middleware,
   });
   await listing.end();
+  // Every attempt's duration; a retry is any attempt after the first.
+  recordWorkerDuration(outcome.duration);
+  if (attempt > 0) count(FLEET_METRICS.taskRetries);
+  logger.debug('task attempt ended', { batchId: event.batchId, taskId: event.task.id, attempt, outcome: outcome.kind, durationMs: outcome.duration });
   if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
   const result: TaskResult = {
     taskId: event.task.id,
@@ -115,6 +122,8 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
     workerId,
   };
   const recorded = await record(event.batchId, result);
+  // Only the invocation that recorded the final result counts it: a duplicate delivery counts nothing.
+  if (recorded) count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
   if (outcome.kind === 'failed') {
     if (recorded) await deadLetter(event.batchId, event.task.type, result);
     throw new TaskFailed(outcome.error);
@@ -144,9 +153,13 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     attempts: 1,
     workerId: `${environmentId}-catch`,
   };
-  if (await record(event.batchId, result)) await deadLetter(event.batchId, event.task.type, result);
+  if (await record(event.batchId, result)) {
+    count(FLEET_METRICS.tasksFailed);
+    await deadLetter(event.batchId, event.task.type, result);
+  }
   // The attempt that ended here (backstop timeout, crash) could not deregister itself.
-  await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => logRegistryError('deregister', error));
+  const ids = { batchId: event.batchId, taskId: event.task.id };
+  await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => logRegistryError(ids)('deregister', error));
   return { taskId: event.task.id, success: false };
 }
 
@@ -159,7 +172,7 @@ export interface WorkerHandlerOptions {
 }
 
 /** What the state machine invokes a worker function with, and what it returns. */
-export type WorkerHandler = (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
+export type WorkerHandler = (event: WorkerEvent | RecordFailureEvent, context?: Context) => Promise<WorkerOutput>;
 
 /**
  * A worker Lambda handler over `handlers` (task type → handler): the default
@@ -170,10 +183,14 @@ export type WorkerHandler = (event: WorkerEvent | RecordFailureEvent) => Promise
  */
 export function createWorkerHandler(handlers: Readonly<Record<string, TaskHandler>>, options: WorkerHandlerOptions = {}): WorkerHandler {
   const middleware = options.middleware ?? taskMiddleware;
-  return async (event) => {
-    if ('action' in event && event.action === 'recordFailure') return recordFailure(event);
-    return runTask(event as WorkerEvent, handlers, middleware);
-  };
+  // Log lines carry the batch and task ids; metrics are flushed once per invocation.
+  return instrumented<WorkerEvent | RecordFailureEvent, WorkerOutput>(
+    async (event) => {
+      if ('action' in event && event.action === 'recordFailure') return recordFailure(event);
+      return runTask(event as WorkerEvent, handlers, middleware);
+    },
+    (event) => ({ batchId: event?.batchId, taskId: event?.task?.id }),
+  );
 }
 
 /** The default worker: every task type registered in lambdas/tasks. */

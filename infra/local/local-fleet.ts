@@ -242,6 +242,14 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     if (!(retentionDays > 0)) throw new Error(`retentionDays must be a positive number of days, got ${retentionDays}`);
     environment.FLEET_RETENTION_DAYS = String(retentionDays);
   }
+  // Powertools, quiet and cheap locally: no EMF metric lines on stdout, no
+  // X-Ray (nothing to send to), warnings and errors only, never a line per
+  // task. FLEET_LOG_LEVEL=DEBUG shows every attempt.
+  Object.assign(environment, {
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    POWERTOOLS_TRACE_ENABLED: 'false',
+    POWERTOOLS_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'WARN',
+  });
   Object.assign(process.env, environment);
   // The handlers can run now: resume what the journal left running.
   const resumedExecutions = stepFunctions.recover();

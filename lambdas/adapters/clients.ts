@@ -2,6 +2,8 @@
  * The one place AWS clients are built. Endpoints come from the SDK's standard
  * `AWS_ENDPOINT_URL_<SERVICE>` variables, so local mode only changes the
  * environment. Clients live at module scope and are reused across invocations.
+ * Each is captured by the Tracer: with tracing on, every request becomes an
+ * X-Ray subsegment; off (local mode, tests), the client is returned as is.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -9,6 +11,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
+import { tracer } from './observability';
 
 let documentClient: DynamoDBDocumentClient | undefined;
 let s3Client: S3Client | undefined;
@@ -16,7 +19,7 @@ let sfnClient: SFNClient | undefined;
 let sqsClient: SQSClient | undefined;
 
 export function dynamo(): DynamoDBDocumentClient {
-  documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
     // convertClassInstanceToMap: the marshaller tells a plain object by its
     // `constructor.name`, so a task's JSON result with its own "constructor"
     // key (say {"constructor": "Ford"}) would otherwise be refused as a class
@@ -28,21 +31,21 @@ export function dynamo(): DynamoDBDocumentClient {
 
 export function s3(): S3Client {
   // A local S3 endpoint serves buckets by path, not by virtual host.
-  s3Client ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
+  s3Client ??= tracer.captureAWSv3Client(new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) }));
   return s3Client;
 }
 
 export function sfn(): SFNClient {
   // UpdateMapRun and DescribeMapRun refill at about 1 request/s: adaptive mode
   // rate-limits on the client once Step Functions throttles, and retries.
-  sfnClient ??= new SFNClient({ retryMode: 'adaptive', maxAttempts: 6 });
+  sfnClient ??= tracer.captureAWSv3Client(new SFNClient({ retryMode: 'adaptive', maxAttempts: 6 }));
   return sfnClient;
 }
 
 export function sqs(): SQSClient {
   // Requests go to the configured endpoint (AWS_ENDPOINT_URL_SQS locally), not
   // to the host named in a QueueUrl: on AWS the two are the same regional endpoint.
-  sqsClient ??= new SQSClient({ useQueueUrlAsEndpoint: false });
+  sqsClient ??= tracer.captureAWSv3Client(new SQSClient({ useQueueUrlAsEndpoint: false }));
   return sqsClient;
 }
 

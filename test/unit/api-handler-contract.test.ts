@@ -70,7 +70,8 @@ describe('API handler on a payload format 2.0 event', () => {
 
   it('a DynamoDB failure answers 500 without leaking its message', async () => {
     ddb.on(GetCommand).rejects(new Error('secret internal detail'));
-    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    // Powertools Logger writes its JSON lines to stderr (ERROR), not through the global console.
+    const logged = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const response = await handler(fixture);
     expect(response.statusCode).toBe(500);
     expect(response.body).not.toContain('secret internal detail');

@@ -72,7 +72,8 @@ describe('worker: dead-letter queue', () => {
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
     sqs.on(SendMessageCommand).rejects(new Error('SQS is down'));
-    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    // Powertools Logger writes its JSON lines to stderr (ERROR), not through the global console.
+    const logged = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
 
     // Act / Assert: the task's own failure, not SQS's, reaches Step Functions.
     await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed', message: 'out of paper' });
