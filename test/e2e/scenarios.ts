@@ -35,8 +35,8 @@ export interface FleetCapabilities {
    */
   faultTasks: boolean;
   /**
-   * Step Functions' retry and Wait delays are scaled down (local
-   * FLEET_RETRY_UNIT_MS), so a task may use all 10 retries in a test's time.
+   * Step Functions' retry delays are scaled down (local FLEET_RETRY_UNIT_MS),
+   * so a task may use all 10 retries in a test's time.
    * On AWS ten retries wait about 5 minutes (1 s doubling, capped at 60 s),
    * longer than an EXPRESS child may live.
    */
