@@ -2,7 +2,7 @@
  * The local fleet: the synthesized stack on one machine.
  *
  * - DynamoDB: dynalite, on disk under the data folder (or in memory), with
- *   the tables the template defines.
+ *   the tables the template defines, in a child process (dynamodb-process.ts).
  * - S3: s3rver, on disk, with the template's buckets (the tasks' JSONL files).
  * - Step Functions: the template's definition, run by the local interpreter
  *   behind the service's own JSON protocol.
@@ -20,11 +20,11 @@ import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, PutObjectComm
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { FleetProps } from '../fleet';
-import dynalite from 'dynalite';
 import { buildApp as buildFauxqs } from 'fauxqs';
 import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
+import { startDynamoDbProcess } from './dynamodb-process';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { LocalLambda } from './lambda-runtime';
 import { ExecutionJournal } from './journal';
@@ -165,9 +165,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   const queueUrl = (name: string) => `http://sqs.${LOCAL_REGION}.localhost:${sqsPort}/${LOCAL_ACCOUNT}/${name}`;
   const resources = resolveTemplate(synthesizeTemplate(options.fleetProps), { queueUrl });
 
-  // DynamoDB
-  const dynamo = dynalite({ ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }), createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const dynamoPort = await listen(dynamo, 0, '127.0.0.1');
+  // DynamoDB: dynalite in a process of its own, on the second core.
+  const dynamo = await startDynamoDbProcess(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') });
   // S3
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: scratch ?? path.join(dataDir, 's3') });
   const s3Address = (await s3rver.run()) as AddressInfo;
@@ -175,7 +174,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // s3rver accepts only its own well-known local credentials; dynalite accepts any.
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const endpoints = {
-    dynamodb: `http://127.0.0.1:${dynamoPort}`,
+    dynamodb: dynamo.endpoint,
     s3: `http://127.0.0.1:${s3Address.port}`,
   };
   const ddb = new DynamoDBClient({ region: LOCAL_REGION, endpoint: endpoints.dynamodb, credentials });
@@ -294,7 +293,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       s3.destroy();
       await s3rver.close();
       await fauxqs.close();
-      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+      await dynamo.close();
       if (scratch) rmSync(scratch, { recursive: true, force: true });
       return { drained };
     },

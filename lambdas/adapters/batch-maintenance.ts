@@ -1,16 +1,14 @@
 /**
  * BatchMaintenance on the DynamoDB table: deleting a batch's items at once.
  *
- * The layout is the repository's (see batch-repository.ts):
- *   BATCH#<id>        / META            the batch record
- *   BATCH#<id>#S<nn>  / COUNT           one shard's counters
- *   BATCH#<id>#S<nn>  / RESULT#<taskId> one task's result
- * Each shard is queried whole (every sort key), so nothing stored under a
+ * The layout is in table-layout.ts: a batch's record, and its result
+ * partitions (results, counters, cleared failures). Each partition is queried whole (every sort key), so nothing stored under a
  * batch's shard keys is left behind.
  */
 import { BatchWriteCommand, DeleteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS } from '../domain/batch';
 import type { BatchMaintenance } from '../domain/ports';
+import { batchKey, shardPk } from './table-layout';
 
 /** BatchWriteItem takes at most 25 requests. */
 export const BATCH_WRITE_MAX = 25;
@@ -19,8 +17,6 @@ const SHARD_CONCURRENCY = 8;
 
 type Key = Record<string, unknown>;
 
-const metaKey = (batchId: string): Key => ({ pk: `BATCH#${batchId}`, sk: 'META' });
-const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -56,7 +52,7 @@ export class DynamoBatchMaintenance implements BatchMaintenance {
     // The record goes first: from here on every read answers 404, and if
     // anything below fails, what is left is unreachable and TTL removes it.
     const { Attributes } = await this.client.send(
-      new DeleteCommand({ TableName: this.tableName, Key: metaKey(batchId), ReturnValues: 'ALL_OLD' }),
+      new DeleteCommand({ TableName: this.tableName, Key: batchKey(batchId), ReturnValues: 'ALL_OLD' }),
     );
     const shards = Array.from({ length: RESULT_SHARDS }, (_, shard) => shard);
     const workers = Array.from({ length: SHARD_CONCURRENCY }, async () => {

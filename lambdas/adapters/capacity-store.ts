@@ -3,10 +3,10 @@
  * starts, waits, finishes or is cancelled, or the cap changes (never per
  * task), under optimistic locking so concurrent writers cannot lose updates.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { emptyCapacity, type CapacityState } from '../domain/capacity';
 import type { CapacityStore } from '../domain/ports';
+import { unlessConditionFails } from './conditional-write';
 
 const KEY = { pk: 'FLEET', sk: 'CAPACITY' };
 
@@ -23,19 +23,16 @@ export class DynamoCapacityStore implements CapacityStore {
   }
 
   async save(state: CapacityState, version: number): Promise<boolean> {
-    try {
-      await this.client.send(
+    const saved = await unlessConditionFails(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: { ...KEY, state: JSON.stringify(state), version: version + 1 },
           ConditionExpression: version === 0 ? 'attribute_not_exists(pk)' : 'version = :v',
           ...(version === 0 ? {} : { ExpressionAttributeValues: { ':v': version } }),
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
+    return saved !== undefined;
   }
 }

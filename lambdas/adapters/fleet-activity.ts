@@ -10,7 +10,6 @@
  * None of these items is written by every task: the totals once or twice per
  * batch, a registry item by its own task's attempts only.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   DeleteCommand,
@@ -22,12 +21,11 @@ import {
 import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, workerShardOf } from '../domain/fleet-activity';
 import type { FleetActivity, FleetTotals, RunningWorker } from '../domain/ports';
 import type { WorkerInfo } from '../domain/types';
+import { unlessConditionFails } from './conditional-write';
+import { countedKey, statsKey } from './table-layout';
 
 type Item = Record<string, unknown>;
 
-const TOTALS = 'TOTALS';
-const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: TOTALS });
-const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
 const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;
 const workerKey = (batchId: string, taskId: string) => ({ pk: workersPk(workerShardOf(batchId, taskId)), sk: `${batchId}#${taskId}` });
 
@@ -64,8 +62,8 @@ export class DynamoFleetActivity implements FleetActivity {
    * count it twice.
    */
   async addFinishedBatch(batchId: string, counts: { completedTasks: number; failedTasks: number }, expiresAt: number | undefined): Promise<boolean> {
-    try {
-      await this.client.send(
+    const claimed = await unlessConditionFails(() =>
+      this.client.send(
         new PutCommand({
           TableName: this.tableName,
           Item: {
@@ -78,11 +76,9 @@ export class DynamoFleetActivity implements FleetActivity {
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
+    if (!claimed) return false;
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
@@ -147,19 +143,16 @@ export class DynamoFleetActivity implements FleetActivity {
   }
 
   async deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<void> {
-    try {
-      await this.client.send(
+    // A refused condition: someone else's entry now (a later attempt, a duplicate delivery), or none at all; leave it.
+    await unlessConditionFails(() =>
+      this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
           Key: workerKey(batchId, taskId),
           ...(workerId !== undefined ? { ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': workerId } } : {}),
         }),
-      );
-    } catch (error) {
-      // Someone else's entry now (a later attempt, a duplicate delivery), or none at all: leave it.
-      if (error instanceof ConditionalCheckFailedException) return;
-      throw error;
-    }
+      ),
+    );
   }
 
   async listWorkers(limit: number): Promise<WorkerInfo[]> {

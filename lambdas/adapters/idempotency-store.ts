@@ -7,9 +7,9 @@
  * The claim is one conditional PutItem, written before the batch exists, so
  * of two concurrent submissions with the same key exactly one claims it.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { IdempotencyRecord, IdempotencyStore } from '../domain/ports';
+import { unlessConditionFails } from './conditional-write';
 
 const keyOf = (keyHash: string) => ({ pk: `IDEMPOTENCY#${keyHash}`, sk: 'KEY' });
 
@@ -39,8 +39,8 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
     // try again. Twice is plenty; a third miss means something keeps deleting it.
     for (let round = 0; round < 3; round++) {
       const now = this.nowSeconds();
-      try {
-        await this.client.send(
+      const claimed = await unlessConditionFails(() =>
+        this.client.send(
           new PutCommand({
             TableName: this.tableName,
             Item: {
@@ -55,11 +55,9 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
             ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
             ExpressionAttributeValues: { ':now': now },
           }),
-        );
-        return { claimed: true };
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
+        ),
+      );
+      if (claimed) return { claimed: true };
       const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: keyOf(record.keyHash), ConsistentRead: true }));
       if (Item && isLive(Item, now)) return { claimed: false, existing: toRecord(Item) };
     }
@@ -67,8 +65,9 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
   }
 
   async markCreated(keyHash: string, batchId: string): Promise<void> {
-    try {
-      await this.client.send(
+    // A refused condition: the key is someone else's now; leave it.
+    await unlessConditionFails(() =>
+      this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: keyOf(keyHash),
@@ -78,10 +77,7 @@ export class DynamoIdempotencyStore implements IdempotencyStore {
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: { ':created': 'created', ':batchId': batchId },
         }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return;
-      throw error;
-    }
+      ),
+    );
   }
 }

@@ -12,23 +12,16 @@
  * between undercounts (Finish batch then recounts from the results), never
  * overcounts.
  */
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { RESULT_SHARDS, shardOf } from '../domain/batch';
+import { RESULT_SHARDS, randomCounterShard, shardOf } from '../domain/batch';
 import { STATS_SHARDS } from '../domain/fleet-activity';
 import type { RetryState, RetryStore } from '../domain/ports';
 import { TABLE_KEYS } from './batch-repository';
+import { unlessConditionFails } from './conditional-write';
+import { ACTIVE_PARTITION, RESULT_PREFIX, batchKey, countedKey, counterKey, resultKey, shardPk, statsKey } from './table-layout';
 
 type Item = Record<string, unknown>;
 
-const batchKey = (batchId: string) => ({ pk: `BATCH#${batchId}`, sk: 'META' });
-const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
-const RESULT_PREFIX = 'RESULT#';
-/** batch-repository.ts's partition of the Active index. */
-const ACTIVE_PARTITION = 'ACTIVE';
-/** fleet-activity.ts's keys. */
-const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
-const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
 
 const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
@@ -86,8 +79,8 @@ export class DynamoRetryStore implements RetryStore {
   }
 
   async claimRetry(batchId: string, claim: { retry: number; executionName: string; claimedAt: number }): Promise<boolean> {
-    try {
-      await this.client.send(
+    const claimed = await unlessConditionFails(() =>
+      this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: batchKey(batchId),
@@ -107,61 +100,53 @@ export class DynamoRetryStore implements RetryStore {
             ...(claim.retry === 1 ? {} : { ':previous': claim.retry - 1 }),
           },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
+    return claimed !== undefined;
   }
 
   async clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number }): Promise<boolean> {
-    const pk = shardPk(batchId, shardOf(taskId));
-    const resultKey = { pk, sk: `${RESULT_PREFIX}${taskId}` };
-    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: resultKey, ConsistentRead: true }));
+    const key = resultKey(batchId, shardOf(taskId), taskId);
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
     // Only a failure recorded before the claim: a result written since is a new attempt's.
     if (!Item || Item.success !== false || !(numberOf(Item.timestamp) < clear.before)) return false;
     const { pk: _pk, sk: _sk, ...result } = Item;
     await this.client.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { ...result, pk, sk: `FAILED_ATTEMPT#${taskId}#${clear.retry}`, retry: clear.retry, expiresAt: clear.expiresAt },
+        Item: { ...result, pk: key.pk, sk: `FAILED_ATTEMPT#${taskId}#${clear.retry}`, retry: clear.retry, expiresAt: clear.expiresAt },
       }),
     );
     // Counter first, then the delete: a crash in between undercounts, which Finish batch's recount repairs.
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: { pk, sk: 'COUNT' },
+        Key: counterKey(batchId, randomCounterShard()),
         UpdateExpression: 'ADD failed :minus',
         ExpressionAttributeValues: { ':minus': -1 },
       }),
     );
-    try {
-      await this.client.send(
+    const deleted = await unlessConditionFails(() =>
+      this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
-          Key: resultKey,
+          Key: key,
           ConditionExpression: '#ok = :false AND #t < :before',
           ExpressionAttributeNames: { '#ok': 'success', '#t': 'timestamp' },
           ExpressionAttributeValues: { ':false': false, ':before': clear.before },
         }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
+    return deleted !== undefined;
   }
 
   async recountRetriedBatch(batchId: string, counts: { completedTasks: number; failedTasks: number }): Promise<boolean> {
     const state = await this.getRetryState(batchId);
     if (!state || state.retries === 0) return false;
-    let previous: Item | undefined;
-    try {
-      // Mark first, then add (as addFinishedBatch does): a crash in between
-      // leaves the difference out of the totals, and a repeat cannot add it twice.
-      ({ Attributes: previous } = await this.client.send(
+    // Mark first, then add (as addFinishedBatch does): a crash in between
+    // leaves the difference out of the totals, and a repeat cannot add it twice.
+    const marked = await unlessConditionFails(() =>
+      this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: countedKey(batchId),
@@ -170,11 +155,10 @@ export class DynamoRetryStore implements RetryStore {
           ExpressionAttributeValues: { ':c': counts.completedTasks, ':f': counts.failedTasks, ':n': state.retries },
           ReturnValues: 'UPDATED_OLD',
         }),
-      ));
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
+      ),
+    );
+    if (!marked) return false;
+    const previous: Item | undefined = marked.Attributes;
     const completed = counts.completedTasks - numberOf(previous?.completedTasks);
     const failed = counts.failedTasks - numberOf(previous?.failedTasks);
     if (completed !== 0 || failed !== 0) {

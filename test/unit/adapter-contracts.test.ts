@@ -35,7 +35,7 @@ import { DynamoCapacityStore } from '../../lambdas/adapters/capacity-store';
 import { MAX_DEAD_LETTER_ERROR_CHARS, SqsDeadLetterQueue } from '../../lambdas/adapters/dead-letter-queue';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store';
 import { StepFunctionsWorkflow } from '../../lambdas/adapters/workflow';
-import { RESULT_SHARDS } from '../../lambdas/domain/batch';
+import { COUNTER_SHARDS, RESULT_SHARDS } from '../../lambdas/domain/batch';
 import { emptyCapacity } from '../../lambdas/domain/capacity';
 import type { BatchExecutionInput, DeadLetteredTask } from '../../lambdas/domain/ports';
 import type { TaskResult } from '../../lambdas/domain/types';
@@ -215,9 +215,13 @@ describe('DynamoBatchRepository conditional writes', () => {
     expect(put?.Item).toMatchObject({ sk: 'RESULT#t1', taskId: 't1', expiresAt: 1_800_000_000 });
     expect(put?.Item?.pk).toMatch(/^BATCH#b1#S\d{2}$/);
     const update = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
-    expect(update?.Key).toEqual({ pk: put?.Item?.pk, sk: 'COUNT' });
-    expect(update?.UpdateExpression).toBe('ADD #c :one SET expiresAt = :exp');
-    expect(update?.ExpressionAttributeNames).toEqual({ '#c': 'completed' });
+    // One of the batch's counters: COUNT#c lives in partition c mod RESULT_SHARDS.
+    const counter = Number(String(update?.Key?.sk).replace(/^COUNT#/, ''));
+    expect(Number.isInteger(counter) && counter >= 0 && counter < COUNTER_SHARDS).toBe(true);
+    expect(update?.Key).toEqual({ pk: `BATCH#b1#S${String(counter % RESULT_SHARDS).padStart(2, '0')}`, sk: `COUNT#${counter}` });
+    expect(update?.UpdateExpression).toBe('ADD #f0 :d0 SET expiresAt = :exp');
+    expect(update?.ExpressionAttributeNames).toEqual({ '#f0': 'completed' });
+    expect(update?.ExpressionAttributeValues).toEqual({ ':d0': 1, ':exp': 1_800_000_000 });
   });
 
   it('recordResult of a duplicate delivery: ConditionalCheckFailed → false, and nothing counted', async () => {
@@ -283,8 +287,11 @@ describe('DynamoBatchRepository conditional writes', () => {
   it('sumCounters (getStatus) resends BatchGetItem UnprocessedKeys with backoff until none are left', async () => {
     // Arrange
     vi.useFakeTimers();
-    const allKeys = Array.from({ length: RESULT_SHARDS }, (_, s) => ({ pk: `BATCH#b1#S${String(s).padStart(2, '0')}`, sk: 'COUNT' }));
-    const [first, second, ...rest] = allKeys;
+    const allKeys = Array.from({ length: COUNTER_SHARDS }, (_, c) => ({ pk: `BATCH#b1#S${String(c % RESULT_SHARDS).padStart(2, '0')}`, sk: `COUNT#${c}` }));
+    // BatchGetItem reads at most 100 keys: the counters come in two reads, the first one partly unprocessed.
+    const firstRead = allKeys.slice(0, 100);
+    const secondRead = allKeys.slice(100);
+    const [first, second, ...rest] = firstRead;
     ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#b1', sk: 'META', batchId: 'b1', status: 'processing', totalTasks: 10, createdAt: 1, tasksKey: 'k' } });
     ddb
       .on(BatchGetCommand)
@@ -292,6 +299,7 @@ describe('DynamoBatchRepository conditional writes', () => {
         Responses: { FleetTable: [{ ...first, completed: 2, failed: 1 }] },
         UnprocessedKeys: { FleetTable: { Keys: [second, ...rest] as Record<string, unknown>[] } },
       })
+      .resolvesOnce({ Responses: { FleetTable: [{ ...secondRead[0], completed: 10 }] }, UnprocessedKeys: {} })
       .resolvesOnce({ Responses: { FleetTable: [{ ...second, completed: 4 }] }, UnprocessedKeys: {} });
 
     // Act
@@ -301,11 +309,12 @@ describe('DynamoBatchRepository conditional writes', () => {
 
     // Assert
     const calls = ddb.commandCalls(BatchGetCommand).map((call) => call.args[0].input.RequestItems?.FleetTable);
-    expect(calls).toHaveLength(2);
-    expect(calls[0]?.Keys).toEqual(allKeys);
-    expect(calls[0]?.ConsistentRead).toBe(true);
-    expect(calls[1]?.Keys).toEqual([second, ...rest]);
-    expect(status).toMatchObject({ completedTasks: 6, failedTasks: 1 });
+    expect(calls).toHaveLength(3);
+    expect(calls[0]?.Keys).toEqual(firstRead);
+    expect(calls[1]?.Keys).toEqual(secondRead);
+    expect(calls.every((call) => call?.ConsistentRead === true)).toBe(true);
+    expect(calls[2]?.Keys).toEqual([second, ...rest]);
+    expect(status).toMatchObject({ completedTasks: 16, failedTasks: 1 });
   });
 
   it('BatchGetItem requests stay within its 100-key limit', () => {

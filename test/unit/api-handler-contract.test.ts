@@ -10,7 +10,7 @@ import { BatchGetCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RESULT_SHARDS } from '../../lambdas/domain/batch';
+import { COUNTER_SHARDS } from '../../lambdas/domain/batch';
 
 const fixture = JSON.parse(
   readFileSync(path.join(import.meta.dirname, '../fixtures/apigw-v2-get-batch.json'), 'utf8'),
@@ -44,7 +44,11 @@ describe('API handler on a payload format 2.0 event', () => {
     ddb.on(GetCommand).resolves({
       Item: { pk: 'BATCH#batch_01-a', sk: 'META', batchId: 'batch_01-a', status: 'processing', totalTasks: 10, createdAt: 1, startedAt: 2, tasksKey: 'batches/batch_01-a/tasks.jsonl' },
     });
-    ddb.on(BatchGetCommand).resolves({ Responses: { [TABLE]: [{ completed: 3, failed: 1 }] } });
+    // The 128 counters come in two reads of at most 100 keys; two counters hold counts.
+    ddb
+      .on(BatchGetCommand)
+      .resolvesOnce({ Responses: { [TABLE]: [{ completed: 3 }] } })
+      .resolvesOnce({ Responses: { [TABLE]: [{ completed: 2, failed: 1 }] } });
 
     // Act
     const response = await handler(fixture);
@@ -52,11 +56,15 @@ describe('API handler on a payload format 2.0 event', () => {
     // Assert
     expect(response.statusCode).toBe(200);
     expect(response.headers?.['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(response.body ?? '')).toMatchObject({ batchId: 'batch_01-a', status: 'processing', completedTasks: 3, failedTasks: 1, totalTasks: 10 });
+    expect(JSON.parse(response.body ?? '')).toMatchObject({ batchId: 'batch_01-a', status: 'processing', completedTasks: 5, failedTasks: 1, totalTasks: 10 });
     const get = ddb.commandCalls(GetCommand)[0]?.args[0].input as { TableName?: string; Key?: unknown; ConsistentRead?: boolean };
     expect(get).toMatchObject({ TableName: TABLE, Key: { pk: 'BATCH#batch_01-a', sk: 'META' }, ConsistentRead: true });
-    const batchGet = ddb.commandCalls(BatchGetCommand)[0]?.args[0].input as { RequestItems?: Record<string, { Keys: unknown[] }> };
-    expect(batchGet.RequestItems?.[TABLE]?.Keys).toHaveLength(RESULT_SHARDS);
+    const keysRead = ddb
+      .commandCalls(BatchGetCommand)
+      .map((call) => (call.args[0].input as { RequestItems?: Record<string, { Keys: unknown[]; ConsistentRead?: boolean }> }).RequestItems?.[TABLE]);
+    expect(keysRead.map((read) => read?.Keys.length)).toEqual([100, COUNTER_SHARDS - 100]);
+    expect(keysRead.every((read) => read?.ConsistentRead === true)).toBe(true);
+    expect(new Set(keysRead.flatMap((read) => read?.Keys.map((key) => JSON.stringify(key)))).size).toBe(COUNTER_SHARDS);
   });
 
   it('GET /batches/{id} of an unknown batch: 404 with a JSON error, no stack', async () => {

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { RESULT_SHARDS, finalStatusOf, orderByPriority, progressOf, shardOf } from '../../lambdas/domain/batch';
+import { COUNTER_SHARDS, RESULT_SHARDS, finalStatusOf, randomCounterShard, orderByPriority, progressOf, shardOf } from '../../lambdas/domain/batch';
 import type { Task } from '../../lambdas/domain/types';
 
 const task = (id: string, priority?: number): Task => ({ id, type: 'echo', data: null, ...(priority === undefined ? {} : { priority }) });
@@ -131,5 +132,25 @@ describe('shardOf', () => {
     expect(shardOf('a')).toBe(23);
     expect(shardOf('0')).toBe(6);
     expect(shardOf('batch-item-42')).toBe(10);
+  });
+});
+
+describe('randomCounterShard', () => {
+  it('maps the whole range of the random source onto 0..COUNTER_SHARDS-1', () => {
+    expect(randomCounterShard(() => 0)).toBe(0);
+    expect(randomCounterShard(() => 0.999_999_999)).toBe(COUNTER_SHARDS - 1);
+    expect(randomCounterShard(() => 0.5)).toBe(COUNTER_SHARDS / 2);
+    const used = new Set(Array.from({ length: 20_000 }, () => randomCounterShard()));
+    expect([...used].every((shard) => Number.isInteger(shard) && shard >= 0 && shard < COUNTER_SHARDS)).toBe(true);
+    expect(used.size).toBe(COUNTER_SHARDS);
+  });
+});
+
+describe('shardOf compatibility', () => {
+  it('keeps the result shard every earlier version gave a task (sha1 of the id, modulo 32)', () => {
+    for (const id of ['t0', 'task-1', 'img_42', 'x'.repeat(256)]) {
+      const digest = createHash('sha1').update(id).digest();
+      expect(shardOf(id)).toBe(digest.readUInt32BE(0) % 32);
+    }
   });
 });

@@ -1,0 +1,34 @@
+/**
+ * Where each kind of item lives in Fleet's one DynamoDB table (pk / sk):
+ *
+ *   BATCH#<id>        / META                        the batch record; listed through the ByCreation index
+ *   BATCH#<id>#S<nn>  / RESULT#<taskId>             a task's one final result
+ *   BATCH#<id>#S<nn>  / COUNT#<c>                   running counters of counter shard c
+ *   BATCH#<id>#S<nn>  / FAILED_ATTEMPT#<taskId>#<n> a failed result that retry n cleared
+ *   STATS#S<n>        / TOTALS                      fleet totals, sharded
+ *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
+ *   FLEET             / CONFIG                      the fleet's config
+ *
+ * One module, so the adapters that share a batch's items cannot drift apart.
+ */
+import { RESULT_SHARDS } from '../domain/batch';
+
+export const LIST_PARTITION = 'BATCHES';
+/** The Active index's one partition: batches not yet finished. */
+export const ACTIVE_PARTITION = 'ACTIVE';
+export const META = 'META';
+export const RESULT_PREFIX = 'RESULT#';
+export const COUNT_PREFIX = 'COUNT#';
+
+export const batchKey = (batchId: string) => ({ pk: `BATCH#${batchId}`, sk: META });
+/** The partition holding result shard `shard` of a batch: its results, counters and cleared failures. */
+export const shardPk = (batchId: string, shard: number) => `BATCH#${batchId}#S${String(shard).padStart(2, '0')}`;
+export const resultKey = (batchId: string, shard: number, taskId: string) => ({ pk: shardPk(batchId, shard), sk: `${RESULT_PREFIX}${taskId}` });
+/** Counter shard c sits in result shard c mod RESULT_SHARDS, beside the results it counts. */
+export const counterKey = (batchId: string, counterShard: number) => ({
+  pk: shardPk(batchId, counterShard % RESULT_SHARDS),
+  sk: `${COUNT_PREFIX}${counterShard}`,
+});
+export const configKey = () => ({ pk: 'FLEET', sk: 'CONFIG' });
+export const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
+export const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
