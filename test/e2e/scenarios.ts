@@ -510,7 +510,7 @@ export function defineFleetScenarios(target: FleetTarget): void {
           [() => client.updateConfig({ maxRetries: 11 }), 400, 'maxRetries'],
           [() => client.updateConfig({ maxConcurrentWorkers: 0 }), 400, 'maxConcurrentWorkers'],
           [() => client.getResultPage(randomUUID(), { limit: 0 }), 400, 'limit'],
-          [() => client.getResultPage('bad!id'), 400, 'batchId'],
+          [() => client.getResultPage('bad.id'), 400, 'batchId'],
           [() => client.listBatches({ cursor: 'not-a-cursor' }), 400, 'cursor'],
           [() => client.getBatchStatus(randomUUID()), 404, undefined],
           [() => client.getBatchSummary(randomUUID()), 404, undefined],
