@@ -15,11 +15,13 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
 import { BatchWorkflow } from './batch-workflow';
+import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -131,10 +133,28 @@ export interface FleetProps {
    */
   readonly stateMachineLogLevel?: sfn.LogLevel;
   /**
-   * X-Ray tracing of batch executions (sampled at X-Ray's default rule).
+   * X-Ray tracing of batch executions and of Fleet's functions, with their
+   * AWS SDK calls (sampled at X-Ray's default rule).
    * @default true
    */
   readonly tracing?: boolean;
+  /**
+   * Level of the functions' logs (Powertools Logger). Below INFO, the worker
+   * logs a line per task attempt.
+   * @default 'INFO'
+   */
+  readonly logLevel?: FleetLogLevel;
+  /**
+   * SNS topic the alarms (`observability.alarms`) notify on ALARM and OK.
+   * @default - none: the alarms only show in the CloudWatch console
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * The failure-rate alarm fires when more than this percentage of the tasks
+   * that ended in 5 minutes failed for good.
+   * @default 10
+   */
+  readonly failureRateAlarmThreshold?: number;
   /**
    * Task types that run on their own worker function instead of the default
    * one, each with its own code, memory and timeout: `{ thumbnail: { entry:
@@ -173,6 +193,8 @@ export class Fleet extends Construct {
    * It only informs operators: the task's result in the table is the record.
    */
   readonly deadLetterQueue: sqs.Queue;
+  /** The CloudWatch dashboard and alarms (infra/fleet-observability.ts). */
+  readonly observability: FleetObservability;
 
   constructor(scope: Construct, id: string, props: FleetProps = {}) {
     super(scope, id);
@@ -237,9 +259,12 @@ export class Fleet extends Construct {
       reason: 'This queue is itself a dead-letter queue: failed tasks are sent to it for operators to inspect, and nothing consumes it automatically.',
     });
 
+    const tracing = props.tracing ?? true;
+    const serviceName = fleetServiceName(this);
     const common = {
       FLEET_RETENTION_DAYS: String(retentionDays),
       TABLE_NAME: this.table.tableName,
+      ...powertoolsEnvironment({ serviceName, logLevel: props.logLevel ?? 'INFO', tracing }),
     };
     const fn = (name: string, entry: string, handler: string, extra: Partial<nodejs.NodejsFunctionProps> = {}) => {
       const f = new nodejs.NodejsFunction(this, name, {
@@ -249,6 +274,7 @@ export class Fleet extends Construct {
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout: Duration.seconds(30),
+        tracing: tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
         logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
         bundling: {
           minify: true,
@@ -260,6 +286,12 @@ export class Fleet extends Construct {
         environment: { ...props.environment, ...common, ...extra.environment },
       });
       (f.node.defaultChild as lambda.CfnFunction).addMetadata(LOCAL_ENTRY_METADATA, { entry, handler });
+      if (tracing) {
+        Validations.of(f).acknowledge({
+          id: 'AwsSolutions-IAM5[Resource::*]',
+          reason: "Active X-Ray tracing: CDK's grant of xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level permissions.",
+        });
+      }
       return f;
     };
 
@@ -307,7 +339,7 @@ export class Fleet extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       // Task data stays out of the logs: states' inputs and outputs are never included.
       logs: { destination: this.stateMachineLogs, level: props.stateMachineLogLevel ?? sfn.LogLevel.ERROR, includeExecutionData: false },
-      tracingEnabled: props.tracing ?? true,
+      tracingEnabled: tracing,
       definitionBody: sfn.DefinitionBody.fromChainable(workflow.definition),
       comment: 'Fleet: one execution per batch, named after the batch id.',
     });
@@ -412,6 +444,19 @@ export class Fleet extends Construct {
           }),
         ),
       },
+    });
+
+    this.observability = new FleetObservability(this, 'Observability', {
+      serviceName,
+      apiFunction: this.apiFunction,
+      startBatchFunction: this.startBatchFunction,
+      finishBatchFunction: this.finishBatchFunction,
+      workerFunctions: [this.workerFunction, ...Object.values(this.typeWorkerFunctions)],
+      stateMachine: this.stateMachine,
+      httpApi: this.httpApi,
+      apiAccessLogs: this.apiAccessLogs,
+      alarmTopic: props.alarmTopic,
+      failureRateAlarmThreshold: props.failureRateAlarmThreshold,
     });
 
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.apiEndpoint, description: `Fleet HTTPS API (${authorization === 'iam' ? 'IAM' : 'JWT'} auth)` });

@@ -109,6 +109,17 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
 };
 
 /**
+ * What active X-Ray tracing (FleetProps.tracing, on by default) grants every
+ * function: the Lambda runtime and the Powertools Tracer send the function's
+ * segments and its SDK calls' subsegments. No SDK command in Fleet's code
+ * sends them, so they are justified here rather than derived.
+ */
+const GRANTED_FOR_TRACING: Record<string, string> = {
+  'xray:PutTraceSegments': "CDK's grant for Tracing.ACTIVE: the function's trace segments (Powertools Tracer, lambdas/adapters/observability.ts).",
+  'xray:PutTelemetryRecords': "CDK's grant for Tracing.ACTIVE: X-Ray telemetry of the function.",
+};
+
+/**
  * Commands that a module reachable from the worker contains, but that the
  * worker never sends: worker.ts calls only the adapter methods named here
  * (checked below against worker.ts's source), and none of them sends these.
@@ -351,14 +362,15 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       it('is granted nothing beyond what its code needs, except the justified list', () => {
         const needed = new Set([...derived[key]].map((command) => COMMAND_ACTIONS[command]?.action));
         const granted = new Set(grantsOf(key).map((grant) => grant.action));
-        // Actions CDK adds for X-Ray or log delivery are not Fleet's; these functions have none.
+        // X-Ray's actions come with active tracing (GRANTED_FOR_TRACING); log delivery is the managed policy's.
+        const justified = { ...GRANTED_BEYOND_CODE[key], ...GRANTED_FOR_TRACING };
         const extra = [...granted].filter((action) => ![...needed].some((n) => n !== undefined && covers(action, n) && action === n));
         // A wildcard grant counts as extra unless every action it expands to is justified or needed:
         // listing the wildcard itself with its reason is enough.
-        const unexplained = extra.filter((action) => !GRANTED_BEYOND_CODE[key][action] && !(action.endsWith('*') && needed.has(action.replace('*', ''))));
+        const unexplained = extra.filter((action) => !justified[action] && !(action.endsWith('*') && needed.has(action.replace('*', ''))));
         expect(unexplained, `${key}: granted but not needed and not justified`).toEqual([]);
         // And the allow-list holds no stale entry: each justified action is really granted.
-        const stale = Object.keys(GRANTED_BEYOND_CODE[key]).filter((action) => !granted.has(action));
+        const stale = Object.keys(justified).filter((action) => !granted.has(action));
         expect(stale, `${key}: justified but no longer granted`).toEqual([]);
       });
     });

@@ -110,6 +110,11 @@ describe('per-type worker functions (FleetProps.workers)', () => {
         FLEET_RETENTION_DAYS: '7',
         TABLE_NAME: { Ref: ids.table },
         FLEET_DLQ_URL: { Ref: ids.queue },
+        // Powertools (infra/fleet-observability.ts): the same for every Fleet function.
+        POWERTOOLS_SERVICE_NAME: 'Workers/Fleet',
+        POWERTOOLS_METRICS_NAMESPACE: 'Fleet',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_TRACE_ENABLED: 'true',
       },
     });
   });
