@@ -379,7 +379,7 @@ export function defineFleetScenarios(target: FleetTarget): void {
       for (const lever of ['scaleWorkers', 'updateConfig'] as const) {
         scenario(`${lever} reaches a running batch: raised from 1 to 6, its tasks start overlapping, never more than 6`, async () => {
           expect(await client.scaleWorkers(1)).toEqual({ maxConcurrentWorkers: 1, runningBatchesUpdated: 0 });
-          const batchId = await client.submitBatch(Array.from({ length: 12 }, (_, i) => sleepTask(`t${i}`, { ms: T })));
+          const batchId = await client.submitBatch(Array.from({ length: 16 }, (_, i) => sleepTask(`t${i}`, { ms: 2 * T })));
           await until('two tasks to finish one at a time', async () => ((await client.getBatchStatus(batchId)).completedTasks >= 2 ? true : undefined));
           if (lever === 'scaleWorkers') expect(await client.scaleWorkers(6)).toEqual({ maxConcurrentWorkers: 6, runningBatchesUpdated: 1 });
           else expect(await client.updateConfig({ maxConcurrentWorkers: 6 })).toMatchObject({ maxConcurrentWorkers: 6 });
@@ -388,7 +388,7 @@ export function defineFleetScenarios(target: FleetTarget): void {
 
           // Only the recorded spans are compared, all on the workers' clocks.
           const results = [...(await client.getBatchResults(batchId))].sort((a, b) => a.timestamp - a.duration - (b.timestamp - b.duration));
-          expect(results).toHaveLength(12);
+          expect(results).toHaveLength(16);
           expect(peakOverlap(results.slice(0, 2))).toBe(1);
           const peak = peakOverlap(results);
           expect(peak).toBeGreaterThan(1);
@@ -398,7 +398,8 @@ export function defineFleetScenarios(target: FleetTarget): void {
 
       scenario('the fleet-wide cap holds across batches; a waiting batch stays pending, and the higher-priority one is admitted first', async () => {
         await client.scaleWorkers(1);
-        const blocker = await client.submitBatch(Array.from({ length: 3 }, (_, i) => sleepTask(`b${i}`, { ms: 3 * T })));
+        // Long enough that both later batches are submitted and seen waiting while it runs.
+        const blocker = await client.submitBatch(Array.from({ length: 3 }, (_, i) => sleepTask(`b${i}`, { ms: 5 * T })));
         await until('the blocker to hold the slot', async () => ((await client.getBatchStatus(blocker)).status === 'processing' ? true : undefined));
         const low = await client.submitBatch([{ id: 'low', type: 'echo', data: 'low' }], { priority: 0 });
         const high = await client.submitBatch([{ id: 'high', type: 'echo', data: 'high' }], { priority: 5 });
