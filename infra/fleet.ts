@@ -15,11 +15,14 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
+import { DEFAULT_DEAD_BAND, DEFAULT_TASKS_PER_WORKER, parseAutoscalingPolicy } from '../lambdas/domain/autoscaling';
 import { BatchWorkflow } from './batch-workflow';
 import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
 
@@ -76,6 +79,35 @@ export interface FleetWorkerProps {
    * @default Duration.minutes(15), Lambda's maximum, as the default worker
    */
   readonly timeout?: Duration;
+}
+
+/**
+ * The built-in autoscaling policy (the seed's AutoScalingFleetManager): every
+ * minute an EventBridge Scheduler schedule invokes the autoscaler function,
+ * which sets maxConcurrentWorkers from the backlog (tasks of pending and
+ * processing batches not finished yet): `ceil(backlog / tasksPerWorker)`,
+ * clamped to `[min, max]`, scaling in only past the dead band. The change
+ * goes where `POST /workers/scale` sends it, so running batches follow.
+ * While it is on, the policy owns maxConcurrentWorkers: a cap set by hand
+ * lasts until its next run.
+ */
+export interface FleetAutoscalingProps {
+  /** Fewest workers (at least 1). */
+  readonly min: number;
+  /** Most workers (at least `min`). */
+  readonly max: number;
+  /**
+   * Waiting tasks per worker the policy aims for.
+   * @default 2 (the seed scales out past two waiting tasks per worker)
+   */
+  readonly tasksPerWorker?: number;
+  /**
+   * Scale in only once the backlog needs at most `(1 - deadBand)` of the
+   * current workers, so a draining backlog does not move the cap every
+   * minute; an empty backlog always returns to `min`. From 0 to below 1.
+   * @default 0.5
+   */
+  readonly deadBand?: number;
 }
 
 /** Task type names, as the API accepts them (lambdas/domain/schemas.ts). */
@@ -166,6 +198,12 @@ export interface FleetProps {
    * @default - every type runs on the default worker
    */
   readonly workers?: Readonly<Record<string, FleetWorkerProps>>;
+  /**
+   * The built-in autoscaling policy: maxConcurrentWorkers follows the
+   * backlog between `min` and `max`, re-evaluated every minute.
+   * @default - none: maxConcurrentWorkers changes only when someone sets it
+   */
+  readonly autoscaling?: FleetAutoscalingProps;
 }
 
 export class Fleet extends Construct {
@@ -175,6 +213,10 @@ export class Fleet extends Construct {
   readonly workerFunction: nodejs.NodejsFunction;
   /** The per-type worker functions (FleetProps.workers), by task type. */
   readonly typeWorkerFunctions: Readonly<Record<string, nodejs.NodejsFunction>>;
+  /** Applies the autoscaling policy; only with FleetProps.autoscaling. */
+  readonly autoscalerFunction?: nodejs.NodejsFunction;
+  /** Invokes the autoscaler every minute, with the policy as its input; only with FleetProps.autoscaling. */
+  readonly autoscalingSchedule?: scheduler.Schedule;
   readonly startBatchFunction: nodejs.NodejsFunction;
   readonly finishBatchFunction: nodejs.NodejsFunction;
   readonly stateMachine: sfn.StateMachine;
@@ -387,7 +429,7 @@ export class Fleet extends Construct {
     // policies, each function would depend on the state machine that invokes
     // it, a CloudFormation cycle.
     const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
-    new iam.Policy(this, 'CapacitySharingPolicy', {
+    const capacitySharing = new iam.Policy(this, 'CapacitySharingPolicy', {
       roles: lifecycleRoles,
       statements: [
         new iam.PolicyStatement({
@@ -404,6 +446,37 @@ export class Fleet extends Construct {
         updateMapRuns,
       ],
     });
+
+    if (props.autoscaling) {
+      // Checked here, so a bad policy fails `cdk synth`, not every run of the schedule.
+      const policy = parseAutoscalingPolicy({
+        tasksPerWorker: DEFAULT_TASKS_PER_WORKER,
+        deadBand: DEFAULT_DEAD_BAND,
+        ...props.autoscaling,
+      });
+      const autoscaler = fn('AutoscalerFunction', 'lambdas/autoscaler.ts', 'handler', {
+        environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
+      });
+      // It reads the batches and the config, and stores the cap and its shares.
+      this.table.grantReadWriteData(autoscaler);
+      // And re-shares the cap among running Map Runs, as Start and Finish batch do.
+      if (autoscaler.role) capacitySharing.attachToRole(autoscaler.role);
+      this.autoscalerFunction = autoscaler;
+      this.autoscalingSchedule = new scheduler.Schedule(this, 'AutoscalingSchedule', {
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+        // The policy travels as the event: the schedule shows it, and local mode reads it from the template.
+        // A missed run is not retried: the next one, a minute later, reads the backlog afresh.
+        target: new schedulerTargets.LambdaInvoke(autoscaler, {
+          input: scheduler.ScheduleTargetInput.fromObject(policy),
+          retryAttempts: 0,
+          // Fleet's own role (not CDK's stack-wide one), so it lives and is reviewed with the construct.
+          role: new iam.Role(this, 'AutoscalingScheduleRole', {
+            assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({ StringEquals: { 'aws:SourceAccount': Stack.of(this).account } }),
+          }),
+        }),
+        description: `Fleet autoscaling: maxConcurrentWorkers from ${policy.min} to ${policy.max}, following the backlog`,
+      });
+    }
 
     const authorization = props.authorization ?? 'iam';
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
@@ -503,6 +576,12 @@ export class Fleet extends Construct {
       `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/batches/*]`,
       "DELETE /batches/{id} removes that batch's tasks file: s3:DeleteObject under batches/ of this bucket only.",
     );
+    if (this.autoscalerFunction) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${logicalId(this.autoscalerFunction)}.Arn>:*]`,
+        "lambda:InvokeFunction on the versions and aliases of the autoscaler function, as CDK grants the schedule's role that invokes it.",
+      );
+    }
     ack('AwsSolutions-IAM5[Action::s3:Abort*]', 'Part of grantPut on the tasks bucket: s3:AbortMultipartUpload, so an interrupted upload of a large tasks file can be cleaned up.');
     ack(
       `AwsSolutions-IAM5[Resource::${executionsOf(':*')}]`,

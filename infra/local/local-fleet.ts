@@ -26,6 +26,7 @@ import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
 import { serveHttpApi, type LocalRoute } from './http-api';
+import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
 import { ExecutionJournal } from './journal';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
@@ -72,6 +73,12 @@ export interface LocalFleetOptions {
    * @default the FLEET_SWEEP_INTERVAL_MS environment variable, else 60000
    */
   sweepIntervalMs?: number;
+  /**
+   * Milliseconds between runs of the template's schedules (the autoscaler's,
+   * with FleetProps.autoscaling); 0 disables them.
+   * @default the FLEET_AUTOSCALE_INTERVAL_MS environment variable, else each schedule's own rate (1 minute)
+   */
+  autoscaleIntervalMs?: number;
 }
 
 export interface LocalFleet {
@@ -274,6 +281,13 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     intervalMs: options.sweepIntervalMs ?? (process.env.FLEET_SWEEP_INTERVAL_MS ? Number(process.env.FLEET_SWEEP_INTERVAL_MS) : 60_000),
   });
 
+  // EventBridge Scheduler: the autoscaler runs on a timer, with the policy the template gives it.
+  const schedules = startSchedules(
+    resources.schedules,
+    (arn, event) => lambda.invokeFunction(arn, event),
+    options.autoscaleIntervalMs ?? (process.env.FLEET_AUTOSCALE_INTERVAL_MS ? Number(process.env.FLEET_AUTOSCALE_INTERVAL_MS) : undefined),
+  );
+
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     resources,
@@ -283,6 +297,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     lambda,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
+      await schedules.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       let drained = true;

@@ -5,7 +5,9 @@
  * FLEET_DATA_DIR (default .fleet-data), FLEET_IN_MEMORY=1,
  * FLEET_RETRY_UNIT_MS (ms per second of retry delay; default 1000, as on AWS),
  * FLEET_MAX_TASKS_PER_BATCH, FLEET_DRAIN_MS (how long SIGTERM/SIGINT lets
- * running tasks finish; default 10000).
+ * running tasks finish; default 10000), FLEET_AUTOSCALE_INTERVAL_MS (ms between
+ * autoscaler runs when infra/fleet-config.ts turns autoscaling on; default the
+ * schedule's minute).
  *
  * Stopping: SIGTERM or Ctrl-C stops launching tasks, lets running ones finish
  * (up to FLEET_DRAIN_MS), and exits 0; batches that were running resume on the

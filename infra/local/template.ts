@@ -38,12 +38,33 @@ export interface LocalFunction {
   environment: Record<string, string>;
 }
 
+/** An EventBridge Scheduler schedule that invokes one of Fleet's functions. */
+export interface LocalSchedule {
+  logicalId: string;
+  /** From its `rate(...)` expression. */
+  intervalMs: number;
+  /** The function it invokes. */
+  targetArn: string;
+  /** The event it invokes it with (the target's Input, parsed). */
+  input: unknown;
+}
+
+/** `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`... in ms; local mode implements no other expression. */
+function rateMs(expression: unknown, where: string): number {
+  const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(String(expression));
+  if (!match) throw new Error(`local mode implements only rate(...) schedule expressions, not ${String(expression)} (${where})`);
+  const unit = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[match[2]!.replace(/s$/, '') as 'minute' | 'hour' | 'day'];
+  return Number(match[1]) * unit;
+}
+
 export interface LocalResources {
   tables: { logicalId: string; name: string; properties: Record<string, unknown> }[];
   buckets: { logicalId: string; name: string }[];
   /** SQS queues; `url` is what `Ref` resolves to. */
   queues: { logicalId: string; name: string; url: string; properties: Record<string, unknown> }[];
   functions: LocalFunction[];
+  /** Enabled schedules (the autoscaler's); empty without autoscaling. */
+  schedules: LocalSchedule[];
   stateMachine: { logicalId: string; arn: string; name: string; definition: string };
 }
 
@@ -133,7 +154,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
     return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v)]));
   };
 
-  const out: LocalResources = { tables: [], buckets: [], queues: [], functions: [], stateMachine: undefined as never };
+  const out: LocalResources = { tables: [], buckets: [], queues: [], functions: [], schedules: [], stateMachine: undefined as never };
   for (const [id, resource] of Object.entries(resources)) {
     const props = resource.Properties ?? {};
     if (resource.Type === 'AWS::DynamoDB::Table') {
@@ -153,6 +174,15 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
         handler: meta.handler,
         timeoutSeconds: (props.Timeout as number | undefined) ?? 3,
         environment: env,
+      });
+    } else if (resource.Type === 'AWS::Scheduler::Schedule') {
+      if (props.State === 'DISABLED') continue;
+      const target = resolve(props.Target) as { Arn: string; Input?: string };
+      out.schedules.push({
+        logicalId: id,
+        intervalMs: rateMs(props.ScheduleExpression, id),
+        targetArn: target.Arn,
+        input: target.Input === undefined ? {} : (JSON.parse(target.Input) as unknown),
       });
     } else if (resource.Type === 'AWS::StepFunctions::StateMachine') {
       const definition = resolve(props.DefinitionString) as string;

@@ -23,7 +23,8 @@ const SUMMARY_PAGE_SIZE = 1000;
 
 export interface FleetServiceDeps {
   repository: BatchRepository;
-  taskStore: TaskStore;
+  /** Needed to submit batches only (the autoscaler only scales). @default - submitBatch and submitBatchOnce throw */
+  taskStore?: TaskStore;
   workflow: WorkflowStarter;
   /** Shares maxConcurrentWorkers across batches; without it each batch gets the whole cap. */
   capacity?: CapacityCoordinator;
@@ -109,7 +110,7 @@ export class FleetService {
     if (held.state === 'creating') await this.deps.idempotency.markCreated(held.keyHash, held.batchId);
     // A batch still pending whose execution is not running never got started: start it.
     if (record.status === 'pending' && !(await this.deps.workflow.isBatchRunning(held.batchId))) {
-      const { bucket, key } = await this.deps.taskStore.putTasks(held.batchId, orderByPriority(request.tasks));
+      const { bucket, key } = await this.tasks('submitBatchOnce').putTasks(held.batchId, orderByPriority(request.tasks));
       await this.deps.workflow.startBatch({ batchId: held.batchId, tasksBucket: bucket, tasksKey: key });
     }
     return { status: await this.getBatchStatus(held.batchId), created: false };
@@ -123,7 +124,7 @@ export class FleetService {
    */
   private async createAndStart(batchId: string, request: SubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
     const ordered = orderByPriority(request.tasks);
-    const { bucket, key } = await this.deps.taskStore.putTasks(batchId, ordered);
+    const { bucket, key } = await this.tasks('submitBatch').putTasks(batchId, ordered);
     const createdAt = this.now();
     const record: BatchRecord = {
       batchId,
@@ -241,6 +242,11 @@ export class FleetService {
   /** getActiveWorkers: the workers running an attempt now, fleet-wide, oldest first. */
   async getActiveWorkers(): Promise<{ workers: WorkerInfo[] }> {
     return { workers: await this.activity('getActiveWorkers').listWorkers(MAX_LISTED_WORKERS) };
+  }
+
+  private tasks(method: string): TaskStore {
+    if (!this.deps.taskStore) throw new Error(`FleetService was built without taskStore; ${method} needs it`);
+    return this.deps.taskStore;
   }
 
   private activity(method: string): FleetActivity {

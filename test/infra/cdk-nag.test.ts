@@ -55,6 +55,8 @@ describe('cdk-nag AwsSolutions', () => {
       childExecutionType: sfn.StateMachineType.STANDARD,
       stateMachineLogLevel: sfn.LogLevel.ALL,
       retentionDays: 30,
+      workers: { thumbnail: { entry: 'examples/workers/thumbnail-worker.ts' } },
+      autoscaling: { min: 1, max: 20 },
     };
 
     const { violations } = nag((app) => {

@@ -54,7 +54,7 @@ const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }
   SendMessageCommand: { action: 'sqs:SendMessage', resource: 'queue' },
 };
 
-type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch';
+type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch' | 'autoscaler';
 
 const ENTRIES: Record<FunctionKey, string> = {
   api: 'lambdas/api.ts',
@@ -64,6 +64,8 @@ const ENTRIES: Record<FunctionKey, string> = {
   // start and finish are two handlers of one module: the same code can send the same commands.
   startBatch: 'lambdas/batch-lifecycle.ts',
   finishBatch: 'lambdas/batch-lifecycle.ts',
+  // With FleetProps.autoscaling, configured on the stack below.
+  autoscaler: 'lambdas/autoscaler.ts',
 };
 
 const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
@@ -106,6 +108,14 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
     'dynamodb:Scan': 'Part of CDK grantReadWriteData; Finish batch reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; Finish batch writes item by item.',
   },
+  autoscaler: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
+    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the autoscaler reads only by key and Query.',
+    'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the autoscaler writes item by item.',
+  },
 };
 
 /**
@@ -147,6 +157,17 @@ const NOT_SENT_BY_LIFECYCLE: Record<string, string> = {
   'states:RedriveExecution': 'StepFunctionsWorkflow.redrive: only retry-failed, in the API.',
 };
 
+/**
+ * The autoscaler calls FleetService.scaleWorkers only, on a service built with
+ * a CapacityCoordinator (checked below), so its workflow is used through the
+ * coordinator's isBatchRunning and setBatchConcurrency alone.
+ */
+const NOT_SENT_BY_AUTOSCALER: Record<string, string> = {
+  'states:StartExecution': 'StepFunctionsWorkflow.startBatch/startRetry: the API starts executions.',
+  'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
+  'states:RedriveExecution': 'StepFunctionsWorkflow.redrive: only retry-failed, in the API.',
+};
+
 /** Per function, actions a reachable module contains that the function provably never sends. */
 const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
   api: {},
@@ -154,6 +175,7 @@ const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
   thumbnailWorker: NOT_SENT_BY_WORKER,
   startBatch: NOT_SENT_BY_LIFECYCLE,
   finishBatch: NOT_SENT_BY_LIFECYCLE,
+  autoscaler: NOT_SENT_BY_AUTOSCALER,
 };
 
 /** The body of a class method, up to its closing brace at class indentation. */
@@ -221,7 +243,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const app = new App({
       context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true },
     });
-    stack = new FleetStack(app, 'Test', { fleet: { workers: { thumbnail: { entry: ENTRIES.thumbnailWorker } } } });
+    stack = new FleetStack(app, 'Test', { fleet: { workers: { thumbnail: { entry: ENTRIES.thumbnailWorker } }, autoscaling: { min: 1, max: 10 } } });
     resources = (Template.fromStack(stack).toJSON() as { Resources: typeof resources }).Resources;
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       const { commands, files } = await commandsOf(ENTRIES[key]);
@@ -233,8 +255,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
   const functionOf = (key: FunctionKey) => {
     const fleet = stack.fleet;
     const thumbnailWorker = fleet.typeWorkerFunctions.thumbnail;
-    if (!thumbnailWorker) throw new Error('the stack has no thumbnail worker function');
-    return { api: fleet.apiFunction, worker: fleet.workerFunction, thumbnailWorker, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction }[key];
+    const autoscaler = fleet.autoscalerFunction;
+    if (!thumbnailWorker || !autoscaler) throw new Error('the stack has no thumbnail worker or autoscaler function');
+    return { api: fleet.apiFunction, worker: fleet.workerFunction, thumbnailWorker, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction, autoscaler }[key];
   };
 
   /** Every Allow statement of every inline policy attached to the function's role. */
@@ -342,6 +365,16 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const sent = COORDINATOR_WORKFLOW_CALLS.flatMap((method) => actionsOfMethod('lambdas/adapters/workflow.ts', method));
     expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun']));
     for (const action of sent) expect(Object.keys(NOT_SENT_BY_LIFECYCLE)).not.toContain(action);
+  });
+
+  it('the autoscaler changes the fleet only through FleetService.scaleWorkers, on a service with a CapacityCoordinator', () => {
+    const source = readFileSync(path.join(repoRoot, ENTRIES.autoscaler), 'utf8');
+    const called = new Set([...source.matchAll(/\bservice\.(\w+)\(/g)].map((m) => m[1]));
+    expect([...called]).toEqual(['scaleWorkers']);
+    expect(source).toMatch(/capacity: new CapacityCoordinator\(/);
+    // scaleWorkers re-shares the cap through the coordinator when it has one.
+    const service = readFileSync(path.join(repoRoot, 'lambdas/domain/fleet-service.ts'), 'utf8');
+    expect(service).toMatch(/if \(this\.deps\.capacity\) return [^\n]*this\.deps\.capacity\.rescale\(\)/);
   });
 
   for (const key of Object.keys(ENTRIES) as FunctionKey[]) {

@@ -65,4 +65,15 @@ describe('examples/', () => {
     expect(stdout).toMatch(/Avg Duration: \d+\.\dms/);
     expect(stdout).toMatch(/p95 Duration: \d+\.\dms/);
   }, 90_000);
+
+  it('autoscaling.ts scales its own local fleet from min up to max for a backlog, and back to min', async () => {
+    // It starts a local fleet of its own, configured with autoscaling {min: 1, max: 8}.
+    const { stdout } = await runExample('autoscaling.ts');
+
+    expect(stdout).toContain('Idle fleet: 1 worker(s)');
+    expect(stdout).toMatch(/^Scaled up to 8 workers \(backlog: \d+ tasks\)$/m);
+    expect(stdout).toContain('Batch completed: 60/60 completed');
+    expect(stdout).toMatch(/^Scaled down to 1 workers/m);
+    expect(stdout).toContain('Peak: 8 workers; now: 1 worker(s)');
+  }, 90_000);
 });

@@ -1,0 +1,121 @@
+/**
+ * Issue 4, autoscaling: the schedule, the autoscaler function and their IAM,
+ * as the Fleet construct synthesizes them with FleetProps.autoscaling.
+ */
+import { App, type CfnElement, type Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { FleetProps } from '../../infra/fleet';
+import { FleetStack } from '../../infra/fleet-stack';
+
+type Resources = Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }>;
+type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
+
+function synth(id: string, fleet?: FleetProps) {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
+  const stack = new FleetStack(app, id, { fleet });
+  const template = Template.fromStack(stack);
+  return { stack, template, resources: (template.toJSON() as { Resources: Resources }).Resources };
+}
+
+const logicalIdOf = (stack: Stack, construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+function statementsOf(resources: Resources, roleId: string): Statement[] {
+  return Object.values(resources)
+    .filter((r) => r.Type === 'AWS::IAM::Policy' && ((r.Properties?.Roles ?? []) as unknown[]).some((role) => JSON.stringify(role) === JSON.stringify({ Ref: roleId })))
+    .flatMap((r) => (r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement)
+    .filter((s) => s.Effect === 'Allow');
+}
+
+describe('autoscaling (FleetProps.autoscaling)', () => {
+  let synthesized: ReturnType<typeof synth>;
+  let ids: { autoscaler: string; autoscalerRole: string; schedule: string; machine: string; table: string };
+
+  beforeAll(() => {
+    synthesized = synth('Autoscaling', { autoscaling: { min: 2, max: 40, tasksPerWorker: 4 } });
+    const { stack } = synthesized;
+    const { autoscalerFunction, autoscalingSchedule } = stack.fleet;
+    if (!autoscalerFunction || !autoscalingSchedule) throw new Error('no autoscaler');
+    ids = {
+      autoscaler: logicalIdOf(stack, autoscalerFunction),
+      autoscalerRole: logicalIdOf(stack, autoscalerFunction.role!),
+      schedule: logicalIdOf(stack, autoscalingSchedule),
+      machine: logicalIdOf(stack, stack.fleet.stateMachine),
+      table: logicalIdOf(stack, stack.fleet.table),
+    };
+  });
+
+  it('runs the autoscaler every minute, with the policy (defaults filled in) as its input', () => {
+    const schedule = synthesized.resources[ids.schedule];
+    expect(schedule?.Type).toBe('AWS::Scheduler::Schedule');
+    expect(schedule?.Properties).toMatchObject({
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      FlexibleTimeWindow: { Mode: 'OFF' },
+      Target: { Arn: { 'Fn::GetAtt': [ids.autoscaler, 'Arn'] }, RetryPolicy: { MaximumRetryAttempts: 0 } },
+    });
+    const input = JSON.parse((schedule?.Properties?.Target as { Input: string }).Input) as unknown;
+    expect(input).toEqual({ min: 2, max: 40, tasksPerWorker: 4, deadBand: 0.5 });
+    synthesized.template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+  });
+
+  it("invokes it with a role of Fleet's own, which Scheduler alone may assume and which may only invoke the autoscaler", () => {
+    const target = synthesized.resources[ids.schedule]?.Properties?.Target as { RoleArn: { 'Fn::GetAtt': [string, string] } };
+    const roleId = target.RoleArn['Fn::GetAtt'][0];
+    expect(roleId.startsWith('FleetAutoscalingScheduleRole')).toBe(true);
+    expect(synthesized.resources[roleId]?.Properties?.AssumeRolePolicyDocument).toMatchObject({
+      Statement: [
+        {
+          Action: 'sts:AssumeRole',
+          Effect: 'Allow',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+        },
+      ],
+    });
+    const statements = statementsOf(synthesized.resources, roleId);
+    expect(statements.flatMap((s) => asArray(s.Action))).toEqual(['lambda:InvokeFunction']);
+    const resources = statements.flatMap((s) => asArray(s.Resource)).map((r) => JSON.stringify(r));
+    expect(resources.length).toBeGreaterThan(0);
+    for (const resource of resources) expect(resource).toContain(`"${ids.autoscaler}","Arn"`);
+  });
+
+  it('is lambdas/autoscaler.ts (locally too), with the table and the state machine in its environment', () => {
+    const fn = synthesized.resources[ids.autoscaler];
+    expect(fn?.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x' });
+    expect((fn?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
+      TABLE_NAME: { Ref: ids.table },
+      STATE_MACHINE_ARN: { Ref: ids.machine },
+    });
+    expect(fn?.Metadata?.['fleet:local-entry']).toEqual({ entry: 'lambdas/autoscaler.ts', handler: 'handler' });
+  });
+
+  it('may read and write the table and change running Map Runs, but not start, stop or redrive executions', () => {
+    const statements = statementsOf(synthesized.resources, ids.autoscalerRole);
+    const granted = (action: string) => statements.filter((s) => asArray(s.Action).includes(action)).flatMap((s) => asArray(s.Resource)).map((r) => JSON.stringify(r));
+    const table = JSON.stringify({ 'Fn::GetAtt': [ids.table, 'Arn'] });
+    for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(granted(action), action).toContain(table);
+    expect(granted('states:UpdateMapRun').some((r) => r.includes(':mapRun:'))).toBe(true);
+    for (const action of ['states:ListMapRuns', 'states:DescribeExecution']) expect(granted(action).some((r) => r.includes(':execution:')), action).toBe(true);
+    for (const action of ['states:StartExecution', 'states:StopExecution', 'states:RedriveExecution', 's3:PutObject', 'sqs:SendMessage']) {
+      expect(statements.some((s) => asArray(s.Action).some((a) => a === action || (a.endsWith('*') && action.startsWith(a.slice(0, -1))))), action).toBe(false);
+    }
+  });
+
+  it('refuses a bad policy at synth, naming the field', () => {
+    expect(() => synth('BadMin', { autoscaling: { min: 0, max: 4 } })).toThrow(/autoscaling: min/);
+    expect(() => synth('BadMax', { autoscaling: { min: 5, max: 4 } })).toThrow(/max must be at least min/);
+    expect(() => synth('BadBand', { autoscaling: { min: 1, max: 4, deadBand: 1 } })).toThrow(/deadBand/);
+  });
+});
+
+describe('without autoscaling', () => {
+  it('has no schedule and no autoscaler', () => {
+    const { stack, template, resources } = synth('NoAutoscaling');
+    template.resourceCountIs('AWS::Scheduler::Schedule', 0);
+    expect(stack.fleet.autoscalerFunction).toBeUndefined();
+    expect(Object.values(resources).some((r) => (r.Metadata?.['fleet:local-entry'] as { entry?: string } | undefined)?.entry === 'lambdas/autoscaler.ts')).toBe(false);
+  });
+});
