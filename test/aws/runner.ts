@@ -244,7 +244,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw error;
   }
 
-  const stack = stackName(options.stage);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AWS_REGION: region,
@@ -252,8 +251,27 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...(options.profile ? { AWS_PROFILE: options.profile } : {}),
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
-  const cdk = path.join(REPO_ROOT, 'node_modules', '.bin', 'cdk');
-  const vitest = path.join(REPO_ROOT, 'node_modules', '.bin', 'vitest');
+  return deployTestDestroy(options.stage, region, env);
+}
+
+/** The programs the run drives; tests substitute stand-ins. */
+export interface Tools {
+  cdk: string;
+  vitest: string;
+}
+
+export const defaultTools = (): Tools => ({
+  cdk: path.join(REPO_ROOT, 'node_modules', '.bin', 'cdk'),
+  vitest: path.join(REPO_ROOT, 'node_modules', '.bin', 'vitest'),
+});
+
+/**
+ * Deploys the scratch stack, runs the scenarios against it, and destroys it
+ * whatever happened, Ctrl-C and SIGTERM included. Resolves with the exit code.
+ */
+export async function deployTestDestroy(stage: string, region: string, env: NodeJS.ProcessEnv, tools: Tools = defaultTools()): Promise<number> {
+  const stack = stackName(stage);
+  const { cdk, vitest } = tools;
   const workDir = mkdtempSync(path.join(tmpdir(), 'fleet-test-aws-'));
   const outputsFile = path.join(workDir, 'outputs.json');
 
@@ -277,7 +295,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const deployAndTest = async (): Promise<number> => {
     log(`deploying ${stack} (a scratch stack: destroyed at the end)`);
-    const deployed = await run(cdk, cdkDeployArgs(options.stage, outputsFile), env, { onStart: (child) => (current = child) });
+    const deployed = await run(cdk, cdkDeployArgs(stage, outputsFile), env, { onStart: (child) => (current = child) });
     current = undefined;
     if (interrupted) return EXIT.interrupted;
     if (deployed !== 0) {
@@ -302,13 +320,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   } finally {
     destroying = true;
     log(`destroying ${stack}`);
-    destroyed = await run(cdk, cdkDestroyArgs(options.stage), env, { detached: true });
+    destroyed = await run(cdk, cdkDestroyArgs(stage), env, { detached: true });
     rmSync(workDir, { recursive: true, force: true });
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
   if (destroyed !== 0) {
-    log(`cdk destroy exited ${destroyed}: ${stack} may still exist in ${region}. Destroy it yourself: npx cdk ${cdkDestroyArgs(options.stage).join(' ')}`);
+    log(`cdk destroy exited ${destroyed}: ${stack} may still exist in ${region}. Destroy it yourself: npx cdk ${cdkDestroyArgs(stage).join(' ')}`);
     return EXIT.destroyFailed;
   }
   log(`destroyed ${stack}`);
