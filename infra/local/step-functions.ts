@@ -60,6 +60,7 @@ export class LocalStepFunctions {
   private readonly interpreter: Interpreter;
   private readonly journal: ExecutionJournal;
   private suspending = false;
+  private lastPrune = Date.now();
 
   constructor(options: LocalStepFunctionsOptions) {
     this.interpreter = new Interpreter(options);
@@ -88,6 +89,7 @@ export class LocalStepFunctions {
       throw new ServiceError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
     }
     if (this.suspending) throw new ServiceError('ServiceUnavailable', 'the local fleet is stopping', 503);
+    this.forgetOldExecutions();
     const journaled = this.journal.started({ executionArn, stateMachineArn, name, input, startDate: new Date() });
     const execution = this.register(journaled);
     this.launch(execution, machine, undefined);
@@ -177,6 +179,23 @@ export class LocalStepFunctions {
           this.end(execution, { status: failure.error === 'States.Timeout' ? 'TIMED_OUT' : 'FAILED', error: failure.error, cause: failure.cause_ });
         },
       );
+  }
+
+  /**
+   * Drops executions that ended over REDRIVE_DAYS ago, and their Map Runs, so
+   * a long-running local fleet's memory follows its recent batches, not all
+   * it ever ran. (AWS keeps them 90 days; past 14 days nothing Fleet does
+   * reads them: they can no longer be redriven.) At most once a minute.
+   */
+  private forgetOldExecutions(now = Date.now()): void {
+    if (now - this.lastPrune < 60_000) return;
+    this.lastPrune = now;
+    const cutoff = now - REDRIVE_DAYS * 86_400_000;
+    for (const [arn, execution] of this.executions) {
+      if (execution.status === 'RUNNING' || !execution.stopDate || execution.stopDate.getTime() >= cutoff) continue;
+      for (const mapRun of execution.mapRuns) this.mapRuns.delete(mapRun.arn);
+      this.executions.delete(arn);
+    }
   }
 
   /** Records how a running execution ended, in memory and in the journal. */

@@ -6,7 +6,7 @@
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ExecutionJournal, readJournal } from '../../infra/local/journal';
 import { LocalStepFunctions } from '../../infra/local/step-functions';
 import { FakeInvoker, LAMBDA_INVOKE, MemoryObjects, STATE_MACHINE_ARN, namedError } from '../conformance/harness';
@@ -145,5 +145,32 @@ describe('RedriveExecution', () => {
     expect(invoker.calls[2]?.parameters).toEqual({ step: 'finish', prepared: { step: 'prepare' } });
     // A succeeded execution cannot be redriven.
     expect(() => again.redriveExecution(ARN('b'))).toThrow(/only FAILED and TIMED_OUT/);
+  });
+});
+
+describe('memory of a long-running local Step Functions', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('forgets executions (and their Map Runs) that ended over 14 days ago, and keeps recent ones', async () => {
+    // Arrange: one execution ends on day 0, another on day 10 (only Date is faked: timers run).
+    const day0 = Date.parse('2026-01-01T00:00:00Z');
+    vi.useFakeTimers({ toFake: ['Date'], now: day0 });
+    const sfn = service(new FakeInvoker(), ExecutionJournal.inMemory());
+    const old = sfn.startExecution(STATE_MACHINE_ARN, 'old', JSON.stringify({ items: [1, 2] }));
+    await waitUntil(() => sfn.describeExecution(old.executionArn).status === 'SUCCEEDED');
+    const oldMapRun = sfn.listMapRuns(old.executionArn)[0]?.arn ?? '';
+    expect(sfn.describeMapRun(oldMapRun).status).toBe('SUCCEEDED');
+    vi.setSystemTime(day0 + 10 * 86_400_000);
+    const recent = sfn.startExecution(STATE_MACHINE_ARN, 'recent', JSON.stringify({ items: [3] }));
+    await waitUntil(() => sfn.describeExecution(recent.executionArn).status === 'SUCCEEDED');
+
+    // Act: on day 15, a new execution starts.
+    vi.setSystemTime(day0 + 15 * 86_400_000);
+    sfn.startExecution(STATE_MACHINE_ARN, 'new', JSON.stringify({ items: [] }));
+
+    // Assert
+    expect(() => sfn.describeExecution(old.executionArn)).toThrow(/Execution Does Not Exist/);
+    expect(() => sfn.describeMapRun(oldMapRun)).toThrow();
+    expect(sfn.describeExecution(recent.executionArn).status).toBe('SUCCEEDED');
   });
 });

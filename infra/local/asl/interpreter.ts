@@ -94,7 +94,8 @@ export class MapRun {
     this.listener?.();
   }
 
-  onChange(listener: () => void): void {
+  /** Called on UpdateMapRun while the Map Run runs; `undefined` once it has ended. */
+  onChange(listener: (() => void) | undefined): void {
     this.listener = listener;
   }
 }
@@ -519,7 +520,9 @@ export class Interpreter {
       });
     } finally {
       execution.signal.removeEventListener('abort', onAbort);
-      mapRun.onChange(() => undefined);
+      // Not a no-op closure: one made here would share this function's scope
+      // and keep the items and outputs alive as long as the Map Run is listed.
+      mapRun.onChange(undefined);
       mapRun.stopDate = new Date();
     }
     if (controller.signal.aborted) {
