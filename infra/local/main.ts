@@ -32,6 +32,8 @@ if (fleet.resumedExecutions > 0) console.log(`  resumed: ${fleet.resumedExecutio
 // The page can't know the token: it takes it from ?token= once, then keeps it in the tab.
 console.log(`  dashboard: ${fleet.url}/${process.env.FLEET_TOKEN ? '?token=<FLEET_TOKEN>' : ''}`);
 console.log(`  submit:  curl -s -X POST ${fleet.url}/batches -H 'content-type: application/json' -d '{"tasks":[{"id":"t1","type":"echo","data":{"hello":"fleet"}}]}'`);
+// FleetProps.autoscaling (infra/fleet-config.ts): the template's schedule runs on a timer.
+for (const schedule of fleet.resources.schedules) console.log(`  autoscaling: ${JSON.stringify(schedule.input)}`);
 console.log('  stop:    Ctrl-C');
 
 const drainMs = Number(process.env.FLEET_DRAIN_MS ?? 10_000);

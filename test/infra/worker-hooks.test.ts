@@ -2,12 +2,15 @@
  * Issue 4, worker hooks: per-type worker functions (the seed's
  * getWorkerInstance), as the Fleet construct synthesizes them.
  */
+import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { App, Duration, type CfnElement, type Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES, runTaskStateName } from '../../infra/batch-workflow';
+import { loadDefinition } from '../../infra/local/asl/definition';
+import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
 import type { FleetProps } from '../../infra/fleet';
 import { FleetStack } from '../../infra/fleet-stack';
 
@@ -156,6 +159,15 @@ describe('per-type worker functions (FleetProps.workers)', () => {
     expect(typed?.Parameters?.Payload).toEqual(base?.Parameters?.Payload);
     // A failure the typed function could not record is recorded by the default worker.
     expect(child.States[STATE_NAMES.recordFailure]?.Parameters?.FunctionName).toBe(`<${ids.worker}>`);
+  });
+
+  it('is valid ASL (asl-validator), and the strict local runner loads it as local mode resolves it', () => {
+    const { definition } = resolveTemplate(synthesizeTemplate({ workers: { thumbnail: { entry: THUMBNAIL_ENTRY } } })).stateMachine;
+    const validate = createRequire(import.meta.url)('asl-validator') as (d: unknown, o: { checkPaths: boolean; checkArn: boolean }) => { isValid: boolean; errorsText: () => string };
+    const result = validate(JSON.parse(definition), { checkPaths: true, checkArn: true });
+    expect(result.isValid, result.errorsText()).toBe(true);
+    const loaded = loadDefinition(definition);
+    expect(loaded.States[STATE_NAMES.runTasks]?.ItemProcessor?.StartAt).toBe(STATE_NAMES.routeByType);
   });
 
   it('stores an absolute entry relative to the repository root, so local mode can find it', () => {
