@@ -55,12 +55,15 @@ export function powertoolsEnvironment(options: { serviceName: string; logLevel: 
 export interface FleetObservabilityProps {
   /** The `service` dimension of this Fleet's metrics (fleetServiceName). */
   readonly serviceName: string;
+  /** The functions whose throttles are graphed and alarmed on, with the workers'. */
   readonly apiFunction: lambda.IFunction;
   readonly startBatchFunction: lambda.IFunction;
   readonly finishBatchFunction: lambda.IFunction;
   /** The default worker first, then any per-type workers: the Map Runs' children invoke these. */
   readonly workerFunctions: readonly lambda.IFunction[];
+  /** The batch state machine: its ExecutionThrottled. */
   readonly stateMachine: sfn.IStateMachine;
+  /** The HTTP API: its 4xx. */
   readonly httpApi: apigw.IHttpApi;
   /** The API's access log, where throttled requests show as status 429. */
   readonly apiAccessLogs: logs.ILogGroup;
@@ -127,6 +130,9 @@ export class FleetObservability extends Construct {
       label: 'Tasks failed for good (%)',
     });
     const failureRateThreshold = props.failureRateAlarmThreshold ?? 10;
+    if (!(failureRateThreshold >= 0 && failureRateThreshold < 100)) {
+      throw new Error(`failureRateAlarmThreshold is a percentage from 0 to below 100, got ${failureRateThreshold}`);
+    }
     this.failureRateAlarm = new cloudwatch.Alarm(this, 'TaskFailureRateAlarm', {
       alarmDescription: `Fleet ${props.serviceName}: more than ${failureRateThreshold}% of the tasks that ended in 5 minutes failed for good (TasksFailed / (TasksSucceeded + TasksFailed)).`,
       metric: failureRate,

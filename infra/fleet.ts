@@ -182,8 +182,8 @@ export interface FleetProps {
    */
   readonly alarmTopic?: sns.ITopic;
   /**
-   * The failure-rate alarm fires when more than this percentage of the tasks
-   * that ended in 5 minutes failed for good.
+   * The failure-rate alarm fires when more than this percentage (0 to below
+   * 100) of the tasks that ended in 5 minutes failed for good.
    * @default 10
    */
   readonly failureRateAlarmThreshold?: number;

@@ -194,9 +194,13 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
       }
     });
 
-    it('takes the failure-rate threshold from the props', () => {
+    it('takes the failure-rate threshold from the props, and refuses one that is no percentage', () => {
       const { resources } = fleetStack('Strict', { failureRateAlarmThreshold: 2.5 });
       expect(failureRateAlarm(resources).properties.Threshold).toBe(2.5);
+      // At 100 or more the alarm could never fire.
+      for (const bad of [-1, 100, Number.NaN]) {
+        expect(() => fleetStack(`Bad${String(bad).replace(/\W/g, '')}`, { failureRateAlarmThreshold: bad })).toThrow(/failureRateAlarmThreshold/);
+      }
     });
 
     it('alarms at the first throttle of any Fleet function or of the state machine', () => {
