@@ -127,7 +127,11 @@ export const finish = instrumented(async ({ state: event, stateMachineArn }: Lif
   });
   // The write is conditional on the batch not being finished yet: a retried
   // finish, or one that lost to a cancel (counted by the API), counts nothing.
-  if (finished) countFinishedBatch(status);
+  if (finished) {
+    countFinishedBatch(status);
+    // One line per batch, not per task: its outcome, for Logs Insights.
+    logger.info('batch finished', { status, ...counts });
+  }
   await coordinatorFor(stateMachineArn).release(event.batchId);
   return { batchId: event.batchId, status };
 }, batchKeys);

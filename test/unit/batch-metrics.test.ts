@@ -147,11 +147,16 @@ describe('Finish batch: batches finished, by final status', () => {
     await expect(finishWith(true)).resolves.toEqual({ batchId: 'batch-2', status: 'partial' });
 
     expect(points()).toEqual([{ name: 'BatchesFinished', value: 1, dimensions: { service: SERVICE, status: 'partial' } }]);
+    // Its one INFO line carries the batch id as a key.
+    expect(jsonLines().filter((line) => line.message === 'batch finished')).toEqual([
+      expect.objectContaining({ level: 'INFO', batchId: 'batch-2', status: 'partial', completedTasks: 3, failedTasks: 1 }),
+    ]);
   });
 
   it('counts nothing when the batch was already finished (a retried finish, or a cancel first)', async () => {
     await finishWith(false);
 
     expect(points()).toEqual([]);
+    expect(jsonLines().filter((line) => line.message === 'batch finished')).toEqual([]);
   });
 });
