@@ -49,6 +49,7 @@ Commands:
   results <batchId>           every result as a table (--json for JSON, --failed for failures only)
   summary <batchId>           counts and duration statistics
   cancel <batchId>            cancel a pending or processing batch
+  retry-failed <batchId>      run a finished batch's failed tasks again (--watch, --interval as for submit)
   delete <batchId>            remove a finished batch now
   list                        recent batches, newest first (--limit <n>, --cursor <c>)
   scale <n>                   set maxConcurrentWorkers (1-10000)
@@ -89,6 +90,7 @@ type OptionName = keyof typeof OPTIONS;
 const GLOBAL_OPTIONS: OptionName[] = ['url', 'token', 'sigv4', 'region', 'json', 'help'];
 const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   submit: ['watch', 'interval', 'priority', 'idempotency-key'],
+  'retry-failed': ['watch', 'interval'],
   results: ['failed'],
   list: ['limit', 'cursor'],
 };
@@ -314,6 +316,27 @@ const COMMANDS: Record<string, Command> = {
     else if (cancelled) out(`cancelled ${batchId}`);
     else err(`fleet: batch ${batchId} was not cancelled: it is unknown or already finished`);
     return cancelled ? EXIT.ok : EXIT.failed;
+  },
+
+  async 'retry-failed'({ client, values, args, io, out, err }) {
+    const [batchId] = expectArgs(args, ['batchId'], 'retry-failed') as [string];
+    const intervalMs = values.interval !== undefined ? integer(values.interval, '--interval') : 1000;
+    if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
+    if (values.interval !== undefined && !values.watch) throw new UsageError('--interval only applies with --watch');
+    const retry = await client.retryFailed(batchId);
+    if (retry.mode === 'none') {
+      out(values.json ? json(retry) : `nothing to retry: every task of ${batchId} succeeded`);
+      return EXIT.ok;
+    }
+    if (!values.watch) {
+      out(values.json ? json(retry) : `retrying ${retry.retriedTasks} task(s) of ${batchId} (${retry.mode === 'redrive' ? 'redriven' : `retry ${retry.retry}`})`);
+      return EXIT.ok;
+    }
+    if (!values.json) out(`retrying ${retry.retriedTasks} task(s) of ${batchId}`);
+    const final = await watch(client, batchId, intervalMs, io, err);
+    if (values.json) out(json(final));
+    else out(describeFinal(final));
+    return final.status === 'completed' ? EXIT.ok : EXIT.failed;
   },
 
   async delete({ client, values, args, out }) {

@@ -3,12 +3,13 @@
  * meanings, over Fleet's HTTP API. Works against local mode and a deployed
  * API alike; only the URL and the auth differ.
  */
+import type { RetryFailedResult } from '../lambdas/domain/retry-failed';
 import type { BatchSummary } from '../lambdas/domain/summary';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
 import { createAuthorizer, resolveAuth, type FleetAuth, type RequestAuthorizer } from './auth';
 import { codeForStatus, FleetApiError, FleetNetworkError } from './errors';
 
-export type { BatchSummary, BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
+export type { RetryFailedResult, BatchSummary, BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
 
 /** Where local mode listens unless told otherwise. */
 export const DEFAULT_FLEET_URL = 'http://127.0.0.1:3000';
@@ -225,6 +226,16 @@ export class FleetClient<TData = unknown, TResult = unknown> {
   /** The Coordinator's `getSummary()` for one batch: counts and duration statistics over its results so far. */
   getBatchSummary(batchId: string, options: RequestOptions = {}): Promise<BatchSummary> {
     return this.request('GET', `/batches/${id(batchId)}/summary`, options);
+  }
+
+  /**
+   * Runs a finished batch's failed tasks again (and any that never got a
+   * result); tasks that succeeded keep their results. `mode` is `none` when
+   * there is nothing to retry. Throws FleetApiError `not_found`, or
+   * `conflict` while the batch runs or once it is cancelled.
+   */
+  retryFailed(batchId: string, options: RequestOptions = {}): Promise<RetryFailedResult> {
+    return this.request('POST', `/batches/${id(batchId)}/retry-failed`, options);
   }
 
   /** Removes a finished batch now. Throws FleetApiError `not_found`, or `conflict` while the batch runs. */

@@ -319,6 +319,30 @@ describe('fleet control: scale, stats, workers, config', () => {
   });
 });
 
+describe('retry-failed', () => {
+  it('reruns the failed tasks (exit 0 once the watched batch completes), says when there is nothing to retry, and exits 1 for an unknown batch', async () => {
+    expect((await fleetCli(['config', 'set', 'maxRetries=0'])).code).toBe(0);
+    const file = await tasksFile('flaky.json', [
+      { id: 'steady', type: 'echo', data: 1 },
+      { id: 'flaky', type: 'sleep', data: { ms: 1, failTimes: 1 } },
+    ]);
+    const first = await fleetCli(['submit', file, '--watch', '--interval', '50']);
+    expect(first.code).toBe(1);
+    const batchId = lines(first.stdout)[0] ?? '';
+    expect((await fleetCli(['config', 'set', 'maxRetries=3'])).code).toBe(0);
+
+    const retried = await fleetCli(['retry-failed', batchId, '--watch', '--interval', '50', '--json']);
+    const again = await fleetCli(['retry-failed', batchId]);
+    const unknown = await fleetCli(['retry-failed', 'no-such-batch']);
+
+    expect(retried.code).toBe(0);
+    expect(JSON.parse(retried.stdout) as BatchStatus).toMatchObject({ batchId, status: 'completed', completedTasks: 2, failedTasks: 0 });
+    expect(again).toMatchObject({ code: 0, stdout: `nothing to retry: every task of ${batchId} succeeded\n` });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^fleet: not_found \(HTTP 404\)/);
+  });
+});
+
 describe('connection and auth', () => {
   let server: Server;
   let brokenUrl = '';

@@ -182,6 +182,34 @@ describe('control: cancel, scale, config, stats, workers', () => {
   });
 });
 
+describe('retryFailed', () => {
+  it('runs a finished batch’s failed tasks again; nothing when every task succeeded; not_found for an unknown batch', async () => {
+    // Arrange: no retries on the first run, so the flaky task fails for good.
+    await client.updateConfig({ maxRetries: 0 });
+    const batchId = await client.submitBatch([
+      { id: 'steady', type: 'sleep', data: { ms: 1, value: 1 } },
+      { id: 'flaky', type: 'sleep', data: { ms: 1, value: 2, failTimes: 1 } },
+    ] as Task<SleepData>[]);
+    expect(await client.waitForBatch(batchId, { intervalMs: 20 })).toMatchObject({ status: 'partial', completedTasks: 1, failedTasks: 1 });
+    await client.updateConfig({ maxRetries: 3 });
+
+    // Act
+    const retry = await client.retryFailed(batchId);
+    const final = await client.waitForBatch(batchId, { intervalMs: 20 });
+
+    // Assert
+    expect(retry).toMatchObject({ batchId, mode: 'execution', retry: 1, retriedTasks: 1 });
+    expect(final).toMatchObject({ status: 'completed', completedTasks: 2, failedTasks: 0 });
+    const results = await client.getBatchResults(batchId);
+    expect(results.map((r) => [r.taskId, r.success]).sort()).toEqual([
+      ['flaky', true],
+      ['steady', true],
+    ]);
+    expect(await client.retryFailed(batchId)).toMatchObject({ batchId, mode: 'none', retriedTasks: 0 });
+    expect(await rejection(client.retryFailed('no-such-batch'))).toMatchObject({ code: 'not_found', status: 404 });
+  });
+});
+
 describe('listBatches and deleteBatch', () => {
   it('lists newest first, one page at a time', async () => {
     const a = await client.submitBatch(sleepTasks(1, 1, 'la'));
