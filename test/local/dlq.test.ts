@@ -84,7 +84,8 @@ describe('dead-letter queue', () => {
   it('keeps the task result when SQS fails: the result is recorded first, the failed send is only logged', async () => {
     // The fault: the queue is gone, so every SendMessage fails.
     await sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }));
-    const logged = vi.spyOn(console, 'error');
+    // Powertools Logger writes its JSON lines to stderr (ERROR), not through the global console.
+    const logged = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const submitted = await api<BatchStatus>(fleet.url, 'POST', '/batches', {
       tasks: [
         { id: 'a', type: 'fail', data: { message: 'nobody will hear of this' } },
