@@ -23,6 +23,7 @@ export interface DynamoDbProcessOptions {
 
 export interface DynamoDbProcess {
   endpoint: string;
+  pid: number;
   /** Closes the database (flushing it to disk) and ends the process. */
   close(): Promise<void>;
 }
@@ -52,7 +53,7 @@ export function startDynamoDbProcess(options: DynamoDbProcessOptions): Promise<D
       // Never keeps the parent alive on its own.
       child.unref();
       child.channel?.unref();
-      resolve({ endpoint: `http://127.0.0.1:${message.port}`, close: () => closeChild(child) });
+      resolve({ endpoint: `http://127.0.0.1:${message.port}`, pid: child.pid ?? 0, close: () => closeChild(child) });
     });
   });
 }

@@ -70,7 +70,9 @@ export interface LocalFleetOptions {
   retentionDays?: number;
   /**
    * Milliseconds between sweeps of expired items (dynalite has no TTL); 0 disables the sweeper.
-   * @default the FLEET_SWEEP_INTERVAL_MS environment variable, else 60000
+   * Each sweep scans every table whole, so it is rare by default: AWS's TTL
+   * takes up to days, and reads skip expired items anyway.
+   * @default the FLEET_SWEEP_INTERVAL_MS environment variable, else 600000 (10 minutes)
    */
   sweepIntervalMs?: number;
   /**
@@ -90,6 +92,8 @@ export interface LocalFleet {
   /** The local service endpoints the handlers use (AWS_ENDPOINT_URL_*). */
   endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string };
   lambda: LocalLambda;
+  /** The local DynamoDB's process (it runs beside this one). */
+  dynamoDbPid: number;
   /** Resolves when no batch execution is running. */
   idle(): Promise<void>;
   /**
@@ -242,6 +246,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     }
   }
   if (options.maxTasksPerBatch) environment.FLEET_MAX_TASKS_PER_BATCH = String(options.maxTasksPerBatch);
+  // The API function checks the body's size too (as API Gateway and the handler do on AWS).
+  if (options.maxBodyBytes) environment.FLEET_MAX_BODY_BYTES = String(options.maxBodyBytes);
   // Read before process.env takes the template's value below.
   const retentionDays = options.retentionDays ?? (process.env.FLEET_RETENTION_DAYS ? Number(process.env.FLEET_RETENTION_DAYS) : undefined);
   if (retentionDays !== undefined) {
@@ -278,7 +284,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     region: LOCAL_REGION,
     credentials,
     tables: ttlTablesOf(resources.tables),
-    intervalMs: options.sweepIntervalMs ?? (process.env.FLEET_SWEEP_INTERVAL_MS ? Number(process.env.FLEET_SWEEP_INTERVAL_MS) : 60_000),
+    intervalMs: options.sweepIntervalMs ?? (process.env.FLEET_SWEEP_INTERVAL_MS ? Number(process.env.FLEET_SWEEP_INTERVAL_MS) : 600_000),
   });
 
   // EventBridge Scheduler: the autoscaler runs on a timer, with the policy the template gives it.
@@ -295,6 +301,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     resumedExecutions,
     endpoints: { ...endpoints, sqs: sqsEndpoint, stepFunctions: sfnEndpoint.url },
     lambda,
+    dynamoDbPid: dynamo.pid,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
       await schedules.stop();
