@@ -19,6 +19,9 @@ export const LOCAL_REGION = 'us-east-1';
  */
 export function synthesizeTemplate(fleetProps?: FleetProps): CfnTemplate {
   const app = new App({
+    // The template's schema check belongs to `cdk synth` and the infra tests; here it
+    // would only cost every local start ~1 s and keep its WebAssembly engine (~170 MB) in memory.
+    builtinCloudFormationValidation: false,
     context: {
       'aws:cdk:bundling-stacks': [],
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
