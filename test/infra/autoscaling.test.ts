@@ -2,25 +2,11 @@
  * Issue 4, autoscaling: the schedule, the autoscaler function and their IAM,
  * as the Fleet construct synthesizes them with FleetProps.autoscaling.
  */
-import { App, type CfnElement, type Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FleetProps } from '../../infra/fleet';
-import { FleetStack } from '../../infra/fleet-stack';
+import { asArray, logicalIdOf, synth, type Resources, type Statement } from './synth';
 
-type Resources = Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }>;
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 
-function synth(id: string, fleet?: FleetProps) {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
-  const stack = new FleetStack(app, id, { fleet });
-  const template = Template.fromStack(stack);
-  return { stack, template, resources: (template.toJSON() as { Resources: Resources }).Resources };
-}
-
-const logicalIdOf = (stack: Stack, construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
-const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
 function statementsOf(resources: Resources, roleId: string): Statement[] {
   return Object.values(resources)

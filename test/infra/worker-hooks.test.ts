@@ -4,18 +4,15 @@
  */
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { App, Duration, type CfnElement, type Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
-import type { IConstruct } from 'constructs';
+import { Duration } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES, runTaskStateName } from '../../infra/batch-workflow';
 import { loadDefinition } from '../../infra/local/asl/definition';
 import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
 import type { FleetProps } from '../../infra/fleet';
-import { FleetStack } from '../../infra/fleet-stack';
+import { asArray, logicalIdOf, synth, type Resources, type Statement } from './synth';
 
-type Resources = Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }>;
-type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 interface AslState {
   Type: string;
   Choices?: { Variable: string; StringEquals?: string; Next: string }[];
@@ -31,15 +28,6 @@ interface AslState {
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const THUMBNAIL_ENTRY = 'examples/workers/thumbnail-worker.ts';
 
-function synth(id: string, fleet?: FleetProps) {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
-  const stack = new FleetStack(app, id, { fleet });
-  const template = Template.fromStack(stack);
-  return { stack, template, resources: (template.toJSON() as { Resources: Resources }).Resources };
-}
-
-const logicalIdOf = (stack: Stack, construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
-const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
 
 /** The definition as JSON, each token written `<logicalId>` (or `<AWS::Partition>`). */
 function definitionOf(resources: Resources): { StartAt: string; States: Record<string, AslState> } {

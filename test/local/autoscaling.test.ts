@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { BatchStatus, FleetManagerConfig } from '../../lambdas/domain/types';
-import { api, readAllResults } from './helpers';
+import { api, readAllResults, peakConcurrency } from './helpers';
 
 const POLICY = { min: 1, max: 8 };
 
@@ -35,21 +35,6 @@ async function capReaches(value: number, timeoutMs = 30_000): Promise<number> {
   return seen;
 }
 
-/** Most attempts running at once, from the recorded results' time spans. */
-function peakConcurrency(spans: { start: number; end: number }[]): number {
-  const events = spans.flatMap((s) => [
-    [s.start, 1],
-    [s.end, -1],
-  ]);
-  events.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
-  let current = 0;
-  let peak = 0;
-  for (const [, delta] of events) {
-    current += delta!;
-    peak = Math.max(peak, current);
-  }
-  return peak;
-}
 
 describe('autoscaling (FleetProps.autoscaling), locally', () => {
   it('the local template carries the schedule: the autoscaler module, with the policy as its input', () => {

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
-import { api, readAllResults, waitForBatch } from './helpers';
+import { api, readAllResults, waitForBatch, peakConcurrency } from './helpers';
 
 let fleet: LocalFleet;
 
@@ -21,22 +21,6 @@ interface Span {
   end: number;
 }
 
-/** Most spans overlapping at any instant. */
-function peakConcurrency(spans: Span[]): number {
-  const events = spans.flatMap((s) => [
-    [s.start, 1],
-    [s.end, -1],
-  ]);
-  // Ends before starts at the same instant: a slot freed can be reused at once.
-  events.sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
-  let current = 0;
-  let peak = 0;
-  for (const [, delta] of events) {
-    current += delta!;
-    peak = Math.max(peak, current);
-  }
-  return peak;
-}
 
 async function spansOf(batchId: string): Promise<Span[]> {
   const { results } = await readAllResults(fleet.url, batchId, 1000);

@@ -8,6 +8,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BatchStatus } from '../../lambdas/domain/types';
+import { captureOutput, useHandlerEnvironment } from './handler-fixtures';
 
 const SERVICE = 'Unit/Fleet';
 type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -17,11 +18,7 @@ let FleetService: typeof import('../../lambdas/domain/fleet-service').FleetServi
 let DynamoBatchRepository: typeof import('../../lambdas/adapters/batch-repository').DynamoBatchRepository;
 
 beforeAll(async () => {
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'x',
-    AWS_SECRET_ACCESS_KEY: 'x',
-    TABLE_NAME: 'fleet',
+  useHandlerEnvironment({
     TASKS_BUCKET: 'fleet-tasks',
     STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:Fleet',
     POWERTOOLS_SERVICE_NAME: SERVICE,
@@ -37,13 +34,7 @@ beforeAll(async () => {
 
 let written: string[] = [];
 beforeEach(() => {
-  written = [];
-  const capture = (chunk: string | Uint8Array) => {
-    written.push(...String(chunk).split('\n').filter(Boolean));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  written = captureOutput();
 });
 afterEach(() => {
   vi.restoreAllMocks();

@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
+import { captureOutput, useHandlerEnvironment } from './handler-fixtures';
 
 const ddb = mockClient(DynamoDBDocumentClient);
 mockClient(SQSClient);
@@ -15,11 +16,7 @@ let handler: (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
 let observability: typeof import('../../lambdas/adapters/observability');
 
 beforeAll(async () => {
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'x',
-    AWS_SECRET_ACCESS_KEY: 'x',
-    TABLE_NAME: 'fleet',
+  useHandlerEnvironment({
     POWERTOOLS_SERVICE_NAME: 'FleetLocal/Fleet',
     POWERTOOLS_METRICS_NAMESPACE: 'Fleet',
     POWERTOOLS_METRICS_DISABLED: 'true',
@@ -40,10 +37,7 @@ describe('observability in local mode', () => {
   it('prints nothing and stores no metric for tasks that succeed, retry and fail', async () => {
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
-    const written: string[] = [];
-    const capture = (chunk: string | Uint8Array) => written.push(String(chunk)) > 0;
-    vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-    vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const written = captureOutput();
     const storing = vi.spyOn(observability.metrics, 'addMetric');
 
     await handler({ batchId: 'b', task: { id: 'ok', type: 'echo', data: 1 }, settings, attempt: 0 });

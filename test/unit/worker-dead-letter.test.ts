@@ -8,6 +8,7 @@ import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
+import { useHandlerEnvironment } from './handler-fixtures';
 
 const QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/111122223333/fleet-dlq';
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -15,11 +16,7 @@ const sqs = mockClient(SQSClient);
 let handler: (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
 
 beforeAll(async () => {
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'x',
-    AWS_SECRET_ACCESS_KEY: 'x',
-    TABLE_NAME: 'fleet',
+  useHandlerEnvironment({
     FLEET_DLQ_URL: QUEUE_URL,
   });
   ({ handler } = await import('../../lambdas/worker'));

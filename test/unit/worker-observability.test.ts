@@ -11,6 +11,7 @@ import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
+import { captureOutput, useHandlerEnvironment } from './handler-fixtures';
 
 const SERVICE = 'Unit/Fleet';
 const ddb = mockClient(DynamoDBDocumentClient);
@@ -19,11 +20,7 @@ let handler: (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
 let logger: typeof import('../../lambdas/adapters/observability').logger;
 
 beforeAll(async () => {
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'x',
-    AWS_SECRET_ACCESS_KEY: 'x',
-    TABLE_NAME: 'fleet',
+  useHandlerEnvironment({
     // As the Fleet construct sets them, with metrics on and every log line shown.
     POWERTOOLS_SERVICE_NAME: SERVICE,
     POWERTOOLS_METRICS_NAMESPACE: 'Fleet',
@@ -38,13 +35,7 @@ beforeAll(async () => {
 /** Everything the process writes, line by line, while a test runs. */
 let written: string[] = [];
 beforeEach(() => {
-  written = [];
-  const capture = (chunk: string | Uint8Array) => {
-    written.push(...String(chunk).split('\n').filter(Boolean));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  written = captureOutput();
   ddb.on(PutCommand).resolves({});
   ddb.on(UpdateCommand).resolves({});
 });
