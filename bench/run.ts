@@ -22,6 +22,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { startLocalFleet } from '../infra/local/local-fleet';
 import { FINISHED_STATES, type BatchStatus, type TaskResult } from '../lambdas/domain/types';
 
@@ -73,6 +75,7 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
     strict: true,
   });
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
+  if (values.scenario === 'm') return [];
   const names = values.scenario === undefined ? ['a'] : values.scenario === 'all' ? ALL : [values.scenario];
   const overrides = {
     tasks: positiveInt('tasks', values.tasks),
@@ -83,7 +86,7 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
   const custom = Object.values(overrides).some((v) => v !== undefined);
   return names.map((name) => {
     const base = SCENARIOS[name];
-    if (!base) throw new Error(`unknown scenario "${name}"; use a, b, c, d, e or all`);
+    if (!base) throw new Error(`unknown scenario "${name}"; use a, b, c, d, e, m or all`);
     return {
       name: custom ? `${name}*` : name,
       tasks: overrides.tasks ?? base.tasks,
@@ -349,13 +352,57 @@ async function runScenario(base: string, dynamoDbPid: number, s: Scenario): Prom
   return { row, problems };
 }
 
+// ---------------------------------------------------------------- scenario m: memory across batches
+
+const MEMORY_BATCHES = 40;
+const MEMORY_TASKS = 2_000;
+
+/** The V8 collector, on demand (the bench runs without --expose-gc). */
+function forceGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/**
+ * Does the fleet's memory follow its finished batches? Runs 40 batches of
+ * 2,000 tasks one after another and prints the live heap after a forced GC:
+ * a fleet that forgets finished batches stays flat.
+ */
+async function memoryAcrossBatches(base: string): Promise<boolean> {
+  const s: Scenario = { name: 'm', tasks: MEMORY_TASKS, ms: 0, concurrency: 100, failEvery: 0 };
+  console.log(`\n== scenario m: ${MEMORY_BATCHES} batches × ${MEMORY_TASKS.toLocaleString('en-US')} × 0 ms at C = 100, live heap after each`);
+  const gc = forceGc();
+  const heapMb = () => {
+    gc();
+    return process.memoryUsage().heapUsed / (1024 * 1024);
+  };
+  const lines: string[] = ['| batches finished | live heap MB |', '|---:|---:|', `| 0 | ${heapMb().toFixed(1)} |`];
+  const samples: number[] = [];
+  let ok = true;
+  for (let i = 1; i <= MEMORY_BATCHES; i++) {
+    const tasks = buildTasks(s);
+    const problems = verify(await runOnFleet(base, tasks, s), tasks);
+    for (const problem of problems) console.log(`!!!!! WARNING: scenario m, batch ${i}: ${problem}`);
+    ok &&= problems.length === 0;
+    if (i === 1 || i % 10 === 0) {
+      const heap = heapMb();
+      samples.push(heap);
+      lines.push(`| ${i} | ${heap.toFixed(1)} |`);
+    }
+  }
+  console.log(lines.join('\n'));
+  const growth = ((samples.at(-1)! - samples[1]!) * 1024) / (MEMORY_BATCHES - 10);
+  console.log(`growth from batch 10 to ${MEMORY_BATCHES}: ${growth.toFixed(1)} KB per finished batch`);
+  return ok;
+}
+
 async function main(): Promise<number> {
   let scenarios: Scenario[];
   try {
     scenarios = scenariosFromArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
+      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|m|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
     );
     return 2;
   }
@@ -377,6 +424,7 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   let failed = false;
   try {
+    if (scenarios.length === 0) failed = !(await memoryAcrossBatches(fleet.url));
     for (const s of scenarios) {
       try {
         const { row, problems } = await runScenario(fleet.url, fleet.dynamoDbPid, s);
