@@ -21,7 +21,18 @@ import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '..
 import { FINISHED_STATES } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
-import { ACTIVE_PARTITION, LIST_PARTITION, RESULT_PREFIX, batchKey, configKey, counterKey, resultKey, shardPk } from './table-layout';
+import {
+  ACTIVE_PARTITION,
+  COUNTER_LAYOUT_ATTRIBUTE,
+  LIST_PARTITION,
+  RESULT_PREFIX,
+  batchKey,
+  configKey,
+  counterKey,
+  legacyCounterKey,
+  resultKey,
+  shardPk,
+} from './table-layout';
 
 /** Names shared with the CDK table definition. */
 export const TABLE_KEYS = Object.freeze({
@@ -137,6 +148,9 @@ function toResult(item: Item): TaskResult {
 
 type Key = { pk: string; sk: string };
 
+/** A batch stored before its record named its counter layout: its counts may be in the legacy counters. */
+const hasLegacyCounters = (item: Item) => item[COUNTER_LAYOUT_ATTRIBUTE] === undefined;
+
 export class DynamoBatchRepository implements BatchRepository {
   /**
    * A batch's results recorded while one of its counter writes is in flight
@@ -163,6 +177,7 @@ export class DynamoBatchRepository implements BatchRepository {
           [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
           [TABLE_KEYS.byCreationSortKey]: `${String(record.createdAt).padStart(15, '0')}#${record.batchId}`,
           [TABLE_KEYS.activePartitionKey]: ACTIVE_PARTITION,
+          [COUNTER_LAYOUT_ATTRIBUTE]: COUNTER_SHARDS,
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -170,16 +185,21 @@ export class DynamoBatchRepository implements BatchRepository {
   }
 
   async getBatch(batchId: string): Promise<BatchRecord | undefined> {
+    const item = await this.getBatchItem(batchId);
+    return item && toRecord(item);
+  }
+
+  private async getBatchItem(batchId: string): Promise<Item | undefined> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: batchKey(batchId), ConsistentRead: true }));
-    if (!Item || isExpired(Item)) return undefined;
-    return toRecord(Item);
+    return !Item || isExpired(Item) ? undefined : Item;
   }
 
   async getStatus(batchId: string): Promise<BatchStatus | undefined> {
-    const record = await this.getBatch(batchId);
-    if (!record) return undefined;
+    const item = await this.getBatchItem(batchId);
+    if (!item) return undefined;
+    const record = toRecord(item);
     if (this.hasFinalCounts(record)) return statusOf(record, record.completedTasks, record.failedTasks);
-    const counts = await this.sumCounters(batchId);
+    const counts = await this.sumCounters(batchId, hasLegacyCounters(item));
     return statusOf(record, counts.completedTasks, counts.failedTasks);
   }
 
@@ -215,7 +235,7 @@ export class DynamoBatchRepository implements BatchRepository {
     const items = await Promise.all(
       Items.filter((item) => !isExpired(item, at)).map(async (item) => {
         const record = toRecord(item);
-        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId);
+        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId, hasLegacyCounters(item));
         return statusOf(record, counts.completedTasks, counts.failedTasks);
       }),
     );
@@ -279,8 +299,10 @@ export class DynamoBatchRepository implements BatchRepository {
     );
   }
 
-  private async sumCounters(batchId: string): Promise<{ completedTasks: number; failedTasks: number }> {
+  /** Sums a batch's counters; `legacy` adds the counters versions before COUNT#<c> wrote. */
+  private async sumCounters(batchId: string, legacy: boolean): Promise<{ completedTasks: number; failedTasks: number }> {
     const keys = Array.from({ length: COUNTER_SHARDS }, (_, shard) => counterKey(batchId, shard));
+    if (legacy) keys.push(...Array.from({ length: RESULT_SHARDS }, (_, shard) => legacyCounterKey(batchId, shard)));
     const chunks: Key[][] = [];
     for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
     const items = (await Promise.all(chunks.map((chunk) => this.getAll(chunk)))).flat();
@@ -309,7 +331,8 @@ export class DynamoBatchRepository implements BatchRepository {
   }
 
   async countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }> {
-    const counted = await this.sumCounters(batchId);
+    // Once per batch: cheap enough to include any counters an earlier version wrote.
+    const counted = await this.sumCounters(batchId, true);
     if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
     let completedTasks = 0;
     let failedTasks = 0;
@@ -424,16 +447,33 @@ export class DynamoBatchRepository implements BatchRepository {
 
   async getConfig(): Promise<FleetManagerConfig> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: configKey() }));
-    if (!Item) return { ...DEFAULT_CONFIG };
-    return {
-      maxConcurrentWorkers: (Item.maxConcurrentWorkers as number | undefined) ?? DEFAULT_CONFIG.maxConcurrentWorkers,
-      workerTimeout: (Item.workerTimeout as number | undefined) ?? DEFAULT_CONFIG.workerTimeout,
-      retryFailedTasks: (Item.retryFailedTasks as boolean | undefined) ?? DEFAULT_CONFIG.retryFailedTasks,
-      maxRetries: (Item.maxRetries as number | undefined) ?? DEFAULT_CONFIG.maxRetries,
-    };
+    return configOf(Item);
   }
 
-  async putConfig(config: FleetManagerConfig): Promise<void> {
-    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...configKey(), ...config } }));
+  async updateConfig(patch: Partial<FleetManagerConfig>): Promise<FleetManagerConfig> {
+    const fields = Object.entries(patch).filter(([, value]) => value !== undefined);
+    if (fields.length === 0) return this.getConfig();
+    const { Attributes } = await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: configKey(),
+        UpdateExpression: `SET ${fields.map((_, i) => `#f${i} = :v${i}`).join(', ')}`,
+        ExpressionAttributeNames: Object.fromEntries(fields.map(([name], i) => [`#f${i}`, name])),
+        ExpressionAttributeValues: Object.fromEntries(fields.map(([, value], i) => [`:v${i}`, value])),
+        ReturnValues: 'ALL_NEW',
+      }),
+    );
+    return configOf(Attributes);
   }
+}
+
+/** The stored config, with defaults for what was never set. */
+function configOf(Item: Item | undefined): FleetManagerConfig {
+  if (!Item) return { ...DEFAULT_CONFIG };
+  return {
+    maxConcurrentWorkers: (Item.maxConcurrentWorkers as number | undefined) ?? DEFAULT_CONFIG.maxConcurrentWorkers,
+    workerTimeout: (Item.workerTimeout as number | undefined) ?? DEFAULT_CONFIG.workerTimeout,
+    retryFailedTasks: (Item.retryFailedTasks as boolean | undefined) ?? DEFAULT_CONFIG.retryFailedTasks,
+    maxRetries: (Item.maxRetries as number | undefined) ?? DEFAULT_CONFIG.maxRetries,
+  };
 }

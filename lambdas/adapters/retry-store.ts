@@ -122,8 +122,9 @@ export class DynamoRetryStore implements RetryStore {
       new UpdateCommand({
         TableName: this.tableName,
         Key: counterKey(batchId, randomCounterShard()),
-        UpdateExpression: 'ADD failed :minus',
-        ExpressionAttributeValues: { ':minus': -1 },
+        // The counter may not exist yet: it expires as the ones results write do.
+        UpdateExpression: 'ADD failed :minus SET expiresAt = :exp',
+        ExpressionAttributeValues: { ':minus': -1, ':exp': clear.expiresAt },
       }),
     );
     const deleted = await unlessConditionFails(() =>

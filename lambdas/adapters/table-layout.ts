@@ -3,7 +3,8 @@
  *
  *   BATCH#<id>        / META                        the batch record; listed through the ByCreation index
  *   BATCH#<id>#S<nn>  / RESULT#<taskId>             a task's one final result
- *   BATCH#<id>#S<nn>  / COUNT#<c>                   running counters of counter shard c
+ *   BATCH#<id>#S<nn>  / COUNT#<c>                   progress counter c (c mod 32 = nn)
+ *   BATCH#<id>#S<nn>  / COUNT                       a shard's counter, as versions before COUNT#<c> kept it
  *   BATCH#<id>#S<nn>  / FAILED_ATTEMPT#<taskId>#<n> a failed result that retry n cleared
  *   STATS#S<n>        / TOTALS                      fleet totals, sharded
  *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
@@ -29,6 +30,13 @@ export const counterKey = (batchId: string, counterShard: number) => ({
   pk: shardPk(batchId, counterShard % RESULT_SHARDS),
   sk: `${COUNT_PREFIX}${counterShard}`,
 });
+/**
+ * Where versions before 128 random counters kept a result shard's counter.
+ * Batches they stored (records without `counterShards`) are still summed from these too.
+ */
+export const legacyCounterKey = (batchId: string, shard: number) => ({ pk: shardPk(batchId, shard), sk: 'COUNT' });
+/** Stored on each batch record: its counters are the COUNTER_SHARDS `COUNT#<c>` items. */
+export const COUNTER_LAYOUT_ATTRIBUTE = 'counterShards';
 export const configKey = () => ({ pk: 'FLEET', sk: 'CONFIG' });
 export const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
 export const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });

@@ -285,7 +285,8 @@ export class FleetService {
    */
   async scaleWorkers(body: unknown): Promise<{ maxConcurrentWorkers: number; runningBatchesUpdated: number }> {
     const count = parseWorkerCount(body);
-    await this.deps.repository.putConfig({ ...(await this.deps.repository.getConfig()), maxConcurrentWorkers: count });
+    // Only this field: a config change landing at the same time keeps its own fields.
+    await this.deps.repository.updateConfig({ maxConcurrentWorkers: count });
     const runningBatchesUpdated = await this.applyCap(count);
     return { maxConcurrentWorkers: count, runningBatchesUpdated };
   }
@@ -311,8 +312,7 @@ export class FleetService {
   async updateConfig(body: unknown): Promise<FleetManagerConfig> {
     const patch = parseConfigPatch(body);
     const previous = await this.deps.repository.getConfig();
-    const next = { ...previous, ...patch };
-    await this.deps.repository.putConfig(next);
+    const next = await this.deps.repository.updateConfig(patch);
     // maxConcurrentWorkers reaches running batches, as scaleWorkers does.
     if (patch.maxConcurrentWorkers !== undefined && patch.maxConcurrentWorkers !== previous.maxConcurrentWorkers) {
       await this.applyCap(patch.maxConcurrentWorkers);

@@ -56,7 +56,12 @@ export interface BatchRepository {
   cancel(batchId: string, fields: { completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number }): Promise<boolean>;
   listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>>;
   getConfig(): Promise<FleetManagerConfig>;
-  putConfig(config: FleetManagerConfig): Promise<void>;
+  /**
+   * Sets only the fields given (others keep their stored values, so
+   * concurrent changes of different fields cannot undo each other) and
+   * returns the whole config as it now is.
+   */
+  updateConfig(patch: Partial<FleetManagerConfig>): Promise<FleetManagerConfig>;
 }
 
 export interface TaskStore {

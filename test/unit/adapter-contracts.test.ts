@@ -14,7 +14,7 @@
  * - SQS SendMessage: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
  */
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {
   DescribeExecutionCommand,
   ExecutionAlreadyExists,
@@ -34,6 +34,7 @@ import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
 import { DynamoCapacityStore } from '../../lambdas/adapters/capacity-store';
 import { MAX_DEAD_LETTER_ERROR_CHARS, SqsDeadLetterQueue } from '../../lambdas/adapters/dead-letter-queue';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store';
+import { DynamoRetryStore } from '../../lambdas/adapters/retry-store';
 import { StepFunctionsWorkflow } from '../../lambdas/adapters/workflow';
 import { COUNTER_SHARDS, RESULT_SHARDS } from '../../lambdas/domain/batch';
 import { emptyCapacity } from '../../lambdas/domain/capacity';
@@ -284,6 +285,29 @@ describe('DynamoBatchRepository conditional writes', () => {
     expect(input?.ReturnValues).toBe('ALL_NEW');
   });
 
+  it('createBatch names the counter layout; a batch stored before it (no counterShards) is also summed from the legacy per-shard COUNT items', async () => {
+    // Arrange
+    ddb.on(PutCommand).resolves({});
+    ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#old', sk: 'META', batchId: 'old', status: 'cancelled', totalTasks: 10, createdAt: 1, tasksKey: 'k' } });
+    ddb
+      .on(BatchGetCommand)
+      .resolvesOnce({ Responses: { FleetTable: [{ pk: 'BATCH#old#S03', sk: 'COUNT#3', completed: 1 }] } })
+      .resolvesOnce({ Responses: { FleetTable: [{ pk: 'BATCH#old#S07', sk: 'COUNT', completed: 5, failed: 2 }] } });
+
+    // Act
+    await repository.createBatch({ batchId: 'new', status: 'pending', totalTasks: 1, createdAt: 1, startedAt: null, completedAt: null, completedTasks: 0, failedTasks: 0, priority: 0, longestTaskTimeoutMs: 0, tasksKey: 'k' });
+    const status = await repository.getStatus('old');
+
+    // Assert
+    expect(ddb.commandCalls(PutCommand)[0]?.args[0].input.Item).toMatchObject({ counterShards: COUNTER_SHARDS });
+    const keys = ddb.commandCalls(BatchGetCommand).flatMap((call) => (call.args[0].input.RequestItems?.FleetTable?.Keys ?? []) as { pk: string; sk: string }[]);
+    expect(keys).toHaveLength(COUNTER_SHARDS + RESULT_SHARDS);
+    expect(keys.filter((key) => key.sk === 'COUNT').map((key) => key.pk)).toEqual(
+      Array.from({ length: RESULT_SHARDS }, (_, s) => `BATCH#old#S${String(s).padStart(2, '0')}`),
+    );
+    expect(status).toMatchObject({ completedTasks: 6, failedTasks: 2 });
+  });
+
   it('sumCounters (getStatus) resends BatchGetItem UnprocessedKeys with backoff until none are left', async () => {
     // Arrange
     vi.useFakeTimers();
@@ -292,7 +316,7 @@ describe('DynamoBatchRepository conditional writes', () => {
     const firstRead = allKeys.slice(0, 100);
     const secondRead = allKeys.slice(100);
     const [first, second, ...rest] = firstRead;
-    ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#b1', sk: 'META', batchId: 'b1', status: 'processing', totalTasks: 10, createdAt: 1, tasksKey: 'k' } });
+    ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#b1', sk: 'META', batchId: 'b1', status: 'processing', totalTasks: 10, createdAt: 1, tasksKey: 'k', counterShards: 128 } });
     ddb
       .on(BatchGetCommand)
       .resolvesOnce({
@@ -319,6 +343,47 @@ describe('DynamoBatchRepository conditional writes', () => {
 
   it('BatchGetItem requests stay within its 100-key limit', () => {
     expect(RESULT_SHARDS).toBeLessThanOrEqual(100);
+  });
+});
+
+describe('DynamoBatchRepository config', () => {
+  const repository = new DynamoBatchRepository(ddbClient, 'FleetTable');
+
+  it('updateConfig sets only the fields given, so a concurrent change of another field is kept', async () => {
+    // Arrange: the stored item as it is after the update.
+    ddb.on(UpdateCommand).resolves({ Attributes: { pk: 'FLEET', sk: 'CONFIG', maxConcurrentWorkers: 8, maxRetries: 1 } });
+
+    // Act
+    const config = await repository.updateConfig({ maxConcurrentWorkers: 8 });
+
+    // Assert
+    const update = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
+    expect(update).toMatchObject({ TableName: 'FleetTable', Key: { pk: 'FLEET', sk: 'CONFIG' }, UpdateExpression: 'SET #f0 = :v0', ReturnValues: 'ALL_NEW' });
+    expect(update?.ExpressionAttributeNames).toEqual({ '#f0': 'maxConcurrentWorkers' });
+    expect(update?.ExpressionAttributeValues).toEqual({ ':v0': 8 });
+    expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
+    expect(config).toEqual({ maxConcurrentWorkers: 8, maxRetries: 1, workerTimeout: 300_000, retryFailedTasks: true });
+  });
+});
+
+describe('DynamoRetryStore', () => {
+  it('clearFailedResult lowers a counter that expires with the batch (it may be created by this very update)', async () => {
+    // Arrange
+    const store = new DynamoRetryStore(ddbClient, 'FleetTable');
+    ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#b1#S01', sk: 'RESULT#t1', taskId: 't1', success: false, timestamp: 5 } });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    ddb.on(DeleteCommand).resolves({});
+
+    // Act
+    const cleared = await store.clearFailedResult('b1', 't1', { retry: 1, before: 10, expiresAt: 1_900_000_000 });
+
+    // Assert
+    expect(cleared).toBe(true);
+    const update = ddb.commandCalls(UpdateCommand)[0]?.args[0].input;
+    expect(update?.UpdateExpression).toBe('ADD failed :minus SET expiresAt = :exp');
+    expect(update?.ExpressionAttributeValues).toEqual({ ':minus': -1, ':exp': 1_900_000_000 });
+    expect(String(update?.Key?.sk)).toMatch(/^COUNT#\d+$/);
   });
 });
 

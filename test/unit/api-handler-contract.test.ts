@@ -42,7 +42,7 @@ describe('API handler on a payload format 2.0 event', () => {
   it('GET /batches/{id}: reads the record consistently, sums the shard counters, answers 200 JSON', async () => {
     // Arrange
     ddb.on(GetCommand).resolves({
-      Item: { pk: 'BATCH#batch_01-a', sk: 'META', batchId: 'batch_01-a', status: 'processing', totalTasks: 10, createdAt: 1, startedAt: 2, tasksKey: 'batches/batch_01-a/tasks.jsonl' },
+      Item: { pk: 'BATCH#batch_01-a', sk: 'META', batchId: 'batch_01-a', status: 'processing', totalTasks: 10, createdAt: 1, startedAt: 2, tasksKey: 'batches/batch_01-a/tasks.jsonl', counterShards: 128 },
     });
     // The 128 counters come in two reads of at most 100 keys; two counters hold counts.
     ddb
