@@ -75,7 +75,10 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
     strict: true,
   });
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
-  if (values.scenario === 'm') return [];
+  if (values.scenario === 'm') {
+    if (values.tasks !== undefined || values.ms !== undefined || values.concurrency !== undefined) throw new Error('scenario m has a fixed shape: --tasks, --ms and --concurrency do not apply');
+    return [];
+  }
   const names = values.scenario === undefined ? ['a'] : values.scenario === 'all' ? ALL : [values.scenario];
   const overrides = {
     tasks: positiveInt('tasks', values.tasks),

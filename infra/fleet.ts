@@ -23,6 +23,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
 import { DEFAULT_DEAD_BAND, DEFAULT_TASKS_PER_WORKER, parseAutoscalingPolicy } from '../lambdas/domain/autoscaling';
+import { taskTypeSchema } from '../lambdas/domain/schemas';
 import { BatchWorkflow } from './batch-workflow';
 import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
 
@@ -97,7 +98,7 @@ export interface FleetAutoscalingProps {
   /** Most workers (at least `min`). */
   readonly max: number;
   /**
-   * Waiting tasks per worker the policy aims for.
+   * Unfinished tasks (waiting or running) per worker the policy aims for.
    * @default 2 (the seed scales out past two waiting tasks per worker)
    */
   readonly tasksPerWorker?: number;
@@ -109,9 +110,6 @@ export interface FleetAutoscalingProps {
    */
   readonly deadBand?: number;
 }
-
-/** Task type names, as the API accepts them (lambdas/domain/schemas.ts). */
-const TASK_TYPE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 export interface FleetProps {
   /**
@@ -346,7 +344,8 @@ export class Fleet extends Construct {
     this.deadLetterQueue.grantSendMessages(this.workerFunction);
     const typeWorkerFunctions: Record<string, nodejs.NodejsFunction> = {};
     for (const [taskType, worker] of Object.entries(props.workers ?? {})) {
-      if (!TASK_TYPE.test(taskType)) throw new Error(`Fleet workers: "${taskType}" is not a valid task type (a letter, then letters, digits, _ . -; at most 64)`);
+      const valid = taskTypeSchema.safeParse(taskType);
+      if (!valid.success) throw new Error(`Fleet workers: "${taskType}" is not a valid task type: ${valid.error.issues[0]?.message}`);
       const entry = path.isAbsolute(worker.entry) ? path.relative(repoRoot, worker.entry) : worker.entry;
       const typeWorker = fn(`WorkerFunction-${taskType}`, entry, worker.handler ?? 'handler', {
         memorySize: worker.memorySize ?? props.workerMemorySize ?? 1024,
@@ -456,7 +455,12 @@ export class Fleet extends Construct {
       });
       const autoscaler = fn('AutoscalerFunction', 'lambdas/autoscaler.ts', 'handler', {
         environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
+        // Re-sharing the cap calls UpdateMapRun (~1 request/s) on each running batch whose share moved.
+        timeout: Duration.minutes(2),
       });
+      // Scheduler invokes asynchronously: without this, Lambda itself would run a
+      // failed run again up to twice, minutes later, beside the scheduled ones.
+      autoscaler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
       // It reads the batches and the config, and stores the cap and its shares.
       this.table.grantReadWriteData(autoscaler);
       // And re-shares the cap among running Map Runs, as Start and Finish batch do.

@@ -195,9 +195,12 @@ export const handler = instrumented(async (event: APIGatewayProxyEventV2): Promi
     if (error instanceof FleetClientError) {
       return json(error.status, errorBody(error.code, error.message, error instanceof ValidationError ? error.field : undefined));
     }
-    // Never leak internals to a client; the log keeps them.
-    if (error instanceof Error) logger.error('unhandled API error', error);
-    else logger.error('unhandled API error', { error: String(error) });
+    // Never leak internals to a client; the log keeps them. The batch id is passed
+    // here too: locally, concurrent requests share the logger's appended keys.
+    const batchId = /^\/batches\/([^/]+)/.exec(event.rawPath)?.[1];
+    const where = batchId === undefined ? {} : { batchId };
+    if (error instanceof Error) logger.error('unhandled API error', { ...where, error });
+    else logger.error('unhandled API error', { ...where, error: String(error) });
     return json(500, errorBody('internal_error', 'Fleet could not complete the request; it has been logged.'));
   }
 }, () => ({}));

@@ -53,7 +53,19 @@ export function startDynamoDbProcess(options: DynamoDbProcessOptions): Promise<D
       // Never keeps the parent alive on its own.
       child.unref();
       child.channel?.unref();
-      resolve({ endpoint: `http://127.0.0.1:${message.port}`, pid: child.pid ?? 0, close: () => closeChild(child) });
+      let closing = false;
+      // Every read and write of the fleet fails from then on: say why, once, where the fleet's output goes.
+      child.once('exit', (code, signal) => {
+        if (!closing) console.error(`fleet: the local DynamoDB process ended unexpectedly (code ${code}, signal ${signal}); restart the fleet`);
+      });
+      resolve({
+        endpoint: `http://127.0.0.1:${message.port}`,
+        pid: child.pid ?? 0,
+        close: () => {
+          closing = true;
+          return closeChild(child);
+        },
+      });
     });
   });
 }

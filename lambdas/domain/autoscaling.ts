@@ -23,7 +23,7 @@ export interface AutoscalingPolicy {
   min: number;
   /** Most workers: the cap never goes above it. */
   max: number;
-  /** Waiting tasks per worker the policy aims for. */
+  /** Unfinished tasks (waiting or running) per worker the policy aims for. */
   tasksPerWorker: number;
   /**
    * Scale in only when the backlog needs at most `(1 - deadBand)` of the

@@ -31,12 +31,15 @@ const taskIdSchema = z
   // A lone surrogate is not valid UTF-8: DynamoDB would refuse the result's key.
   .refine((id) => !LONE_SURROGATE.test(id), 'must be well-formed Unicode (it holds a lone surrogate)');
 
+/** A task type name: what the API accepts, and what FleetProps.workers may route. */
+export const taskTypeSchema = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'must start with a letter and use only letters, digits, _ . -')
+  .max(LIMITS.taskTypeLength, `must be at most ${LIMITS.taskTypeLength} characters`);
+
 const taskSchema = z.strictObject({
   id: taskIdSchema,
-  type: z
-    .string()
-    .regex(/^[A-Za-z][A-Za-z0-9_.-]*$/, 'must start with a letter and use only letters, digits, _ . -')
-    .max(LIMITS.taskTypeLength, `must be at most ${LIMITS.taskTypeLength} characters`),
+  type: taskTypeSchema,
   data: z.unknown().optional(),
   priority: z.number().int('must be an integer').min(-1_000_000).max(1_000_000).optional(),
   timeout: z

@@ -68,6 +68,15 @@ describe('autoscaling (FleetProps.autoscaling)', () => {
     for (const resource of resources) expect(resource).toContain(`"${ids.autoscaler}","Arn"`);
   });
 
+  it('never runs a failed run again: no Scheduler retry, no Lambda async retry, and a run waiting over a minute is dropped', () => {
+    synthesized.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: ids.autoscaler },
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 60,
+    });
+    expect(synthesized.resources[ids.autoscaler]?.Properties?.Timeout).toBe(120);
+  });
+
   it('is lambdas/autoscaler.ts (locally too), with the table and the state machine in its environment', () => {
     const fn = synthesized.resources[ids.autoscaler];
     expect(fn?.Properties).toMatchObject({ Handler: 'index.handler', Runtime: 'nodejs24.x' });

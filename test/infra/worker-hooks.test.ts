@@ -170,7 +170,7 @@ describe('per-type worker functions (FleetProps.workers)', () => {
 });
 
 describe('without workers', () => {
-  it('synthesizes exactly what it did before: the same definition, the same functions', () => {
+  it('keeps the child workflow as it was (Run task alone, no routing), and an empty map changes nothing', () => {
     const plain = synth('Plain');
     const empty = synth('Plain', { workers: {} });
     // The child is Run task alone, as before per-type workers.
