@@ -180,6 +180,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
       });
     } else if (resource.Type === 'AWS::Scheduler::Schedule') {
       if (props.State === 'DISABLED') continue;
+      refuseUnimplementedScheduleFields(id, props);
       const target = resolve(props.Target) as { Arn: string; Input?: string };
       out.schedules.push({
         logicalId: id,
@@ -194,4 +195,22 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
   }
   if (!out.stateMachine) throw new Error('the template has no state machine');
   return out;
+}
+
+/**
+ * The local timer runs a schedule at its rate, once, with the target's input:
+ * anything that would make AWS behave otherwise is refused, never ignored.
+ */
+function refuseUnimplementedScheduleFields(id: string, props: Record<string, unknown>): void {
+  const known = new Set(['Description', 'FlexibleTimeWindow', 'ScheduleExpression', 'ScheduleExpressionTimezone', 'State', 'Target', 'Name', 'GroupName']);
+  const refuse = (field: string) => {
+    throw new Error(`local mode does not implement the schedule field ${field} (schedule ${id})`);
+  };
+  for (const key of Object.keys(props)) if (!known.has(key)) refuse(key);
+  const window = props.FlexibleTimeWindow as { Mode?: string } | undefined;
+  if (window && window.Mode !== 'OFF') refuse('FlexibleTimeWindow.Mode');
+  const target = (props.Target ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(target)) if (!['Arn', 'Input', 'RoleArn', 'RetryPolicy'].includes(key)) refuse(`Target.${key}`);
+  const retry = target.RetryPolicy as { MaximumRetryAttempts?: number } | undefined;
+  if (retry && retry.MaximumRetryAttempts !== 0) refuse('Target.RetryPolicy.MaximumRetryAttempts (only 0)');
 }

@@ -4,6 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FleetProps } from '../../infra/fleet';
+import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
 import { asArray, logicalIdOf, synth, type Resources, type Statement } from './synth';
 
 
@@ -112,5 +113,29 @@ describe('without autoscaling', () => {
     template.resourceCountIs('AWS::Scheduler::Schedule', 0);
     expect(stack.fleet.autoscalerFunction).toBeUndefined();
     expect(Object.values(resources).some((r) => (r.Metadata?.['fleet:local-entry'] as { entry?: string } | undefined)?.entry === 'lambdas/autoscaler.ts')).toBe(false);
+  });
+});
+
+describe('the schedule in local mode', () => {
+  const template = synthesizeTemplate({ autoscaling: { min: 1, max: 4 } });
+  const scheduleId = Object.keys(template.Resources).find((id) => template.Resources[id]?.Type === 'AWS::Scheduler::Schedule') ?? '';
+  const withSchedule = (change: (props: Record<string, unknown>) => void) => {
+    const copy = structuredClone(template);
+    change(copy.Resources[scheduleId]!.Properties!);
+    return copy;
+  };
+
+  it('runs the synthesized schedule: every minute, the autoscaler, with the policy as input', () => {
+    const [schedule] = resolveTemplate(template).schedules;
+    expect(schedule).toMatchObject({ intervalMs: 60_000, input: { min: 1, max: 4, tasksPerWorker: 2, deadBand: 0.5 } });
+  });
+
+  it('refuses, by name, a schedule field it does not implement', () => {
+    expect(() => resolveTemplate(withSchedule((p) => (p.StartDate = '2030-01-01T00:00:00Z')))).toThrow(/schedule field StartDate/);
+    expect(() => resolveTemplate(withSchedule((p) => (p.FlexibleTimeWindow = { Mode: 'FLEXIBLE', MaximumWindowInMinutes: 5 })))).toThrow(/FlexibleTimeWindow\.Mode/);
+    expect(() =>
+      resolveTemplate(withSchedule((p) => ((p.Target as Record<string, unknown>).RetryPolicy = { MaximumRetryAttempts: 3 }))),
+    ).toThrow(/Target\.RetryPolicy\.MaximumRetryAttempts/);
+    expect(() => resolveTemplate(withSchedule((p) => ((p.Target as Record<string, unknown>).DeadLetterConfig = { Arn: 'x' })))).toThrow(/Target\.DeadLetterConfig/);
   });
 });
