@@ -16,6 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { peakConcurrency } from './overlap';
 import {
   createAuthorizer,
   FleetApiError,
@@ -96,10 +97,7 @@ const errorOf = (body: unknown) => (body as { error?: { code?: string; message?:
 
 /** Most attempts overlapping at any instant; each result's span is [timestamp - duration, timestamp]. */
 export function peakOverlap(results: readonly Pick<TaskResult, 'timestamp' | 'duration'>[]): number {
-  const spans = results.map((r) => [r.timestamp - r.duration, r.timestamp] as const);
-  let peak = 0;
-  for (const [start] of spans) peak = Math.max(peak, spans.filter(([s, end]) => s <= start && end > start).length);
-  return peak;
+  return peakConcurrency(results.map((r) => ({ start: r.timestamp - r.duration, end: r.timestamp })));
 }
 
 /** Resolves with the error `promise` rejects with; fails if it resolves. */
