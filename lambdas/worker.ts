@@ -93,7 +93,7 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
   // FLEET_WORKER_LISTING_DELAY_MS; the write goes alongside the attempt, adding it no latency.
   const listing = listWhileRunning(
     activity,
-    { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds) },
+    { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds), attempt },
     logRegistryError({ batchId: event.batchId, taskId: event.task.id }),
     env.FLEET_WORKER_LISTING_DELAY_MS,
   );
@@ -142,6 +142,13 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
   } catch {
     // a plain-text cause
   }
+  // The attempt that ended here (backstop timeout, crash) could not deregister itself.
+  // Its registry entry, if it ran long enough to be listed, says which attempt it was.
+  const ids = { batchId: event.batchId, taskId: event.task.id };
+  const listed = await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => {
+    logRegistryError(ids)('deregister', error);
+    return undefined;
+  });
   const now = Date.now();
   const result: TaskResult = {
     taskId: event.task.id,
@@ -149,17 +156,14 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     error: name === 'States.Timeout' ? 'timed out: the attempt exceeded its backstop timeout' : `${name}${message ? `: ${message}` : ''}`,
     duration: 0,
     timestamp: now,
-    // The Catch path cannot see how many retries ran before it; at least one attempt did.
-    attempts: 1,
+    // The Catch path does not see the retry count: the listed attempt's, else at least one ran.
+    attempts: listed?.attempt !== undefined ? listed.attempt + 1 : 1,
     workerId: `${environmentId}-catch`,
   };
   if (await record(event.batchId, result)) {
     count(FLEET_METRICS.tasksFailed);
     await deadLetter(event.batchId, event.task.type, result);
   }
-  // The attempt that ended here (backstop timeout, crash) could not deregister itself.
-  const ids = { batchId: event.batchId, taskId: event.task.id };
-  await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => logRegistryError(ids)('deregister', error));
   return { taskId: event.task.id, success: false };
 }
 

@@ -137,22 +137,27 @@ export class DynamoFleetActivity implements FleetActivity {
           taskId: worker.taskId,
           spawnedAt: worker.spawnedAt,
           expiresAt: worker.expiresAt,
+          ...(worker.attempt !== undefined ? { attempt: worker.attempt } : {}),
         },
       }),
     );
   }
 
-  async deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<void> {
+  async deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<Pick<RunningWorker, 'attempt'> | undefined> {
     // A refused condition: someone else's entry now (a later attempt, a duplicate delivery), or none at all; leave it.
-    await unlessConditionFails(() =>
+    const deleted = await unlessConditionFails(() =>
       this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
           Key: workerKey(batchId, taskId),
           ...(workerId !== undefined ? { ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': workerId } } : {}),
+          ReturnValues: 'ALL_OLD',
         }),
       ),
     );
+    const attempt = deleted?.Attributes?.attempt;
+    if (!deleted?.Attributes) return undefined;
+    return typeof attempt === 'number' ? { attempt } : {};
   }
 
   async listWorkers(limit: number): Promise<WorkerInfo[]> {

@@ -62,7 +62,7 @@ export interface WorkerListing {
  * never fail the task; an entry left behind expires at `worker.expiresAt`.
  */
 export function listWhileRunning(
-  activity: Pick<FleetActivity, 'registerWorker' | 'deregisterWorker'>,
+  activity: Pick<FleetActivity, 'registerWorker'> & { deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<unknown> },
   worker: RunningWorker,
   onError: (action: 'register' | 'deregister', error: unknown) => void,
   delayMs = WORKER_LISTING_DELAY_MS,

@@ -105,6 +105,8 @@ export interface RunningWorker {
   spawnedAt: number;
   /** Epoch seconds after which the worker cannot be running any more. */
   expiresAt: number;
+  /** Which attempt of the task it runs, 0 for the first. */
+  attempt?: number;
 }
 
 /**
@@ -128,9 +130,9 @@ export interface FleetActivity {
   /**
    * Removes a task's registry entry when its attempt ends. With `workerId`,
    * only if the entry is still that worker's (a later attempt or a duplicate
-   * delivery may have replaced it).
+   * delivery may have replaced it). Resolves with the entry removed, if any.
    */
-  deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<void>;
+  deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<Pick<RunningWorker, 'attempt'> | undefined>;
   /** Workers running now, oldest first, at most `limit`. */
   listWorkers(limit: number): Promise<WorkerInfo[]>;
   countWorkers(): Promise<number>;

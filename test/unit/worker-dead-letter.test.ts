@@ -4,7 +4,7 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
@@ -101,5 +101,22 @@ describe('worker: dead-letter queue', () => {
       taskType: 'sleep',
       attempts: 1,
     });
+  });
+
+  it('on the Catch path, takes the attempt count from the registry entry the timed-out attempt left', async () => {
+    // Arrange: attempt 2 (the third) was listed in GET /workers when its backstop fired.
+    ddb.on(DeleteCommand).resolves({ Attributes: { id: 'env-task-3-2', batchId: 'batch-1', taskId: 'task-3', attempt: 2 } });
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm' });
+    const event: RecordFailureEvent = { action: 'recordFailure', batchId: 'batch-1', task: { id: 'task-3', type: 'sleep', data: { ms: 1 } }, error: { Error: 'States.Timeout', Cause: '' } };
+
+    // Act
+    await handler(event);
+
+    // Assert
+    expect(ddb.commandCalls(DeleteCommand)[0]?.args[0].input).toMatchObject({ ReturnValues: 'ALL_OLD' });
+    expect(ddb.commandCalls(PutCommand)[0]?.args[0].input.Item).toMatchObject({ taskId: 'task-3', success: false, attempts: 3 });
+    expect(JSON.parse(sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody ?? '{}')).toMatchObject({ taskId: 'task-3', attempts: 3 });
   });
 });
