@@ -21,6 +21,7 @@ import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '..
 import { FINISHED_STATES } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
+import { resultItems } from './result-items';
 import {
   ACTIVE_PARTITION,
   COUNTER_LAYOUT_ATTRIBUTE,
@@ -336,25 +337,9 @@ export class DynamoBatchRepository implements BatchRepository {
     if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
     let completedTasks = 0;
     let failedTasks = 0;
-    for (let shard = 0; shard < RESULT_SHARDS; shard++) {
-      let start: Item | undefined;
-      do {
-        const page = await this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
-            ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX },
-            ProjectionExpression: 'success',
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          if (item.success === true) completedTasks++;
-          else failedTasks++;
-        }
-        start = page.LastEvaluatedKey;
-      } while (start);
+    for await (const item of resultItems(this.client, this.tableName, batchId, { projection: 'success' })) {
+      if (item.success === true) completedTasks++;
+      else failedTasks++;
     }
     return { completedTasks, failedTasks };
   }

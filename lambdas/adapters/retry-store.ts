@@ -12,13 +12,14 @@
  * between undercounts (Finish batch then recounts from the results), never
  * overcounts.
  */
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { RESULT_SHARDS, randomCounterShard, shardOf } from '../domain/batch';
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { randomCounterShard, shardOf } from '../domain/batch';
 import { STATS_SHARDS } from '../domain/fleet-activity';
 import type { RetryState, RetryStore } from '../domain/ports';
 import { TABLE_KEYS } from './batch-repository';
 import { unlessConditionFails } from './conditional-write';
-import { ACTIVE_PARTITION, RESULT_PREFIX, batchKey, countedKey, counterKey, resultKey, shardPk, statsKey } from './table-layout';
+import { resultItems } from './result-items';
+import { ACTIVE_PARTITION, RESULT_PREFIX, batchKey, countedKey, counterKey, resultKey, statsKey } from './table-layout';
 
 type Item = Record<string, unknown>;
 
@@ -56,25 +57,13 @@ export class DynamoRetryStore implements RetryStore {
 
   async listSucceededTaskIds(batchId: string): Promise<Set<string>> {
     const ids = new Set<string>();
-    for (let shard = 0; shard < RESULT_SHARDS; shard++) {
-      let start: Item | undefined;
-      do {
-        const page = await this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
-            FilterExpression: '#ok = :true',
-            ProjectionExpression: 'sk',
-            ExpressionAttributeNames: { '#ok': 'success' },
-            ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX, ':true': true },
-            ConsistentRead: true,
-            ExclusiveStartKey: start,
-          }),
-        );
-        for (const item of page.Items ?? []) ids.add(String(item.sk).slice(RESULT_PREFIX.length));
-        start = page.LastEvaluatedKey;
-      } while (start);
-    }
+    const succeeded = resultItems(this.client, this.tableName, batchId, {
+      projection: 'sk',
+      filter: '#ok = :true',
+      names: { '#ok': 'success' },
+      values: { ':true': true },
+    });
+    for await (const item of succeeded) ids.add(String(item.sk).slice(RESULT_PREFIX.length));
     return ids;
   }
 

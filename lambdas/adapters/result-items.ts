@@ -1,0 +1,41 @@
+import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { RESULT_SHARDS } from '../domain/batch';
+import { RESULT_PREFIX, shardPk } from './table-layout';
+
+type Item = Record<string, unknown>;
+
+export interface ResultItemsQuery {
+  /** The attributes to read (a ProjectionExpression). */
+  projection: string;
+  /** Keeps only matching results (a FilterExpression). */
+  filter?: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
+/**
+ * Every result item of a batch, shard after shard and page after page,
+ * strongly consistent: for the rare reads that need them all (a recount, a
+ * retry's list of tasks that succeeded), never per task.
+ */
+export async function* resultItems(client: DynamoDBDocumentClient, tableName: string, batchId: string, query: ResultItemsQuery): AsyncGenerator<Item> {
+  for (let shard = 0; shard < RESULT_SHARDS; shard++) {
+    let start: Item | undefined;
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
+          ProjectionExpression: query.projection,
+          ...(query.filter ? { FilterExpression: query.filter } : {}),
+          ...(query.names ? { ExpressionAttributeNames: query.names } : {}),
+          ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX, ...query.values },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      yield* page.Items ?? [];
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+}
