@@ -9,14 +9,9 @@
  * - TASK: https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { END, FakeInvoker, delay, execute, namedError, script, settle, taskMachine, useFakeClock, type ExecuteOptions } from './harness';
-
-const ERRORS = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
-const RESULTPATH = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html';
-const TASK = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html';
+import { delay, END, ERRORS, execute, FakeInvoker, namedError, RESULTPATH, run, script, TASK, taskMachine, useFakeClock } from './harness';
 
 /** Runs under the fake clock, with delays in AWS seconds. */
-const run = (definition: object, input: unknown, options: ExecuteOptions = {}) => settle(execute(definition, input, { retryUnitMs: 1000, ...options }));
 
 /** A call that never answers: only a timeout ends it. */
 const hang = () => new Promise<never>(() => undefined);

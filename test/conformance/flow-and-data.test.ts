@@ -12,16 +12,7 @@
  * - CONTEXT: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FakeInvoker, LAMBDA_INVOKE, STATE_MACHINE_ARN, delay, execute, namedError, script, settle, taskMachine, useFakeClock, type ExecuteOptions } from './harness';
-
-const CHOICE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html';
-const WAIT = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html';
-const INPUTPATH_PARAMETERS = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html';
-const RESULTPATH = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html';
-const FILTERING = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html';
-const CONTEXT = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html';
-
-const run = (definition: object, input: unknown, options: ExecuteOptions = {}) => settle(execute(definition, input, { retryUnitMs: 1000, ...options }));
+import { CHOICE, CONTEXT, delay, execute, FakeInvoker, FILTERING, INPUTPATH_PARAMETERS, LAMBDA_INVOKE, namedError, RESULTPATH, run, script, STATE_MACHINE_ARN, taskMachine, useFakeClock, WAIT } from './harness';
 
 const pass = (result: string) => ({ Type: 'Pass', Result: result, End: true });
 

@@ -172,3 +172,25 @@ export function taskMachine(task: Record<string, unknown>, extraStates: Record<s
 
 /** A Succeed state, to land on after a Catch. */
 export const END: Record<string, unknown> = { Type: 'Succeed' };
+
+/** The AWS documentation pages the conformance tests cite. */
+export const CHOICE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html';
+export const CONNECT_LAMBDA = 'https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html';
+export const CONTEXT = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html';
+export const DISTRIBUTED = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html';
+export const ERRORS = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
+export const FILTERING = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html';
+export const INLINE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html';
+export const INPUTPATH_PARAMETERS = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html';
+export const ITEMREADER = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html';
+export const ITEMSELECTOR = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemselector.html';
+export const LAMBDA_ERRORS = 'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html';
+export const MAPRUN = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-examine-map-run.html';
+export const RESULTPATH = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html';
+export const RESULTWRITER = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html';
+export const TASK = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html';
+export const TUTORIAL = 'https://docs.aws.amazon.com/step-functions/latest/dg/tutorial-handling-error-conditions.html';
+export const WAIT = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html';
+
+/** Runs a definition to its end with AWS's own retry timing (1 s per retry unit). */
+export const run = (definition: object, input: unknown, options: ExecuteOptions = {}) => settle(execute(definition, input, { retryUnitMs: 1000, ...options }));

@@ -15,12 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { LocalLambda } from '../../infra/local/lambda-runtime';
 import type { LocalFunction } from '../../infra/local/template';
-import { execute, taskMachine } from './harness';
-
-const LAMBDA_ERRORS = 'https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html';
-const TUTORIAL = 'https://docs.aws.amazon.com/step-functions/latest/dg/tutorial-handling-error-conditions.html';
-const ERRORS = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
-const CONNECT_LAMBDA = 'https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html';
+import { CONNECT_LAMBDA, ERRORS, execute, LAMBDA_ERRORS, taskMachine, TUTORIAL } from './harness';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const arnOf = (handler: string) => `arn:aws:lambda:us-east-1:000000000000:function:conformance-${handler}`;

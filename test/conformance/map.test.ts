@@ -15,19 +15,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { MapRun } from '../../infra/local/asl/interpreter';
-import { FakeInvoker, LAMBDA_INVOKE, MemoryObjects, STATE_MACHINE_ARN, delay, execute, namedError, settle, useFakeClock, type ExecuteOptions } from './harness';
-
-const DISTRIBUTED = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html';
-const INLINE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html';
-const ITEMREADER = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html';
-const ITEMSELECTOR = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemselector.html';
-const RESULTWRITER = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html';
-const CONTEXT = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html';
-const MAPRUN = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-examine-map-run.html';
-const ERRORS = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
+import { CONTEXT, delay, DISTRIBUTED, ERRORS, FakeInvoker, INLINE, ITEMREADER, ITEMSELECTOR, LAMBDA_INVOKE, MAPRUN, MemoryObjects, namedError, RESULTWRITER, run, STATE_MACHINE_ARN, useFakeClock } from './harness';
 
 const BUCKET = 'tasks-bucket';
-const run = (definition: object, input: unknown, options: ExecuteOptions = {}) => settle(execute(definition, input, { retryUnitMs: 1000, ...options }));
 
 type Json = Record<string, unknown>;
 

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { waitUntil } from './helpers';
 
 let fleet: LocalFleet;
 
@@ -21,16 +22,6 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, json: await response.json() };
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 interface Result {
@@ -69,7 +60,7 @@ describe('cancelBatch: POST /batches/{id}/cancel', () => {
     await call('PATCH', '/config', { maxConcurrentWorkers: 4 });
     const submitted = await call('POST', '/batches', { tasks: sleepTasks(200, 50) });
     const batchId: string = submitted.json.batchId;
-    await waitFor(async () => {
+    await waitUntil(async () => {
       const { json } = await call('GET', `/batches/${batchId}`);
       return json.completedTasks >= 8 ? json : undefined;
     });
@@ -95,7 +86,7 @@ describe('cancelBatch: POST /batches/{id}/cancel', () => {
   it('returns false for an unknown batch and for one already finished', async () => {
     expect((await call('POST', '/batches/no-such-batch/cancel')).json).toEqual({ cancelled: false });
     const { json } = await call('POST', '/batches', { tasks: [{ id: 'a', type: 'echo', data: 1 }] });
-    await waitFor(async () => ((await call('GET', `/batches/${json.batchId}`)).json.status === 'completed' ? true : undefined));
+    await waitUntil(async () => ((await call('GET', `/batches/${json.batchId}`)).json.status === 'completed' ? true : undefined));
     expect((await call('POST', `/batches/${json.batchId}/cancel`)).json).toEqual({ cancelled: false });
     expect((await call('GET', `/batches/${json.batchId}`)).json.status).toBe('completed');
   });
@@ -114,20 +105,20 @@ describe('scaleWorkers: POST /workers/scale', () => {
     await call('PATCH', '/config', { maxConcurrentWorkers: 2 });
     const { json } = await call('POST', '/batches', { tasks: sleepTasks(120, 40) });
     const batchId: string = json.batchId;
-    await waitFor(async () => ((await call('GET', `/batches/${batchId}`)).json.completedTasks >= 6 ? true : undefined));
+    await waitUntil(async () => ((await call('GET', `/batches/${batchId}`)).json.completedTasks >= 6 ? true : undefined));
 
     // Windows are cut at the moment each request is sent: the Map Run may change before its answer arrives.
     const scaleUpSentAt = Date.now();
     const up = await call('POST', '/workers/scale', { count: 12 });
     expect(up.status).toBe(200);
     expect(up.json).toEqual({ maxConcurrentWorkers: 12, runningBatchesUpdated: 1 });
-    await waitFor(async () => ((await call('GET', `/batches/${batchId}`)).json.completedTasks >= 70 ? true : undefined));
+    await waitUntil(async () => ((await call('GET', `/batches/${batchId}`)).json.completedTasks >= 70 ? true : undefined));
 
     const scaleDownSentAt = Date.now();
     const down = await call('POST', '/workers/scale', { count: 3 });
     const scaledDownAt = Date.now();
     expect(down.json.runningBatchesUpdated).toBe(1);
-    await waitFor(async () => ((await call('GET', `/batches/${batchId}`)).json.status === 'completed' ? true : undefined));
+    await waitUntil(async () => ((await call('GET', `/batches/${batchId}`)).json.status === 'completed' ? true : undefined));
 
     const results = await allResults(batchId);
     expect(results).toHaveLength(120);
@@ -146,7 +137,7 @@ describe('listBatches: GET /batches', () => {
     await call('PATCH', '/config', { maxConcurrentWorkers: 2 });
     const { json } = await call('POST', '/batches', { tasks: sleepTasks(40, 30) });
     const batchId: string = json.batchId;
-    const listed = await waitFor(async () => {
+    const listed = await waitUntil(async () => {
       const page = (await call('GET', '/batches?limit=50')).json as { batches: { batchId: string; status: string; completedTasks: number; progress: number }[] };
       const mine = page.batches.find((b) => b.batchId === batchId);
       return mine && mine.status === 'processing' && mine.completedTasks >= 4 ? mine : undefined;

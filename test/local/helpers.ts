@@ -19,14 +19,15 @@ export interface ApiResponse<T> {
 
 /**
  * Sends one request. A string or Buffer body is sent as-is (for malformed or
- * oversize bodies); anything else is sent as JSON.
+ * oversize bodies); anything else is sent as JSON. `headers` are added
+ * (e.g. `authorization`, `idempotency-key`).
  */
-export async function api<T = unknown>(baseUrl: string, method: string, path: string, body?: unknown): Promise<ApiResponse<T>> {
+export async function api<T = unknown>(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
   const hasBody = body !== undefined;
   const payload = !hasBody ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   const response = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: hasBody ? { 'content-type': 'application/json' } : {},
+    headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...headers },
     ...(payload !== undefined ? { body: payload } : {}),
   });
   const text = await response.text();
@@ -37,6 +38,17 @@ export async function api<T = unknown>(baseUrl: string, method: string, path: st
     parsed = undefined;
   }
   return { status: response.status, body: parsed as T, text, headers: response.headers };
+}
+
+/** Polls `probe` until it returns something other than undefined, and resolves with it; throws after `timeoutMs`. */
+export async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000, intervalMs = 20): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
 }
 
 const RUNNING = new Set(['pending', 'processing']);

@@ -15,22 +15,8 @@ import { api, listAllBatches, readAllResults, waitForBatch, type ApiErrorBody } 
 let fleet: LocalFleet | undefined;
 let url = '';
 
-interface Sent<T> {
-  status: number;
-  body: T;
-  text: string;
-}
-
-/** POST /batches with an Idempotency-Key header (helpers.api sends no custom headers). */
-async function submitWithKey<T = BatchStatus>(key: string, body: unknown): Promise<Sent<T>> {
-  const response = await fetch(`${url}/batches`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': key },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: JSON.parse(text) as T, text };
-}
+/** POST /batches with an Idempotency-Key header. */
+const submitWithKey = <T = BatchStatus>(key: string, body: unknown) => api<T>(url, 'POST', '/batches', body, { 'idempotency-key': key });
 
 const echoTasks = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, type: 'echo', data: { i, prefix } }));
 

@@ -14,6 +14,7 @@ import { sweepExpired } from '../../infra/local/ttl-sweeper';
 import { nearestRank } from '../../lambdas/domain/summary';
 import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
 import { api, listAllBatches, readAllResults, waitForBatch, type ApiErrorBody } from './helpers';
+import type { BatchSummary } from '../../lambdas/domain/summary';
 
 const RETENTION_DAYS = 2;
 const SWEEP_INTERVAL_MS = 200;
@@ -47,16 +48,6 @@ interface SubmittedTask {
   id: string;
   type: string;
   data?: unknown;
-}
-
-interface Summary {
-  batchId: string;
-  totalResults: number;
-  successCount: number;
-  failureCount: number;
-  averageDuration: number | null;
-  p50Duration: number | null;
-  p95Duration: number | null;
 }
 
 async function submit(tasks: SubmittedTask[]): Promise<string> {
@@ -129,7 +120,7 @@ describe('GET /batches/{id}/summary', () => {
     const batchId = await runBatch([...sleeps, ...fails]);
 
     // Act
-    const response = await api<Summary>(url, 'GET', `/batches/${batchId}/summary`);
+    const response = await api<BatchSummary>(url, 'GET', `/batches/${batchId}/summary`);
 
     // Assert: counts exactly
     expect(response.status, response.text).toBe(200);
@@ -280,7 +271,7 @@ describe('retention: the local TTL sweeper', () => {
     for (const item of freshItems) expect(item.expiresAt).toBeGreaterThan(Date.now() / 1000 + RETENTION_DAYS * 86_400 - 600);
     expect((await api<BatchStatus>(url, 'GET', `/batches/${fresh}`)).body.status).toBe('completed');
     expect((await readAllResults(url, fresh)).results).toHaveLength(5);
-    expect((await api<Summary>(url, 'GET', `/batches/${fresh}/summary`)).body).toMatchObject({ totalResults: 5, successCount: 5 });
+    expect((await api<BatchSummary>(url, 'GET', `/batches/${fresh}/summary`)).body).toMatchObject({ totalResults: 5, successCount: 5 });
     expect((await listAllBatches(url)).batches.map((b) => b.batchId)).toContain(fresh);
   });
 

@@ -9,7 +9,7 @@ import { StatesError } from '../../infra/local/asl/interpreter';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { RetryFailedResult } from '../../lambdas/domain/retry-failed';
 import type { BatchStatus, FleetStatistics, TaskResult } from '../../lambdas/domain/types';
-import { api, readAllResults, waitForBatch, type ApiErrorBody } from './helpers';
+import { api, readAllResults, waitForBatch, waitUntil, type ApiErrorBody } from './helpers';
 
 let fleet: LocalFleet;
 
@@ -34,16 +34,6 @@ async function resultsById(batchId: string): Promise<Map<string, TaskResult>> {
   const { results } = await readAllResults(fleet.url, batchId, 1000);
   expect(new Set(results.map((r) => r.taskId)).size).toBe(results.length);
   return new Map(results.map((r) => [r.taskId, r]));
-}
-
-async function waitUntil<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 /** How an execution ended. Finish batch writes the final status a moment before its execution ends, as on AWS. */

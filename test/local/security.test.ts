@@ -14,32 +14,17 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearerTokenMatches } from '../../infra/local/http-api';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
+import { api, type ApiResponse } from './helpers';
 
 const TOKEN = randomBytes(24).toString('base64url');
 let fleet: LocalFleet | undefined;
 let url = '';
 
-interface Answer<T> {
-  status: number;
-  body: T;
-  text: string;
-  headers: Headers;
-}
-
-async function call<T = unknown>(method: string, path: string, options: { token?: string | null; authorization?: string; body?: unknown } = {}): Promise<Answer<T>> {
+async function call<T = unknown>(method: string, path: string, options: { token?: string | null; authorization?: string; body?: unknown } = {}): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = {};
   if (options.authorization !== undefined) headers.authorization = options.authorization;
   else if (options.token !== null) headers.authorization = `Bearer ${options.token ?? TOKEN}`;
-  if (options.body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(`${url}${path}`, { method, headers, ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}) });
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: response.status, body: body as T, text, headers: response.headers };
+  return api<T>(url, method, path, options.body, headers);
 }
 
 async function runBatch(prefix: string, count: number): Promise<string> {
@@ -59,7 +44,7 @@ async function allResults(batchId: string, firstCursor?: string): Promise<TaskRe
   const results: TaskResult[] = [];
   let cursor: string | null | undefined = firstCursor;
   for (let page = 0; page < 1000; page++) {
-    const answer: Answer<{ results: TaskResult[]; nextCursor: string | null }> = await call(
+    const answer: ApiResponse<{ results: TaskResult[]; nextCursor: string | null }> = await call(
       'GET',
       `/batches/${batchId}/results?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     );
@@ -177,7 +162,7 @@ describe('cursors and batch ids', () => {
     const cursorsOfA: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: Answer<{ nextCursor: string | null }> = await call('GET', `/batches/${batchA}/results?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const page: ApiResponse<{ nextCursor: string | null }> = await call('GET', `/batches/${batchA}/results?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
       cursor = page.body.nextCursor;
       if (cursor) cursorsOfA.push(cursor);
     } while (cursor);

@@ -14,7 +14,7 @@ import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
 import { DEFAULT_CONFIG } from '../../lambdas/domain/config';
 import { countFinishedBatch } from '../../lambdas/domain/fleet-activity';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics, WorkerInfo } from '../../lambdas/domain/types';
-import { api, waitForBatch } from './helpers';
+import { api, waitForBatch, waitUntil } from './helpers';
 
 let fleet: LocalFleet | undefined;
 let url = '';
@@ -66,16 +66,6 @@ async function status(batchId: string): Promise<BatchStatus> {
   const response = await api<BatchStatus>(url, 'GET', `/batches/${batchId}`);
   expect(response.status, response.text).toBe(200);
   return response.body;
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const sleepTasks = (prefix: string, n: number, ms: number): SubmittedTask[] =>
@@ -134,7 +124,7 @@ describe('getStats: GET /stats', () => {
     // Act: a slow batch, sampled while it runs, then cancelled
     await setConfig({ maxConcurrentWorkers: 4 });
     const cancelledId = await submit(sleepTasks('c', 200, 50));
-    await waitFor(async () => ((await status(cancelledId)).completedTasks >= 8 ? true : undefined));
+    await waitUntil(async () => ((await status(cancelledId)).completedTasks >= 8 ? true : undefined));
     const before = await status(cancelledId);
     const live = await stats();
     const after = await status(cancelledId);
@@ -142,7 +132,7 @@ describe('getStats: GET /stats', () => {
     const cancel = await api<{ cancelled: boolean }>(url, 'POST', `/batches/${cancelledId}/cancel`);
     expect(cancel.body).toEqual({ cancelled: true });
     // Tasks running at the cancel finish and are recorded; wait until none is left.
-    await waitFor(async () => ((await workers()).length === 0 ? true : undefined));
+    await waitUntil(async () => ((await workers()).length === 0 ? true : undefined));
     const cancelled = await status(cancelledId);
     const end = await stats();
 
@@ -237,7 +227,7 @@ describe('getActiveWorkers: GET /workers', () => {
   it('shows a long task with its growing age, agrees with activeWorkers in the stats, and drops it when it ends', async () => {
     // Arrange
     const batchId = await submit(sleepTasks('long', 4, 1_500));
-    const first = await waitFor(async () => {
+    const first = await waitUntil(async () => {
       const listed = await workers();
       return listed.length === 4 ? listed : undefined;
     });

@@ -3,20 +3,9 @@ import { ConflictError, NotFoundError } from '../../lambdas/domain/errors';
 import { FleetService } from '../../lambdas/domain/fleet-service';
 import type { BatchMaintenance, BatchRecord, BatchRepository, TaskFileRemover, TaskStore, WorkflowStarter } from '../../lambdas/domain/ports';
 import type { BatchState, TaskResult } from '../../lambdas/domain/types';
+import { batchRecord } from './handler-fixtures';
 
-const record = (batchId: string, status: BatchState): BatchRecord => ({
-  batchId,
-  status,
-  totalTasks: 3,
-  createdAt: 1,
-  startedAt: 2,
-  completedAt: null,
-  completedTasks: 0,
-  failedTasks: 0,
-  priority: 0,
-  longestTaskTimeoutMs: 0,
-  tasksKey: `batches/${batchId}/tasks.jsonl`,
-});
+const record = (batchId: string, status: BatchState) => batchRecord(batchId, status);
 
 const result = (taskId: string, success: boolean, duration: number): TaskResult => ({
   taskId,

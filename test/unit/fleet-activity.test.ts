@@ -15,6 +15,7 @@ import {
 import { FleetService } from '../../lambdas/domain/fleet-service';
 import type { BatchRecord, BatchRepository, FleetActivity, FleetTotals, TaskStore, WorkflowStarter } from '../../lambdas/domain/ports';
 import { FINISHED_STATES, type BatchState, type BatchStatus, type WorkerInfo } from '../../lambdas/domain/types';
+import { batchRecord } from './handler-fixtures';
 
 const status = (batchId: string, state: BatchState, completedTasks: number, failedTasks: number): BatchStatus => ({
   batchId,
@@ -189,19 +190,7 @@ interface StoredBatch {
   live: { completedTasks: number; failedTasks: number };
 }
 
-const record = (batchId: string, state: BatchState, totalTasks = 10): BatchRecord => ({
-  batchId,
-  status: state,
-  totalTasks,
-  createdAt: 1,
-  startedAt: 2,
-  completedAt: null,
-  completedTasks: 0,
-  failedTasks: 0,
-  priority: 0,
-  longestTaskTimeoutMs: 0,
-  tasksKey: `batches/${batchId}/tasks.jsonl`,
-});
+const record = (batchId: string, state: BatchState, totalTasks = 10) => batchRecord(batchId, state, totalTasks);
 
 /**
  * The table, in memory, with the writers' protocols: Finish batch marks and
