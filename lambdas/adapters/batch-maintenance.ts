@@ -5,20 +5,16 @@
  * partitions (results, counters, cleared failures). Each partition is queried whole (every sort key), so nothing stored under a
  * batch's shard keys is left behind.
  */
-import { BatchWriteCommand, DeleteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS } from '../domain/batch';
 import type { BatchMaintenance } from '../domain/ports';
+import { BATCH_WRITE_MAX, sendBatchWrite } from './batch-write';
 import { batchKey, shardPk } from './table-layout';
 
-/** BatchWriteItem takes at most 25 requests. */
-export const BATCH_WRITE_MAX = 25;
 /** Shards deleted at once: enough to finish a 100,000-result batch in seconds, few enough not to flood the table. */
 const SHARD_CONCURRENCY = 8;
 
 type Key = Record<string, unknown>;
-
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Deletes items by key with BatchWriteItem, 25 at a time, resending
@@ -27,19 +23,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Returns how many delete requests DynamoDB accepted.
  */
 export async function deleteKeys(client: DynamoDBDocumentClient, tableName: string, keys: readonly Key[], maxRounds = 12): Promise<number> {
-  let deleted = 0;
   for (let i = 0; i < keys.length; i += BATCH_WRITE_MAX) {
-    let requests = keys.slice(i, i + BATCH_WRITE_MAX).map((Key) => ({ DeleteRequest: { Key } }));
-    for (let round = 0; requests.length > 0; round++) {
-      if (round >= maxRounds) throw new Error(`DynamoDB left ${requests.length} delete(s) unprocessed after ${maxRounds} attempts`);
-      if (round > 0) await sleep(Math.min(2000, 25 * 2 ** round));
-      const sent = requests.length;
-      const { UnprocessedItems } = await client.send(new BatchWriteCommand({ RequestItems: { [tableName]: requests } }));
-      requests = (UnprocessedItems?.[tableName] ?? []).flatMap((r) => (r.DeleteRequest?.Key ? [{ DeleteRequest: { Key: r.DeleteRequest.Key } }] : []));
-      deleted += sent - requests.length;
-    }
+    await sendBatchWrite(client, tableName, keys.slice(i, i + BATCH_WRITE_MAX).map((Key) => ({ DeleteRequest: { Key } })), maxRounds);
   }
-  return deleted;
+  return keys.length;
 }
 
 export class DynamoBatchMaintenance implements BatchMaintenance {
