@@ -20,7 +20,9 @@ import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
 import { FINISHED_STATES } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
+import { sendBatchWrite } from './batch-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
+import { InsertCoalescer, sharedInsertCoalescer } from './insert-coalescer';
 import { resultItems } from './result-items';
 import {
   ACTIVE_PARTITION,
@@ -148,6 +150,9 @@ function toResult(item: Item): TaskResult {
 }
 
 type Key = { pk: string; sk: string };
+type ResultItem = Key & Item;
+/** An item's key as one string. */
+const itemId = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 
 /** A batch stored before its record named its counter layout: its counts may be in the legacy counters. */
 const hasLegacyCounters = (item: Item) => item[COUNTER_LAYOUT_ATTRIBUTE] === undefined;
@@ -163,10 +168,31 @@ export class DynamoBatchRepository implements BatchRepository {
     (batchId, merged) => this.addToCounter(batchId, merged),
   );
 
+  /**
+   * Results recorded at the same time (the local fleet runs many invocations
+   * in one process) are written together; a lone result is one conditional
+   * PutItem, as on AWS. See insert-coalescer.ts for why that stays exactly once.
+   */
+  private readonly results: InsertCoalescer<ResultItem>;
+
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {}
+  ) {
+    this.results = sharedInsertCoalescer(
+      client,
+      tableName,
+      () =>
+        new InsertCoalescer<ResultItem>(itemId, {
+          insertOne: async (item) =>
+            (await unlessConditionFails(() =>
+              this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
+            )) !== undefined,
+          existing: async (items) => new Set((await this.getAll(items.map(({ pk, sk }) => ({ pk, sk })), 'pk, sk')).map((found) => itemId(found as Key))),
+          putAll: (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item } }))),
+        }),
+    );
+  }
 
   async createBatch(record: BatchRecord): Promise<void> {
     await this.client.send(
@@ -266,15 +292,9 @@ export class DynamoBatchRepository implements BatchRepository {
   }
 
   async recordResult(batchId: string, result: TaskResult, expiresAt: number): Promise<boolean> {
-    const stored = await unlessConditionFails(() =>
-      this.client.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: { ...resultKey(batchId, shardOf(result.taskId), result.taskId), ...result, expiresAt },
-          ConditionExpression: 'attribute_not_exists(pk)',
-        }),
-      ),
-    );
+    // The first final result of a task wins: a duplicate delivery, or a late
+    // success after the Catch path recorded a timeout, is refused.
+    const stored = await this.results.insert({ ...resultKey(batchId, shardOf(result.taskId), result.taskId), ...result, expiresAt });
     if (!stored) return false;
     // Not atomic with the put: a crash in between undercounts, never double-counts,
     // and countResults() recounts from the results when the sum falls short.
@@ -316,14 +336,21 @@ export class DynamoBatchRepository implements BatchRepository {
     return { completedTasks, failedTasks };
   }
 
-  /** BatchGetItem of up to 100 keys, resending UnprocessedKeys (throttling) with capped backoff. */
-  private async getAll(keys: Key[]): Promise<Item[]> {
+  /**
+   * BatchGetItem of up to 100 keys (strongly consistent), resending
+   * UnprocessedKeys (throttling) with capped backoff, 12 sends at most.
+   */
+  private async getAll(keys: Key[], projection?: string): Promise<Item[]> {
     const items: Item[] = [];
     let unprocessed: Item[] = keys;
+    const maxRounds = 12;
     for (let round = 0; unprocessed.length > 0; round++) {
+      if (round >= maxRounds) throw new Error(`DynamoDB left ${unprocessed.length} read(s) unprocessed after ${maxRounds} attempts`);
       if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** round)));
       const { Responses, UnprocessedKeys } = await this.client.send(
-        new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: unprocessed, ConsistentRead: true } } }),
+        new BatchGetCommand({
+          RequestItems: { [this.tableName]: { Keys: unprocessed, ConsistentRead: true, ...(projection ? { ProjectionExpression: projection } : {}) } },
+        }),
       );
       items.push(...(Responses?.[this.tableName] ?? []));
       unprocessed = (UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined) ?? [];

@@ -142,7 +142,6 @@ const WORKER_CALLS = {
 const NOT_SENT_BY_WORKER: Record<string, string> = {
   'dynamodb:GetItem': 'DynamoBatchRepository.getBatch/getConfig: read paths the worker does not call.',
   'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listRunningWorkers: not called by the worker.',
-  'dynamodb:BatchGetItem': 'DynamoBatchRepository.sumCounters and DynamoFleetActivity totals: not called by the worker.',
 };
 
 /**
@@ -186,14 +185,54 @@ function methodBody(file: string, method: string): string {
   return source.slice(start, source.indexOf('\n  }\n', start));
 }
 
-/** The IAM actions a method sends, following `this.helper(` calls within the same file. */
+/** From `start` to the end of the statement it opens (the first `;` outside brackets). */
+function statementAt(source: string, start: number): string {
+  let depth = 0;
+  for (let i = start; i < source.length; i++) {
+    const c = source[i];
+    if (c === '(' || c === '{' || c === '[') depth++;
+    else if (c === ')' || c === '}' || c === ']') depth--;
+    else if (c === ';' && depth === 0) return source.slice(start, i);
+  }
+  return source.slice(start);
+}
+
+/**
+ * The IAM actions a method sends, following within the same file
+ * `this.helper(` calls and `this.field.method(` calls (into what the field is
+ * built from: its initializer, or its assignment in the constructor), and
+ * into functions imported from Fleet's own modules.
+ */
 function actionsOfMethod(file: string, method: string, seen = new Set<string>()): string[] {
   if (seen.has(method)) return [];
   seen.add(method);
-  const body = methodBody(file, method);
-  const own = [...body.matchAll(/new (\w+Command)\(/g)].map((m) => COMMAND_ACTIONS[m[1] as string]?.action ?? `unmapped ${m[1]}`);
-  const helpers = [...body.matchAll(/this\.(\w+)\(/g)].map((m) => m[1] as string).filter((name) => !/^client$/.test(name));
-  return [...own, ...helpers.flatMap((helper) => actionsOfMethod(file, helper, seen))];
+  return actionsOfCode(file, methodBody(file, method), seen);
+}
+
+function actionsOfCode(file: string, code: string, seen: Set<string>): string[] {
+  const source = readFileSync(path.join(repoRoot, file), 'utf8');
+  const own = [...code.matchAll(/new (\w+Command)\(/g)].map((m) => COMMAND_ACTIONS[m[1] as string]?.action ?? `unmapped ${m[1]}`);
+  const helpers = [...code.matchAll(/this\.(\w+)\(/g)].map((m) => m[1] as string).filter((name) => !/^client$/.test(name));
+  const fields = [...code.matchAll(/this\.(\w+)\.\w+\(/g)].map((m) => m[1] as string).filter((name) => name !== 'client');
+  const fromFields = fields.flatMap((field) => {
+    if (seen.has(`field:${field}`)) return [];
+    seen.add(`field:${field}`);
+    const built = [...source.matchAll(new RegExp(`(?:readonly ${field}(?::[^=;]+)? = |this\\.${field} = )`, 'g'))].map((m) => statementAt(source, m.index));
+    return built.flatMap((text) => actionsOfCode(file, text, seen));
+  });
+  // Functions imported from Fleet's own modules: the commands their bodies send.
+  const imported = [...source.matchAll(/import \{([^}]+)\} from '(\.[^']+)'/g)].flatMap((m) =>
+    (m[1] as string).split(',').map((name) => ({ name: name.trim(), module: path.join(path.dirname(file), `${m[2]}.ts`) })),
+  );
+  const fromFunctions = imported
+    .filter(({ name }) => new RegExp(`\\b${name}\\(`).test(code) && !seen.has(`fn:${name}`))
+    .flatMap(({ name, module }) => {
+      seen.add(`fn:${name}`);
+      const text = readFileSync(path.join(repoRoot, module), 'utf8');
+      const start = text.search(new RegExp(`\\nexport (?:async )?function ${name}\\(`));
+      return start < 0 ? [] : [...text.slice(start, text.indexOf('\n}\n', start)).matchAll(/new (\w+Command)\(/g)].map((c) => COMMAND_ACTIONS[c[1] as string]?.action ?? `unmapped ${c[1]}`);
+    });
+  return [...own, ...fromFields, ...fromFunctions, ...helpers.flatMap((helper) => actionsOfMethod(file, helper, seen))];
 }
 
 interface Statement {

@@ -3,9 +3,15 @@
  * children run at least once) re-invokes the worker for a task that already
  * has its result. The duplicate must neither overwrite it nor count twice.
  */
+import diagnostics from 'node:diagnostics_channel';
+import type { ClientRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
+import { dynamo } from '../../lambdas/adapters/clients';
 import { DEFAULT_CONFIG, settingsForBatch } from '../../lambdas/domain/config';
+import type { TaskResult } from '../../lambdas/domain/types';
+import { batchRecord } from '../unit/handler-fixtures';
 import { api, readAllResults, waitForBatch } from './helpers';
 
 let fleet: LocalFleet;
@@ -55,5 +61,77 @@ describe('duplicate deliveries', () => {
     const prior = statsBefore as Record<string, number>;
     expect(stats.completedTasks).toBe(prior.completedTasks);
     expect(stats.failedTasks).toBe(prior.failedTasks);
+  });
+});
+
+describe('results recorded at once (the local fleet writes them in groups)', () => {
+  /** DynamoDB operations sent while `run` runs, by name. */
+  async function operationsDuring(run: () => Promise<void>): Promise<Record<string, number>> {
+    const seen: Record<string, number> = {};
+    const onRequest = (message: unknown) => {
+      const target = String((message as { request: ClientRequest }).request.getHeader('x-amz-target') ?? '');
+      if (target.startsWith('DynamoDB_')) seen[target.split('.')[1] as string] = (seen[target.split('.')[1] as string] ?? 0) + 1;
+    };
+    diagnostics.subscribe('http.client.request.start', onRequest);
+    try {
+      await run();
+    } finally {
+      diagnostics.unsubscribe('http.client.request.start', onRequest);
+    }
+    return seen;
+  }
+
+  it('store each task once, the first result winning, and count each once, duplicates and earlier results included', async () => {
+    // The workers' own repository: same client, same table, so the same writer.
+    const repository = new DynamoBatchRepository(dynamo(), process.env.TABLE_NAME ?? '');
+    const batchId = `grouped-${Date.now()}`;
+    await repository.createBatch({ ...batchRecord(batchId, 'processing', 210), createdAt: Date.now() });
+    const result = (taskId: string, success: boolean): TaskResult => ({
+      taskId,
+      success,
+      ...(success ? { result: { taskId } } : { error: 'duplicate' }),
+      duration: 1,
+      timestamp: Date.now(),
+      attempts: 1,
+      workerId: 'test',
+    });
+    const expiresAt = Math.floor(Date.now() / 1000) + 3600;
+    // Ten results recorded before, one by one.
+    for (let i = 0; i < 10; i++) expect(await repository.recordResult(batchId, result(`p${i}`, true), expiresAt)).toBe(true);
+
+    let outcomes: { taskId: string; first: boolean; recorded: boolean }[] = [];
+    const operations = await operationsDuring(async () => {
+      // 200 new tasks at once; 50 of them delivered twice in the same burst (now failing), and the 10 earlier ones again.
+      const attempts = [
+        ...Array.from({ length: 200 }, (_, i) => ({ taskId: `t${i}`, first: true })),
+        ...Array.from({ length: 50 }, (_, i) => ({ taskId: `t${i * 4}`, first: false })),
+        ...Array.from({ length: 10 }, (_, i) => ({ taskId: `p${i}`, first: false })),
+      ].sort(() => Math.random() - 0.5);
+      outcomes = await Promise.all(
+        attempts.map(async ({ taskId, first }) => ({ taskId, first, recorded: await repository.recordResult(batchId, result(taskId, first), expiresAt) })),
+      );
+    });
+
+    const recorded = outcomes.filter((o) => o.recorded);
+    expect(recorded).toHaveLength(200);
+    expect(new Set(recorded.map((o) => o.taskId)).size).toBe(200);
+    expect(recorded.every((o) => o.taskId.startsWith('t'))).toBe(true);
+    // The group path really ran: far fewer requests than results.
+    expect(operations.BatchWriteItem).toBeGreaterThan(0);
+    expect((operations.PutItem ?? 0) + (operations.BatchWriteItem ?? 0)).toBeLessThan(100);
+
+    const status = await repository.getStatus(batchId);
+    expect(status).toMatchObject({ completedTasks: 200 + 10 - outcomes.filter((o) => o.recorded && !o.first).length, failedTasks: outcomes.filter((o) => o.recorded && !o.first).length });
+    const stored = new Map<string, TaskResult>();
+    for (let cursor: string | undefined; ; ) {
+      const page = await repository.listResults(batchId, 100, cursor);
+      for (const r of page.items) stored.set(r.taskId, r);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    expect(stored.size).toBe(210);
+    // Whichever delivery was recorded, the stored result is that one's.
+    for (const o of recorded) expect(stored.get(o.taskId)?.success).toBe(o.first);
+    for (let i = 0; i < 10; i++) expect(stored.get(`p${i}`)?.success).toBe(true);
   });
 });

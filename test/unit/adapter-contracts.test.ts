@@ -236,6 +236,51 @@ describe('DynamoBatchRepository conditional writes', () => {
     await expect(repository.recordResult('b1', result, 1)).rejects.toThrow('ProvisionedThroughputExceededException');
   });
 
+  it('results recorded together: one consistent BatchGetItem of their keys, BatchWriteItem of the absent ones, each counted once', async () => {
+    // Arrange: t2 already has its result.
+    const grouped = new DynamoBatchRepository(ddbClient, 'GroupTable');
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[] }> }) => ({
+      Responses: { GroupTable: input.RequestItems.GroupTable!.Keys.filter((key) => key.sk === 'RESULT#t2') },
+    }));
+    ddb.on(BatchWriteCommand).resolves({});
+
+    // Act: the first is written alone; the three that arrive meanwhile go together.
+    const outcomes = await Promise.all(['t0', 't1', 't2', 't3'].map((taskId) => grouped.recordResult('b1', { ...result, taskId }, 1_800_000_000)));
+
+    // Assert
+    expect(outcomes).toEqual([true, true, false, true]);
+    expect(ddb.commandCalls(PutCommand).map((call) => call.args[0].input.Item?.sk)).toEqual(['RESULT#t0']);
+    const read = ddb.commandCalls(BatchGetCommand)[0]?.args[0].input.RequestItems?.GroupTable;
+    expect(read).toMatchObject({ ConsistentRead: true, ProjectionExpression: 'pk, sk' });
+    expect(read?.Keys?.map((key) => key.sk)).toEqual(['RESULT#t1', 'RESULT#t2', 'RESULT#t3']);
+    const written = ddb.commandCalls(BatchWriteCommand).flatMap((call) => call.args[0].input.RequestItems?.GroupTable ?? []);
+    expect(written.map((request) => request.PutRequest?.Item)).toEqual([
+      expect.objectContaining({ sk: 'RESULT#t1', taskId: 't1', expiresAt: 1_800_000_000 }),
+      expect.objectContaining({ sk: 'RESULT#t3', taskId: 't3', expiresAt: 1_800_000_000 }),
+    ]);
+    const counted = ddb.commandCalls(UpdateCommand).reduce((sum, call) => sum + Number(call.args[0].input.ExpressionAttributeValues?.[':d0']), 0);
+    expect(counted).toBe(3);
+  });
+
+  it('results recorded together: keys DynamoDB never processes fail their inserts after 12 reads, naming what is left', async () => {
+    vi.useFakeTimers();
+    const grouped = new DynamoBatchRepository(ddbClient, 'ThrottledTable');
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+    ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, unknown> }) => ({ UnprocessedKeys: input.RequestItems }));
+
+    const outcomes = ['t0', 't1', 't2'].map((taskId) => grouped.recordResult('b1', { ...result, taskId }, 1));
+    const assertions = outcomes.slice(1).map((outcome) => expect(outcome).rejects.toThrow('DynamoDB left 2 read(s) unprocessed after 12 attempts'));
+    await vi.runAllTimersAsync();
+
+    expect(await outcomes[0]).toBe(true);
+    await Promise.all(assertions);
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(12);
+    expect(ddb.commandCalls(BatchWriteCommand)).toHaveLength(0);
+  });
+
   it('finish only moves a batch that exists and is not already final', async () => {
     // Arrange
     ddb.on(UpdateCommand).resolves({});

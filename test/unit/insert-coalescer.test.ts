@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import { INSERT_GROUP_MAX, InsertCoalescer, sharedInsertCoalescer, type InsertTarget } from '../../lambdas/adapters/insert-coalescer';
+
+type Item = { key: string; value: number };
+
+interface Call {
+  kind: 'insertOne' | 'existing' | 'putAll';
+  keys: string[];
+  release: (value?: unknown) => void;
+  fail: (error: Error) => void;
+}
+
+/** A table whose requests complete only when the test releases them; `stored` is what it holds. */
+function gatedTable(initial: Item[] = []) {
+  const stored = new Map(initial.map((item) => [item.key, item]));
+  const calls: Call[] = [];
+  const call = <T>(kind: Call['kind'], items: readonly Item[], complete: () => T) =>
+    new Promise<T>((resolve, reject) => {
+      calls.push({ kind, keys: items.map((item) => item.key), release: () => resolve(complete()), fail: reject });
+    });
+  const target: InsertTarget<Item> = {
+    insertOne: (item) =>
+      call('insertOne', [item], () => {
+        if (stored.has(item.key)) return false;
+        stored.set(item.key, item);
+        return true;
+      }),
+    existing: (items) => call('existing', items, () => new Set(items.filter((item) => stored.has(item.key)).map((item) => item.key))),
+    putAll: (items) =>
+      call('putAll', items, () => {
+        for (const item of items) stored.set(item.key, item);
+      }),
+  };
+  return { coalescer: new InsertCoalescer<Item>((item) => item.key, target), calls, stored };
+}
+
+const settled = async (promise: Promise<unknown>) => {
+  let state = 'pending';
+  promise.then(
+    (value) => (state = `resolved ${String(value)}`),
+    (error: Error) => (state = `rejected ${error.message}`),
+  );
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  return state;
+};
+const flush = () => settled(Promise.resolve());
+const item = (key: string, value = 1): Item => ({ key, value });
+
+describe('InsertCoalescer', () => {
+  it('writes a lone insert at once as one conditional put, and resolves only when it is stored', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+
+    const inserted = coalescer.insert(item('a'));
+
+    expect(calls.map((c) => c.kind)).toEqual(['insertOne']);
+    expect(await settled(inserted)).toBe('pending');
+    calls[0]!.release();
+    expect(await settled(inserted)).toBe('resolved true');
+    expect(stored.get('a')).toEqual(item('a'));
+  });
+
+  it('groups the inserts that arrive during a write: one existence read, puts of 25 at most, and false for keys that exist', async () => {
+    const { coalescer, calls, stored } = gatedTable([item('k3', 0)]);
+    const first = coalescer.insert(item('first'));
+    const waiting = Array.from({ length: 30 }, (_, i) => coalescer.insert(item(`k${i}`)));
+    expect(calls).toHaveLength(1);
+
+    calls[0]!.release();
+    await flush();
+    expect(calls.map((c) => c.kind)).toEqual(['insertOne', 'existing']);
+    expect(calls[1]!.keys).toHaveLength(30);
+    calls[1]!.release();
+    await flush();
+    // k3 exists: 29 puts, in chunks of 25 and 4, sent together.
+    expect(calls.slice(2).map((c) => [c.kind, c.keys.length])).toEqual([
+      ['putAll', 25],
+      ['putAll', 4],
+    ]);
+    expect(await settled(waiting[0]!)).toBe('pending');
+    for (const c of calls.slice(2)) c.release();
+
+    expect(await settled(first)).toBe('resolved true');
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.filter((inserted) => !inserted)).toHaveLength(1);
+    expect(outcomes[3]).toBe(false);
+    expect(stored.get('k3')).toEqual(item('k3', 0));
+    expect(stored.size).toBe(31);
+  });
+
+  it(`groups at most ${INSERT_GROUP_MAX} inserts; the rest go in the next group`, async () => {
+    const { coalescer, calls } = gatedTable();
+    void coalescer.insert(item('first'));
+    const rest = Array.from({ length: INSERT_GROUP_MAX + 5 }, (_, i) => coalescer.insert(item(`k${i}`)));
+    calls[0]!.release();
+    await flush();
+    expect(calls[1]).toMatchObject({ kind: 'existing' });
+    expect(calls[1]!.keys).toHaveLength(INSERT_GROUP_MAX);
+    calls[1]!.release();
+    await flush();
+    for (const c of calls.slice(2)) c.release();
+    await flush();
+    const next = calls.find((c, i) => i > 1 && c.kind !== 'putAll');
+    expect(next).toMatchObject({ kind: 'existing', keys: ['k100', 'k101', 'k102', 'k103', 'k104'] });
+    next!.release();
+    await flush();
+    for (const c of calls.filter((c) => c.kind === 'putAll')) c.release();
+    expect((await Promise.all(rest)).every(Boolean)).toBe(true);
+  });
+
+  it('the same key twice while queued: written once, and the second insert reports false', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    void coalescer.insert(item('first'));
+    const original = coalescer.insert(item('dup', 1));
+    const duplicate = coalescer.insert(item('dup', 2));
+    const other = coalescer.insert(item('other'));
+
+    calls[0]!.release();
+    await flush();
+    expect(calls[1]!.keys).toEqual(['dup', 'other']);
+    calls[1]!.release();
+    await flush();
+    calls[2]!.release();
+
+    expect(await original).toBe(true);
+    expect(await duplicate).toBe(false);
+    expect(await other).toBe(true);
+    expect(stored.get('dup')).toEqual(item('dup', 1));
+  });
+
+  it('the same key while its write is in flight: waits for it, then reports false', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    const original = coalescer.insert(item('dup', 1));
+    const duplicate = coalescer.insert(item('dup', 2));
+
+    expect(await settled(duplicate)).toBe('pending');
+    calls[0]!.release();
+
+    expect(await original).toBe(true);
+    expect(await duplicate).toBe(false);
+    expect(calls).toHaveLength(1);
+    expect(stored.get('dup')).toEqual(item('dup', 1));
+  });
+
+  it('the same key after its in-flight write failed: decides again, and stores it', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    const original = coalescer.insert(item('dup', 1));
+    const retry = coalescer.insert(item('dup', 2));
+
+    calls[0]!.fail(new Error('ProvisionedThroughputExceededException'));
+    await expect(original).rejects.toThrow('ProvisionedThroughputExceededException');
+    await flush();
+    expect(calls[1]).toMatchObject({ kind: 'insertOne', keys: ['dup'] });
+    calls[1]!.release();
+
+    expect(await retry).toBe(true);
+    expect(stored.get('dup')).toEqual(item('dup', 2));
+  });
+
+  it('a failed existence read rejects its whole group, stores nothing, and later inserts still go through', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    void coalescer.insert(item('first'));
+    const group = [coalescer.insert(item('a')), coalescer.insert(item('b'))];
+    calls[0]!.release();
+    await flush();
+
+    calls[1]!.fail(new Error('read failed'));
+
+    for (const inserted of group) await expect(inserted).rejects.toThrow('read failed');
+    expect(stored.has('a')).toBe(false);
+    const later = coalescer.insert(item('c'));
+    await flush();
+    calls.at(-1)!.release();
+    expect(await later).toBe(true);
+  });
+
+  it('a failed put rejects only the inserts of its chunk', async () => {
+    const { coalescer, calls } = gatedTable();
+    void coalescer.insert(item('first'));
+    const group = Array.from({ length: 30 }, (_, i) => coalescer.insert(item(`k${i}`)));
+    calls[0]!.release();
+    await flush();
+    calls[1]!.release();
+    await flush();
+
+    calls[2]!.fail(new Error('DynamoDB left 25 put(s) unprocessed after 12 attempts'));
+    calls[3]!.release();
+
+    const outcomes = await Promise.allSettled(group);
+    expect(outcomes.slice(0, 25).every((o) => o.status === 'rejected')).toBe(true);
+    expect(outcomes.slice(25).map((o) => o.status === 'fulfilled' && o.value)).toEqual([true, true, true, true, true]);
+  });
+
+  it('a target that throws at once still settles its group and does not block later inserts', async () => {
+    const target: InsertTarget<Item> = {
+      insertOne: () => {
+        throw new Error('thrown, not rejected');
+      },
+      existing: () => Promise.resolve(new Set()),
+      putAll: () => Promise.resolve(),
+    };
+    const coalescer = new InsertCoalescer<Item>((i) => i.key, target);
+
+    await expect(coalescer.insert(item('a'))).rejects.toThrow('thrown, not rejected');
+    await expect(coalescer.insert(item('b'))).rejects.toThrow('thrown, not rejected');
+  });
+});
+
+describe('sharedInsertCoalescer', () => {
+  it('is one coalescer per client and name, so repositories on one client are one writer', () => {
+    const client = {};
+    const make = () => gatedTable().coalescer;
+
+    const first = sharedInsertCoalescer(client, 'FleetTable', make);
+
+    expect(sharedInsertCoalescer(client, 'FleetTable', make)).toBe(first);
+    expect(sharedInsertCoalescer(client, 'OtherTable', make)).not.toBe(first);
+    expect(sharedInsertCoalescer({}, 'FleetTable', make)).not.toBe(first);
+  });
+});
