@@ -33,14 +33,6 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 export const LOCAL_ENTRY_METADATA = 'fleet:local-entry';
 
 /**
- * Workers write results; reading is only for a group of results recorded at
- * once (lambdas/adapters/insert-coalescer.ts), which checks with one
- * BatchGetItem which of them exist. A Lambda environment runs one task at a
- * time, so on AWS this is granted but not sent.
- */
-const RESULT_GROUP_READ = ['dynamodb:BatchGetItem'] as const;
-
-/**
  * Who may call Fleet's HTTP API.
  * - `'iam'`: requests are signed with SigV4 by a principal allowed `execute-api:Invoke` on the API.
  * - `{ jwt: { issuer, audience } }`: requests carry `Authorization: Bearer <JWT>` issued by
@@ -362,7 +354,6 @@ export class Fleet extends Construct {
       });
       this.deadLetterQueue.grantSendMessages(typeWorker);
       this.table.grantWriteData(typeWorker);
-      this.table.grant(typeWorker, ...RESULT_GROUP_READ);
       typeWorkerFunctions[taskType] = typeWorker;
     }
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
@@ -408,7 +399,6 @@ export class Fleet extends Construct {
     this.table.grantReadWriteData(this.startBatchFunction);
     this.table.grantReadWriteData(this.finishBatchFunction);
     this.table.grantWriteData(this.workerFunction);
-    this.table.grant(this.workerFunction, ...RESULT_GROUP_READ);
     this.tasksBucket.grantPut(this.apiFunction);
     // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
     this.apiFunction.addToRolePolicy(

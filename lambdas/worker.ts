@@ -35,9 +35,17 @@ const env = loadEnv({
   FLEET_WORKER_LISTING_DELAY_MS: z.coerce.number().int().nonnegative().default(WORKER_LISTING_DELAY_MS),
   /** The Fleet construct always sets it; without it (e.g. a unit test) no dead-letter message is sent. */
   FLEET_DLQ_URL: z.string().min(1).optional(),
+  /**
+   * Results recorded at the same time go in one write. Only the local fleet
+   * sets it: it runs every invocation in one process, the table's only writer.
+   */
+  FLEET_GROUP_RESULT_WRITES: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true'),
 });
 
-const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME, { groupResultWrites: env.FLEET_GROUP_RESULT_WRITES });
 const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 const deadLetters = env.FLEET_DLQ_URL ? new SqsDeadLetterQueue(sqs(), env.FLEET_DLQ_URL) : undefined;
 /** One id per execution environment: the seed's worker id. */

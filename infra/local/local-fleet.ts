@@ -262,6 +262,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     POWERTOOLS_TRACE_ENABLED: 'false',
     POWERTOOLS_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'WARN',
   });
+  // Every invocation runs in this process, and this DynamoDB is the fleet's
+  // alone: results recorded at the same time can go in one write
+  // (lambdas/adapters/insert-coalescer.ts). On AWS each is a conditional PutItem.
+  environment.FLEET_GROUP_RESULT_WRITES = 'true';
   Object.assign(process.env, environment);
   // The handlers can run now: resume what the journal left running.
   const resumedExecutions = stepFunctions.recover();

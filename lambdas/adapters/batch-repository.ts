@@ -20,9 +20,9 @@ import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
 import { FINISHED_STATES } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
-import { sendBatchWrite } from './batch-write';
+import { BatchWriteIncomplete, sendBatchWrite } from './batch-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
-import { InsertCoalescer, sharedInsertCoalescer } from './insert-coalescer';
+import { InsertCoalescer, sharedInsertCoalescer, type InsertTarget } from './insert-coalescer';
 import { resultItems } from './result-items';
 import {
   ACTIVE_PARTITION,
@@ -169,29 +169,49 @@ export class DynamoBatchRepository implements BatchRepository {
   );
 
   /**
-   * Results recorded at the same time (the local fleet runs many invocations
-   * in one process) are written together; a lone result is one conditional
-   * PutItem, as on AWS. See insert-coalescer.ts for why that stays exactly once.
+   * Results recorded at the same time are written together when grouping is
+   * on (the local fleet); otherwise, and for a lone result, each is one
+   * conditional PutItem. See insert-coalescer.ts for why that stays exactly once.
    */
   private readonly results: InsertCoalescer<ResultItem>;
 
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
+    options: {
+      /**
+       * Group results recorded at the same time. Only for a process that is
+       * the table's only writer of results (the local fleet).
+       * @default false
+       */
+      groupResultWrites?: boolean;
+    } = {},
   ) {
-    this.results = sharedInsertCoalescer(
-      client,
-      tableName,
-      () =>
-        new InsertCoalescer<ResultItem>(itemId, {
-          insertOne: async (item) =>
-            (await unlessConditionFails(() =>
-              this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
-            )) !== undefined,
-          existing: async (items) => new Set((await this.getAll(items.map(({ pk, sk }) => ({ pk, sk })), 'pk, sk')).map((found) => itemId(found as Key))),
-          putAll: (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item } }))),
-        }),
-    );
+    const grouping = options.groupResultWrites ?? false;
+    // Grouping: one coalescer per table for the whole process, so the process is one writer.
+    this.results = grouping
+      ? sharedInsertCoalescer(tableName, () => new InsertCoalescer(itemId, this.resultWrites(), true))
+      : new InsertCoalescer(itemId, this.resultWrites(), false);
+  }
+
+  /** How the result coalescer writes: a conditional put, the existence read of a group, a group's puts. */
+  private resultWrites(): InsertTarget<ResultItem> {
+    return {
+      insertOne: async (item) =>
+        (await unlessConditionFails(() =>
+          this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
+        )) !== undefined,
+      existing: async (items) => new Set((await this.getAll(items.map(({ pk, sk }) => ({ pk, sk })), 'pk, sk')).map((found) => itemId(found as Key))),
+      putAll: async (items) => {
+        try {
+          await sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item } })));
+          return [];
+        } catch (error) {
+          if (!(error instanceof BatchWriteIncomplete)) throw error;
+          return error.unprocessed.flatMap((request) => ('PutRequest' in request ? [request.PutRequest.Item as ResultItem] : []));
+        }
+      },
+    };
   }
 
   async createBatch(record: BatchRecord): Promise<void> {

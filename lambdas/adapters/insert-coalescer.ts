@@ -1,30 +1,34 @@
 /**
  * Writes items "only if absent" (a conditional PutItem with
- * attribute_not_exists), grouping those that arrive together.
+ * attribute_not_exists), grouping those that arrive together when the process
+ * is the only writer of those items.
  *
  * An insert that finds no write in flight is written at once, alone, as one
- * conditional PutItem: a Lambda execution environment runs one invocation at
- * a time, so on AWS every insert takes this path, with no delay and no change.
- *
- * Inserts that arrive while a write is in flight (the local fleet runs many
- * invocations in one process) wait for it, then go together, up to 100:
- * one strongly consistent BatchGetItem finds which keys already exist, and
- * BatchWriteItem puts the others, 25 per request. That is one request per
- * ~25 results instead of one each, which is what lets a local DynamoDB keep
- * up with thousands of tasks a second.
+ * conditional PutItem. Inserts that arrive while a write is in flight (the
+ * local fleet runs many invocations in one process) wait for it, then go
+ * together, up to 100: one strongly consistent BatchGetItem finds which keys
+ * already exist, and BatchWriteItem puts the others, 25 per request. That is
+ * one request per ~25 results instead of one each, which is what lets a
+ * local DynamoDB keep up with thousands of tasks a second.
  *
  * BatchWriteItem has no conditions, so the "only if absent" of a group rests
  * on this: between its read and its write no one else writes those keys.
- * Within the process, the coalescer guarantees it: a key is in at most one
- * write at a time, and a second insert of a key waits for the first (and then
- * reports false, as a failed condition would). Outside the process no one
- * writes them either, because a process only groups inserts while it runs
- * several invocations at once, which a Lambda environment never does; the
- * coalescer is shared by every repository on the same client and table
- * (`sharedInsertCoalescer`), so the worker functions of one local fleet are
- * one writer.
+ * - Within the process the coalescer guarantees it: a key is in at most one
+ *   write at a time, and a second insert of the key waits for the first, then
+ *   reports false (as a failed condition would), or, if the first failed,
+ *   decides again once that write has ended.
+ * - Outside the process nothing guarantees it. Grouping is therefore only for
+ *   a process that is the only writer: the local fleet, whose DynamoDB
+ *   belongs to it alone, turns it on (FLEET_GROUP_RESULT_WRITES). On AWS,
+ *   where any number of environments write, every insert is a conditional
+ *   PutItem (`grouping: false`), whatever the runtime's concurrency.
+ * `sharedInsertCoalescer` gives every repository of the process the same
+ * coalescer for a table, so all of the local fleet's functions are one writer.
+ *
+ * A BatchWriteItem that fails (a refused item, or throttling that never ends)
+ * fails no one at once: each item it did not store is tried again alone, as
+ * a conditional PutItem, so one bad item fails only its own insert.
  */
-
 import { BATCH_WRITE_MAX } from './batch-write';
 
 /** BatchGetItem reads at most 100 keys. */
@@ -35,8 +39,12 @@ export interface InsertTarget<Item> {
   insertOne(item: Item): Promise<boolean>;
   /** The ids of the items whose keys exist now (a strongly consistent read). */
   existing(items: readonly Item[]): Promise<Set<string>>;
-  /** Puts these items (at most BATCH_WRITE_MAX), unconditionally. */
-  putAll(items: readonly Item[]): Promise<void>;
+  /**
+   * Puts these items (at most BATCH_WRITE_MAX), unconditionally. Resolves to
+   * the items it could not store (none when it stored all); throwing means
+   * none of them is known to be stored.
+   */
+  putAll(items: readonly Item[]): Promise<readonly Item[]>;
 }
 
 interface Entry<Item> {
@@ -46,6 +54,9 @@ interface Entry<Item> {
   done: Promise<boolean>;
   resolve: (inserted: boolean) => void;
   reject: (error: unknown) => void;
+  /** Resolves once the write that carried this insert has ended and released its key. */
+  ended: Promise<void>;
+  end: () => void;
 }
 
 export class InsertCoalescer<Item> {
@@ -60,30 +71,31 @@ export class InsertCoalescer<Item> {
 
   /**
    * @param identify an item's key as one string: items with the same key are one item
+   * @param grouping whether inserts may go together (only when this process is the items' only writer)
    */
   constructor(
     private readonly identify: (item: Item) => string,
     private readonly target: InsertTarget<Item>,
+    private readonly grouping: boolean,
   ) {}
 
   /** Stores `item` unless an item with its key exists; resolves to whether it did. */
   insert(item: Item): Promise<boolean> {
+    if (!this.grouping) return this.target.insertOne(item);
     const id = this.identify(item);
-    // The same key twice: the earlier insert decides, and this one is the duplicate.
-    const queued = this.queued.get(id);
-    if (queued) return queued.done.then(() => false);
-    const flying = this.inFlight.get(id);
-    // If that write failed, whether the key exists is unknown: decide again.
-    if (flying) return flying.done.then(() => false, () => this.insert(item));
-    let resolve!: (inserted: boolean) => void;
-    let reject!: (error: unknown) => void;
-    const done = new Promise<boolean>((res, rej) => {
-      resolve = res;
-      reject = rej;
+    // The same key again: the earlier insert decides, and this one is the duplicate.
+    // If the earlier one failed, whether the key exists is unknown: decide again once its write has ended.
+    const earlier = this.queued.get(id) ?? this.inFlight.get(id);
+    if (earlier) return earlier.done.then(() => false, () => earlier.ended.then(() => this.insert(item)));
+    const entry = { id, item } as Entry<Item>;
+    entry.done = new Promise<boolean>((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
     });
-    this.queued.set(id, { id, item, done, resolve, reject });
+    entry.ended = new Promise<void>((resolve) => (entry.end = resolve));
+    this.queued.set(id, entry);
     this.pump();
-    return done;
+    return entry.done;
   }
 
   /** Starts writing the queued inserts (up to INSERT_GROUP_MAX) unless a write is in flight. */
@@ -100,11 +112,15 @@ export class InsertCoalescer<Item> {
     }
     this.writing = true;
     const ended = () => {
-      for (const entry of group) this.inFlight.delete(entry.id);
+      for (const entry of group) {
+        this.inFlight.delete(entry.id);
+        entry.end();
+      }
       this.writing = false;
       this.pump();
     };
     this.write(group).then(ended, (error: unknown) => {
+      // Settling twice is a no-op: this only reaches entries the write left unsettled.
       for (const entry of group) entry.reject(error);
       ended();
     });
@@ -112,11 +128,7 @@ export class InsertCoalescer<Item> {
 
   /** Settles the group's entries; one it leaves unsettled is rejected by pump(). */
   private async write(group: Entry<Item>[]): Promise<void> {
-    if (group.length === 1) {
-      const [entry] = group as [Entry<Item>];
-      await this.target.insertOne(entry.item).then(entry.resolve, entry.reject);
-      return;
-    }
+    if (group.length === 1) return this.writeEach(group);
     let existing: Set<string>;
     try {
       existing = await this.target.existing(group.map((entry) => entry.item));
@@ -132,29 +144,51 @@ export class InsertCoalescer<Item> {
     const chunks: Entry<Item>[][] = [];
     for (let i = 0; i < fresh.length; i += BATCH_WRITE_MAX) chunks.push(fresh.slice(i, i + BATCH_WRITE_MAX));
     await Promise.all(
-      chunks.map((chunk) =>
-        this.target.putAll(chunk.map((entry) => entry.item)).then(
-          () => chunk.forEach((entry) => entry.resolve(true)),
-          (error: unknown) => chunk.forEach((entry) => entry.reject(error)),
-        ),
-      ),
+      chunks.map(async (chunk) => {
+        let unstored: Set<string>;
+        try {
+          unstored = new Set((await this.target.putAll(chunk.map((entry) => entry.item))).map(this.identify));
+        } catch {
+          unstored = new Set(chunk.map((entry) => entry.id));
+        }
+        for (const entry of chunk) if (!unstored.has(entry.id)) entry.resolve(true);
+        // Still reserved here, so a conditional put of each is safe; one already
+        // stored after all reports false (an undercount the recount repairs).
+        await this.writeEach(chunk.filter((entry) => unstored.has(entry.id)));
+      }),
+    );
+  }
+
+  /** Conditional puts, one per entry, each settling its own entry. */
+  private async writeEach(entries: Entry<Item>[]): Promise<void> {
+    await Promise.all(
+      entries.map((entry) => {
+        let put: Promise<boolean>;
+        try {
+          put = this.target.insertOne(entry.item);
+        } catch (error) {
+          put = Promise.reject(error);
+        }
+        return put.then(entry.resolve, entry.reject);
+      }),
     );
   }
 }
 
-const shared = new WeakMap<object, Map<string, unknown>>();
+const SHARED = Symbol.for('fleet.insertCoalescers');
+type Registry = Map<string, unknown>;
 
 /**
- * The one coalescer of `client` for `name` (say, a table): every repository
- * built on the same client shares it, so one process is one writer.
+ * The one coalescer of the process for `name` (say, an endpoint and a table):
+ * every repository shares it, even from another copy of this module, so one
+ * process is one writer.
  */
-export function sharedInsertCoalescer<Item>(client: object, name: string, create: () => InsertCoalescer<Item>): InsertCoalescer<Item> {
-  let byName = shared.get(client);
-  if (!byName) shared.set(client, (byName = new Map()));
-  let coalescer = byName.get(name) as InsertCoalescer<Item> | undefined;
+export function sharedInsertCoalescer<Item>(name: string, create: () => InsertCoalescer<Item>): InsertCoalescer<Item> {
+  const registry = ((globalThis as { [SHARED]?: Registry })[SHARED] ??= new Map());
+  let coalescer = registry.get(name) as InsertCoalescer<Item> | undefined;
   if (!coalescer) {
     coalescer = create();
-    byName.set(name, coalescer);
+    registry.set(name, coalescer);
   }
   return coalescer;
 }

@@ -82,8 +82,10 @@ describe('results recorded at once (the local fleet writes them in groups)', () 
   }
 
   it('store each task once, the first result winning, and count each once, duplicates and earlier results included', async () => {
-    // The workers' own repository: same client, same table, so the same writer.
-    const repository = new DynamoBatchRepository(dynamo(), process.env.TABLE_NAME ?? '');
+    // As the workers build theirs: the local fleet turns grouping on, and the
+    // same table gives the same coalescer, so this is the same writer.
+    expect(process.env.FLEET_GROUP_RESULT_WRITES).toBe('true');
+    const repository = new DynamoBatchRepository(dynamo(), process.env.TABLE_NAME ?? '', { groupResultWrites: true });
     const batchId = `grouped-${Date.now()}`;
     await repository.createBatch({ ...batchRecord(batchId, 'processing', 210), createdAt: Date.now() });
     const result = (taskId: string, success: boolean): TaskResult => ({

@@ -238,7 +238,7 @@ describe('DynamoBatchRepository conditional writes', () => {
 
   it('results recorded together: one consistent BatchGetItem of their keys, BatchWriteItem of the absent ones, each counted once', async () => {
     // Arrange: t2 already has its result.
-    const grouped = new DynamoBatchRepository(ddbClient, 'GroupTable');
+    const grouped = new DynamoBatchRepository(ddbClient, 'GroupTable', { groupResultWrites: true });
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
     ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[] }> }) => ({
@@ -264,9 +264,37 @@ describe('DynamoBatchRepository conditional writes', () => {
     expect(counted).toBe(3);
   });
 
+  it('without groupResultWrites (AWS), results recorded together are still one conditional PutItem each', async () => {
+    ddb.on(PutCommand).resolves({});
+    ddb.on(UpdateCommand).resolves({});
+
+    const outcomes = await Promise.all(['t0', 't1', 't2'].map((taskId) => repository.recordResult('b1', { ...result, taskId }, 1)));
+
+    expect(outcomes).toEqual([true, true, true]);
+    expect(ddb.commandCalls(PutCommand).map((call) => call.args[0].input.ConditionExpression)).toEqual(Array(3).fill('attribute_not_exists(pk)'));
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(0);
+    expect(ddb.commandCalls(BatchWriteCommand)).toHaveLength(0);
+  });
+
+  it('results recorded together: a refused BatchWriteItem fails only the item DynamoDB refuses, the others are put alone', async () => {
+    const grouped = new DynamoBatchRepository(ddbClient, 'RefusingTable', { groupResultWrites: true });
+    ddb.on(UpdateCommand).resolves({});
+    ddb.on(BatchGetCommand).resolves({ Responses: { RefusingTable: [] } });
+    ddb.on(BatchWriteCommand).rejects(new Error('ValidationException: Item size has exceeded the maximum allowed size'));
+    ddb.on(PutCommand).callsFake((input: { Item: { taskId: string } }) => {
+      if (input.Item.taskId === 'big') throw new Error('ValidationException: Item size has exceeded the maximum allowed size');
+      return {};
+    });
+
+    const outcomes = await Promise.allSettled(['t0', 't1', 'big', 't3'].map((taskId) => grouped.recordResult('b1', { ...result, taskId }, 1)));
+
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : 'rejected'))).toEqual([true, true, 'rejected', true]);
+    expect(ddb.commandCalls(BatchWriteCommand)).toHaveLength(1);
+  });
+
   it('results recorded together: keys DynamoDB never processes fail their inserts after 12 reads, naming what is left', async () => {
     vi.useFakeTimers();
-    const grouped = new DynamoBatchRepository(ddbClient, 'ThrottledTable');
+    const grouped = new DynamoBatchRepository(ddbClient, 'ThrottledTable', { groupResultWrites: true });
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
     ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, unknown> }) => ({ UnprocessedKeys: input.RequestItems }));

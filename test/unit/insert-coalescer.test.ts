@@ -11,7 +11,7 @@ interface Call {
 }
 
 /** A table whose requests complete only when the test releases them; `stored` is what it holds. */
-function gatedTable(initial: Item[] = []) {
+function gatedTable(initial: Item[] = [], { grouping = true, unprocessable = new Set<string>() } = {}) {
   const stored = new Map(initial.map((item) => [item.key, item]));
   const calls: Call[] = [];
   const call = <T>(kind: Call['kind'], items: readonly Item[], complete: () => T) =>
@@ -28,10 +28,12 @@ function gatedTable(initial: Item[] = []) {
     existing: (items) => call('existing', items, () => new Set(items.filter((item) => stored.has(item.key)).map((item) => item.key))),
     putAll: (items) =>
       call('putAll', items, () => {
-        for (const item of items) stored.set(item.key, item);
+        const left = items.filter((item) => unprocessable.has(item.key));
+        for (const item of items) if (!unprocessable.has(item.key)) stored.set(item.key, item);
+        return left;
       }),
   };
-  return { coalescer: new InsertCoalescer<Item>((item) => item.key, target), calls, stored };
+  return { coalescer: new InsertCoalescer<Item>((item) => item.key, target, grouping), calls, stored };
 }
 
 const settled = async (promise: Promise<unknown>) => {
@@ -173,8 +175,8 @@ describe('InsertCoalescer', () => {
     expect(await later).toBe(true);
   });
 
-  it('a failed put rejects only the inserts of its chunk', async () => {
-    const { coalescer, calls } = gatedTable();
+  it('a failed put fails no one at once: each of its items is tried alone, so a bad item fails only its own insert', async () => {
+    const { coalescer, calls, stored } = gatedTable();
     void coalescer.insert(item('first'));
     const group = Array.from({ length: 30 }, (_, i) => coalescer.insert(item(`k${i}`)));
     calls[0]!.release();
@@ -182,12 +184,100 @@ describe('InsertCoalescer', () => {
     calls[1]!.release();
     await flush();
 
-    calls[2]!.fail(new Error('DynamoDB left 25 put(s) unprocessed after 12 attempts'));
+    calls[2]!.fail(new Error('ValidationException: Item size has exceeded the maximum allowed size'));
     calls[3]!.release();
+    await flush();
+    // The 25 of the failed chunk, one conditional put each; k7 is the bad one.
+    const alone = calls.slice(4);
+    expect(alone.map((c) => [c.kind, c.keys[0]])).toEqual(Array.from({ length: 25 }, (_, i) => ['insertOne', `k${i}`]));
+    for (const c of alone) {
+      if (c.keys[0] === 'k7') c.fail(new Error('ValidationException: Item size has exceeded the maximum allowed size'));
+      else c.release();
+    }
 
     const outcomes = await Promise.allSettled(group);
-    expect(outcomes.slice(0, 25).every((o) => o.status === 'rejected')).toBe(true);
-    expect(outcomes.slice(25).map((o) => o.status === 'fulfilled' && o.value)).toEqual([true, true, true, true, true]);
+    expect(outcomes.map((o) => o.status)).toEqual(Array.from({ length: 30 }, (_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+    expect(stored.size).toBe(30);
+  });
+
+  it('items a put left unprocessed are tried alone; the ones it stored resolve at once', async () => {
+    const { coalescer, calls, stored } = gatedTable([], { unprocessable: new Set(['k1']) });
+    void coalescer.insert(item('first'));
+    const group = ['k0', 'k1', 'k2'].map((key) => coalescer.insert(item(key)));
+    calls[0]!.release();
+    await flush();
+    calls[1]!.release();
+    await flush();
+    calls[2]!.release();
+    await flush();
+
+    expect(await settled(group[0]!)).toBe('resolved true');
+    expect(calls[3]).toMatchObject({ kind: 'insertOne', keys: ['k1'] });
+    calls[3]!.release();
+    expect(await Promise.all(group)).toEqual([true, true, true]);
+    expect([...stored.keys()].sort()).toEqual(['first', 'k0', 'k1', 'k2']);
+  });
+
+  it('a duplicate of a key whose chunk failed, while another chunk is still being written, waits for the write to end, then decides again', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    void coalescer.insert(item('first'));
+    const group = Promise.allSettled(Array.from({ length: 30 }, (_, i) => coalescer.insert(item(`k${i}`, 1))));
+    calls[0]!.release();
+    await flush();
+    calls[1]!.release();
+    await flush();
+    const [chunkA, chunkB] = [calls[2]!, calls[3]!];
+
+    chunkA.fail(new Error('throttled'));
+    await flush();
+    const failedAlone = calls.slice(4);
+    for (const c of failedAlone) c.fail(new Error('throttled'));
+    const duplicate = coalescer.insert(item('k0', 2));
+    await flush();
+    // Chunk B still pending: the duplicate must neither spin nor write yet.
+    expect(await settled(duplicate)).toBe('pending');
+    expect(calls).toHaveLength(4 + failedAlone.length);
+    chunkB.release();
+    await flush();
+    calls.at(-1)!.release();
+
+    expect(await duplicate).toBe(true);
+    expect(stored.get('k0')).toEqual(item('k0', 2));
+    expect((await group).filter((o) => o.status === 'rejected')).toHaveLength(25);
+  });
+
+  it('a queued duplicate whose original fails decides again instead of failing with it', async () => {
+    const { coalescer, calls, stored } = gatedTable();
+    void coalescer.insert(item('first'));
+    const original = coalescer.insert(item('dup', 1));
+    const duplicate = coalescer.insert(item('dup', 2));
+    const other = coalescer.insert(item('other'));
+    calls[0]!.release();
+    await flush();
+
+    calls[1]!.fail(new Error('read failed'));
+    await expect(original).rejects.toThrow('read failed');
+    await expect(other).rejects.toThrow('read failed');
+    await flush();
+    expect(calls[2]).toMatchObject({ kind: 'insertOne', keys: ['dup'] });
+    calls[2]!.release();
+
+    expect(await duplicate).toBe(true);
+    expect(stored.get('dup')).toEqual(item('dup', 2));
+  });
+
+  it('with grouping off (any process that is not the only writer), every insert is its own conditional put', async () => {
+    const { coalescer, calls } = gatedTable([], { grouping: false });
+
+    const inserts = ['a', 'b', 'a'].map((key) => coalescer.insert(item(key)));
+
+    expect(calls.map((c) => [c.kind, c.keys])).toEqual([
+      ['insertOne', ['a']],
+      ['insertOne', ['b']],
+      ['insertOne', ['a']],
+    ]);
+    for (const c of calls) c.release();
+    expect(await Promise.all(inserts)).toEqual([true, true, false]);
   });
 
   it('a target that throws at once still settles its group and does not block later inserts', async () => {
@@ -196,9 +286,9 @@ describe('InsertCoalescer', () => {
         throw new Error('thrown, not rejected');
       },
       existing: () => Promise.resolve(new Set()),
-      putAll: () => Promise.resolve(),
+      putAll: () => Promise.resolve([]),
     };
-    const coalescer = new InsertCoalescer<Item>((i) => i.key, target);
+    const coalescer = new InsertCoalescer<Item>((i) => i.key, target, true);
 
     await expect(coalescer.insert(item('a'))).rejects.toThrow('thrown, not rejected');
     await expect(coalescer.insert(item('b'))).rejects.toThrow('thrown, not rejected');
@@ -206,14 +296,13 @@ describe('InsertCoalescer', () => {
 });
 
 describe('sharedInsertCoalescer', () => {
-  it('is one coalescer per client and name, so repositories on one client are one writer', () => {
-    const client = {};
+  it('is one coalescer per name in the process, so repositories of one table are one writer', () => {
     const make = () => gatedTable().coalescer;
+    const name = `FleetTable-${Math.random()}`;
 
-    const first = sharedInsertCoalescer(client, 'FleetTable', make);
+    const first = sharedInsertCoalescer(name, make);
 
-    expect(sharedInsertCoalescer(client, 'FleetTable', make)).toBe(first);
-    expect(sharedInsertCoalescer(client, 'OtherTable', make)).not.toBe(first);
-    expect(sharedInsertCoalescer({}, 'FleetTable', make)).not.toBe(first);
+    expect(sharedInsertCoalescer(name, make)).toBe(first);
+    expect(sharedInsertCoalescer(`${name}-other`, make)).not.toBe(first);
   });
 });
