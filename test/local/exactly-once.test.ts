@@ -137,3 +137,20 @@ describe('results recorded at once (the local fleet writes them in groups)', () 
     for (let i = 0; i < 10; i++) expect(stored.get(`p${i}`)?.success).toBe(true);
   });
 });
+
+describe('a result DynamoDB refuses, among results recorded together', () => {
+  it('fails only its own task: the others of its write are stored one by one', async () => {
+    // t150 echoes a number DynamoDB cannot hold, so its result cannot be stored.
+    const tasks = Array.from({ length: 300 }, (_, i) => ({ id: `t${i}`, type: 'echo', data: i === 150 ? { big: 1e20 } : { i } }));
+    const batchId = (await api<{ batchId: string }>(fleet.url, 'POST', '/batches', { tasks })).body.batchId;
+
+    const finished = await waitForBatch(fleet.url, batchId, 60_000);
+
+    expect(finished).toMatchObject({ status: 'partial', completedTasks: 299, failedTasks: 1 });
+    const { results } = await readAllResults(fleet.url, batchId, 1000);
+    const failed = results.filter((r) => !r.success);
+    expect(failed.map((r) => r.taskId)).toEqual(['t150']);
+    expect(failed[0]?.error).toContain('MAX_SAFE_INTEGER');
+    expect(results).toHaveLength(300);
+  });
+});
