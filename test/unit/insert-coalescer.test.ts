@@ -48,6 +48,27 @@ const settled = async (promise: Promise<unknown>) => {
 const flush = () => settled(Promise.resolve());
 const item = (key: string, value = 1): Item => ({ key, value });
 
+/** 'dup' twice and 'other', queued behind a lone write; that write is done, and their group's read is pending. */
+async function queuedDuplicate() {
+  const { coalescer, calls, stored } = gatedTable();
+  void coalescer.insert(item('first'));
+  const original = coalescer.insert(item('dup', 1));
+  const duplicate = coalescer.insert(item('dup', 2));
+  const other = coalescer.insert(item('other'));
+  calls[0]!.release();
+  await flush();
+  return { calls, stored, original, duplicate, other };
+}
+
+/** After its original failed, the second insert of 'dup' is decided again: alone, as a conditional put, and stored. */
+async function expectDecidedAgain(calls: Call[], stored: Map<string, Item>, second: Promise<boolean>) {
+  await flush();
+  expect(calls.at(-1)).toMatchObject({ kind: 'insertOne', keys: ['dup'] });
+  calls.at(-1)!.release();
+  expect(await second).toBe(true);
+  expect(stored.get('dup')).toEqual(item('dup', 2));
+}
+
 describe('InsertCoalescer', () => {
   it('writes a lone insert at once as one conditional put, and resolves only when it is stored', async () => {
     const { coalescer, calls, stored } = gatedTable();
@@ -110,14 +131,7 @@ describe('InsertCoalescer', () => {
   });
 
   it('the same key twice while queued: written once, and the second insert reports false', async () => {
-    const { coalescer, calls, stored } = gatedTable();
-    void coalescer.insert(item('first'));
-    const original = coalescer.insert(item('dup', 1));
-    const duplicate = coalescer.insert(item('dup', 2));
-    const other = coalescer.insert(item('other'));
-
-    calls[0]!.release();
-    await flush();
+    const { calls, stored, original, duplicate, other } = await queuedDuplicate();
     expect(calls[1]!.keys).toEqual(['dup', 'other']);
     calls[1]!.release();
     await flush();
@@ -150,12 +164,8 @@ describe('InsertCoalescer', () => {
 
     calls[0]!.fail(new Error('ProvisionedThroughputExceededException'));
     await expect(original).rejects.toThrow('ProvisionedThroughputExceededException');
-    await flush();
-    expect(calls[1]).toMatchObject({ kind: 'insertOne', keys: ['dup'] });
-    calls[1]!.release();
 
-    expect(await retry).toBe(true);
-    expect(stored.get('dup')).toEqual(item('dup', 2));
+    await expectDecidedAgain(calls, stored, retry);
   });
 
   it('a failed existence read rejects its whole group, stores nothing, and later inserts still go through', async () => {
@@ -247,23 +257,13 @@ describe('InsertCoalescer', () => {
   });
 
   it('a queued duplicate whose original fails decides again instead of failing with it', async () => {
-    const { coalescer, calls, stored } = gatedTable();
-    void coalescer.insert(item('first'));
-    const original = coalescer.insert(item('dup', 1));
-    const duplicate = coalescer.insert(item('dup', 2));
-    const other = coalescer.insert(item('other'));
-    calls[0]!.release();
-    await flush();
+    const { calls, stored, original, duplicate, other } = await queuedDuplicate();
 
     calls[1]!.fail(new Error('read failed'));
     await expect(original).rejects.toThrow('read failed');
     await expect(other).rejects.toThrow('read failed');
-    await flush();
-    expect(calls[2]).toMatchObject({ kind: 'insertOne', keys: ['dup'] });
-    calls[2]!.release();
 
-    expect(await duplicate).toBe(true);
-    expect(stored.get('dup')).toEqual(item('dup', 2));
+    await expectDecidedAgain(calls, stored, duplicate);
   });
 
   it('with grouping off (any process that is not the only writer), every insert is its own conditional put', async () => {
