@@ -784,7 +784,7 @@ export class Interpreter {
     for (let i = 0; i < outputs.length; i++) {
       const failure = failures.get(i);
       if (failure) {
-        failed.push(withMetadata(records?.[i], { Status: 'FAILED', Error: failure.error, Cause: failure.cause_ }));
+        failed.push(withMetadata(records?.[i], { Status: records?.[i]?.Status === 'TIMED_OUT' ? 'TIMED_OUT' : 'FAILED', Error: failure.error, Cause: failure.cause_ }));
       } else if (records) {
         const record = records[i];
         succeeded.push(withMetadata(record, { Output: JSON.stringify(record?.Output ?? null), OutputDetails: { Included: true } }));
