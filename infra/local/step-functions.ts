@@ -265,7 +265,7 @@ export class LocalStepFunctions {
       throw new ServiceError('ExecutionNotRedrivable', `Execution is ${execution.status}: only FAILED and TIMED_OUT executions can be redriven locally`);
     }
     if (isHistoryLimitFailure(execution.error, execution.cause)) {
-      // Redrive continues the same history, which is full (redrive.html: not redrivable when it "exceeded 25,000 history events").
+      // Redrive continues the same history, which is full (API_DescribeExecution.html's redriveStatusReason: "Execution history event limit exceeded.").
       throw new ServiceError('ExecutionNotRedrivable', 'Execution failed because it reached the maximum number of history events (25000); it cannot be redriven');
     }
     if (execution.stopDate && Date.now() - execution.stopDate.getTime() > REDRIVE_DAYS * 86_400_000) {
@@ -403,6 +403,8 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
         redriveCount: e.redriveCount,
         redriveDate: seconds(e.redriveDate),
         redriveStatus: REDRIVABLE.has(e.status) && !isHistoryLimitFailure(e.error, e.cause) ? 'REDRIVABLE' : 'NOT_REDRIVABLE',
+        // DescribeExecution's own wording for this reason.
+        redriveStatusReason: isHistoryLimitFailure(e.error, e.cause) ? 'Execution history event limit exceeded.' : undefined,
       };
     },
     RedriveExecution: (b) => ({ redriveDate: seconds(service.redriveExecution(String(b.executionArn)).redriveDate) }),

@@ -8,8 +8,8 @@
  * - START: https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
  *   (input: "Length constraints apply to the payload size, and are expressed as bytes in UTF-8 encoding. Maximum length of 262144.")
  * - QUOTAS: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
- * - REDRIVE: https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html
- *   (an execution that failed for exceeding 25,000 history events is not redrivable)
+ * - REDRIVE: https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html
+ *   (redriveStatus NOT_REDRIVABLE, redriveStatusReason "Execution history event limit exceeded.")
  * - MAPRUN_COUNTS: https://docs.aws.amazon.com/step-functions/latest/apireference/API_MapRunExecutionCounts.html
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -84,7 +84,10 @@ describe(`the history limit (QUOTAS)`, () => {
     // 1 + 7 × 3,571 = 24,998; TaskStateEntered is 24,999, and TaskScheduled would be 25,000: 3,571 calls.
     expect(invoker.calls).toHaveLength(3_571);
     expect(execution.history.events).toBe(24_999);
-    expect(operations.DescribeExecution?.({ executionArn: ARN('loop') })).toMatchObject({ redriveStatus: 'NOT_REDRIVABLE' });
+    expect(operations.DescribeExecution?.({ executionArn: ARN('loop') })).toMatchObject({
+      redriveStatus: 'NOT_REDRIVABLE',
+      redriveStatusReason: 'Execution history event limit exceeded.',
+    });
     expect(serviceError(() => sfn.redriveExecution(ARN('loop'))).type).toBe('ExecutionNotRedrivable');
   });
 
