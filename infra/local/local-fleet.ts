@@ -54,6 +54,8 @@ export interface LocalFleetOptions {
   inMemory?: boolean;
   /** Milliseconds per second of Step Functions retry delay. @default 1000 (as on AWS) */
   retryUnitMs?: number;
+  /** How long an Express child execution may run before it ends TIMED_OUT, for tests. @default 300000 (AWS's 5 minutes) */
+  expressMaxDurationMs?: number;
   /** Most tasks in one batch. @default 100000 */
   maxTasksPerBatch?: number;
   /** Largest request body. @default 5 MiB */
@@ -222,7 +224,13 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   const lambda = new LocalLambda(resources.functions, REPO_ROOT);
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
-  const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000, journal });
+  const stepFunctions = new LocalStepFunctions({
+    invoker: lambda,
+    objects,
+    retryUnitMs: options.retryUnitMs ?? 1000,
+    ...(options.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: options.expressMaxDurationMs } : {}),
+    journal,
+  });
   stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
   const sfnEndpoint = await serveStepFunctions(stepFunctions);
 
