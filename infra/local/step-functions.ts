@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { loadDefinition, type StateMachineDefinition } from './asl/definition';
 import { Interpreter, MapRun, StatesError, type InterpreterOptions } from './asl/interpreter';
 import { ExecutionJournal, REDRIVABLE, REDRIVE_DAYS, type ExecutionStatus, type JournaledExecution } from './journal';
+import { refuse, requestVerifier, type LocalCredentials } from './emulator-guard';
 
 export interface LocalExecution {
   executionArn: string;
@@ -411,12 +412,29 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
 }
 
 /** Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. */
-export async function serveStepFunctions(service: LocalStepFunctions): Promise<{ url: string; close: () => Promise<void> }> {
+/**
+ * Serves the service's JSON protocol on loopback. With `credentials`, as on
+ * the other local emulators (emulator-guard.ts), only requests signed with
+ * them are served: no web page or other process can start or stop executions.
+ */
+export async function serveStepFunctions(
+  service: LocalStepFunctions,
+  options: { credentials?: LocalCredentials } = {},
+): Promise<{ url: string; close: () => Promise<void> }> {
   const operations = stepFunctionsOperations(service);
+  const verifier = options.credentials ? requestVerifier('states', options.credentials) : undefined;
   const server = http.createServer((req, res) => {
+    const early = verifier?.precheck(req);
+    if (early) {
+      req.resume();
+      return refuse(res, 'states', early);
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
+    req.on('end', () => void answer());
+    const answer = async () => {
+      const refusal = await verifier?.check(req, Buffer.concat(chunks)).catch(() => 'bad-signature' as const);
+      if (refusal) return refuse(res, 'states', refusal);
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(body));
@@ -432,7 +450,7 @@ export async function serveStepFunctions(service: LocalStepFunctions): Promise<{
         if (error instanceof ServiceError) return reply(error.status, { __type: error.type, message: error.message });
         reply(500, { __type: 'InternalFailure', message: (error as Error).message });
       }
-    });
+    };
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
