@@ -1,0 +1,149 @@
+/**
+ * Local storage lost mid-flight: the local DynamoDB's process (dynalite, a
+ * child of the fleet) dies while the fleet runs.
+ *
+ * - On its own: the fleet restarts it on the same endpoint over the same
+ *   folder and says so in one WARN line; /healthz answers 503 naming DynamoDB
+ *   while the table is unreachable and 200 once it is back; everything written
+ *   before is read back after.
+ * - End to end: killed after N results of a 10,000-task batch are recorded
+ *   (a count, not a time), the batch finishes by itself with every task run
+ *   and recorded exactly once, and counts equal to its results. This relies on
+ *   the run leg treating "cannot record" as transient (Fleet.StorageUnavailable,
+ *   retried without consuming attempts) and on Start/Finish batch retrying
+ *   storage errors.
+ *
+ * The fleet runs in this process, over a data folder of its own, so the test
+ * knows the DynamoDB process's pid and kills only that.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
+import { api, readAllResults, waitForBatch, waitUntil } from './helpers';
+
+const fleets: LocalFleet[] = [];
+const folders: string[] = [];
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const fleet of fleets.splice(0)) {
+    // A stopped process would never answer close(); let it go first.
+    try {
+      process.kill(fleet.dynamoDbPid, 'SIGCONT');
+    } catch {
+      // already gone
+    }
+    await fleet.close({ drainMs: 0 });
+  }
+  for (const folder of folders.splice(0)) rmSync(folder, { recursive: true, force: true });
+});
+
+async function start(onStorageLost: (error: Error) => void): Promise<LocalFleet> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'fleet-storage-loss-'));
+  folders.push(dataDir);
+  const fleet = await startLocalFleet({ port: 0, dataDir, retryUnitMs: 1, sweepIntervalMs: 0, dashboard: false, onStorageLost });
+  fleets.push(fleet);
+  return fleet;
+}
+
+/** The fleet's WARN lines about its DynamoDB process, from console.error. */
+function warnings(spy: { mock: { calls: unknown[][] } }): string[] {
+  return spy.mock.calls.map((call) => String(call[0])).filter((line) => line.includes('WARN the local DynamoDB process'));
+}
+
+type Health = { ok: boolean; unavailable?: string[]; error?: { code: string; message: string } };
+
+async function healthWhen(url: string, status: number): Promise<Health> {
+  return waitUntil(async () => {
+    const health = await api<Health>(url, 'GET', '/healthz');
+    return health.status === status ? health.body : undefined;
+  }, 120_000);
+}
+
+describe('local storage supervision', () => {
+  it('restarts a killed DynamoDB process with its data on the same endpoint; /healthz is 503 while it is unreachable, 200 after', { timeout: 300_000 }, async () => {
+    const lost = vi.fn();
+    const logged = vi.spyOn(console, 'error');
+    const fleet = await start(lost);
+    const tasks = Array.from({ length: 40 }, (_, i) => ({ id: `t${i}`, type: 'echo', data: { i } }));
+    const submitted = await api<BatchStatus>(fleet.url, 'POST', '/batches', { tasks });
+    expect(submitted.status).toBe(202);
+    const before = await waitForBatch(fleet.url, submitted.body.batchId, 60_000);
+    expect(before).toMatchObject({ status: 'completed', completedTasks: 40 });
+    const resultsBefore = (await readAllResults(fleet.url, before.batchId)).results;
+    expect((await api(fleet.url, 'GET', '/healthz')).body).toEqual({ ok: true });
+
+    // Frozen first: the table stops answering, and /healthz must say so.
+    const firstPid = fleet.dynamoDbPid;
+    process.kill(firstPid, 'SIGSTOP');
+    const down = await healthWhen(fleet.url, 503);
+    expect(down).toMatchObject({ ok: false, unavailable: ['dynamodb'], error: { code: 'dependency_unavailable' } });
+    // Then dead: the supervisor starts another on the same endpoint, over the same folder.
+    process.kill(firstPid, 'SIGKILL');
+    expect(await healthWhen(fleet.url, 200)).toEqual({ ok: true });
+
+    expect(fleet.dynamoDbPid).not.toBe(firstPid);
+    expect(warnings(logged)).toHaveLength(1);
+    expect(warnings(logged)[0]).toMatch(/ended unexpectedly \(code null, signal SIGKILL\); restarting it on http:\/\/127\.0\.0\.1:\d+/);
+    expect(lost).not.toHaveBeenCalled();
+    // Written before the kill, read after it.
+    const after = await api<BatchStatus>(fleet.url, 'GET', `/batches/${before.batchId}`);
+    expect(after.status).toBe(200);
+    expect(after.body).toMatchObject({ status: 'completed', totalTasks: 40, completedTasks: 40, failedTasks: 0 });
+    const resultsAfter = (await readAllResults(fleet.url, before.batchId)).results;
+    expect(resultsAfter).toEqual(resultsBefore);
+    // And the fleet goes on: a new batch runs.
+    const next = await api<BatchStatus>(fleet.url, 'POST', '/batches', { tasks: tasks.map((t) => ({ ...t, id: `n-${t.id}` })) });
+    expect(await waitForBatch(fleet.url, next.body.batchId, 60_000)).toMatchObject({ status: 'completed', completedTasks: 40 });
+  });
+});
+
+describe('a 10,000-task batch when the DynamoDB process is killed mid-batch', () => {
+  it('finishes by itself, every task run and recorded exactly once, counts equal to the results', { timeout: 600_000 }, async () => {
+    const lost = vi.fn();
+    const logged = vi.spyOn(console, 'error');
+    const fleet = await start(lost);
+    expect((await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 32 })).status).toBe(200);
+    const total = 10_000;
+    // Small tasks (1-8 ms), all of which succeed on their first attempt when nothing else goes wrong.
+    const tasks = Array.from({ length: total }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 1 + (i % 8) } }));
+    const submitted = await api<BatchStatus>(fleet.url, 'POST', '/batches', { tasks });
+    expect(submitted.status).toBe(202);
+    const batchId = submitted.body.batchId;
+
+    // Count-bounded: the kill comes once 2,000 results are recorded, whatever the time.
+    const progress = await waitUntil(async () => {
+      const now = await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`);
+      if (now.body.status !== 'processing' && now.body.status !== 'pending') throw new Error(`the batch ended before the kill: ${now.text}`);
+      return now.body.completedTasks + now.body.failedTasks >= 2_000 ? now.body : undefined;
+    }, 300_000, 50);
+    const killedPid = fleet.dynamoDbPid;
+    process.kill(killedPid, 'SIGKILL');
+    expect(progress.completedTasks + progress.failedTasks).toBeLessThan(total);
+
+    // Storage back (the supervisor restarted it), the batch ends without anyone's help.
+    await healthWhen(fleet.url, 200);
+    expect(fleet.dynamoDbPid).not.toBe(killedPid);
+    const final = await waitForBatch(fleet.url, batchId, 300_000, 250);
+    expect(warnings(logged)).toHaveLength(1);
+    expect(lost).not.toHaveBeenCalled();
+
+    const { results } = await readAllResults(fleet.url, batchId, 1000);
+    const byTask = new Map<string, TaskResult[]>();
+    for (const result of results) byTask.set(result.taskId, [...(byTask.get(result.taskId) ?? []), result]);
+    // Counts equal to the results, one result per task.
+    expect(final.completedTasks).toBe(results.filter((r) => r.success).length);
+    expect(final.failedTasks).toBe(results.filter((r) => !r.success).length);
+    expect(byTask.size).toBe(total);
+    expect([...byTask.values()].every((list) => list.length === 1)).toBe(true);
+    // No task failed because storage was away: each succeeded, on its first attempt
+    // (a storage outage is retried without consuming the task's attempts).
+    const failed = results.filter((r) => !r.success);
+    expect(failed.map((r) => `${r.taskId}: ${r.error}`).slice(0, 5)).toEqual([]);
+    expect(results.filter((r) => r.attempts !== 1).map((r) => `${r.taskId}: ${r.attempts}`).slice(0, 5)).toEqual([]);
+    expect(final).toMatchObject({ status: 'completed', totalTasks: total, completedTasks: total, failedTasks: 0, progress: 1 });
+  });
+});
