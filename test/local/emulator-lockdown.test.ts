@@ -19,7 +19,7 @@ import { DynamoDBClient, GetItemCommand, ListTablesCommand, UpdateItemCommand } 
 import { HeadObjectCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import type { Client } from '@smithy/smithy-client';
+import type { MiddlewareStack } from '@smithy/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import { LOCAL_REGION } from '../../infra/local/template';
@@ -60,8 +60,8 @@ function sdk(service: Service, credentials: Credentials): DynamoDBClient | S3Cli
 }
 
 /** Adds an Origin header after the request is signed, as a page's script would have it (if it could sign at all). */
-function withOrigin<C extends Client<never, never, never, never>>(sdkClient: C): C {
-  sdkClient.middlewareStack.add(
+function withOrigin<C extends { middlewareStack: unknown }>(sdkClient: C): C {
+  (sdkClient.middlewareStack as MiddlewareStack<object, object>).add(
     (next) => (args) => {
       (args.request as { headers: Record<string, string> }).headers.origin = 'https://evil.example';
       return next(args);
