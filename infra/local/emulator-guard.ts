@@ -15,8 +15,6 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
-import { SignatureV4 } from '@smithy/signature-v4';
-import type { Checksum, SourceData } from '@smithy/types';
 
 export interface LocalCredentials {
   accessKeyId: string;
@@ -65,39 +63,64 @@ const ANSWERS: Record<GuardedService, Record<Refusal, [number, string, string]>>
   },
 };
 
-/** SHA-256 (keyed: HMAC) on Node's crypto, in the shape the signer takes. */
-class NodeSha256 implements Checksum {
-  private hash: ReturnType<typeof createHash> | ReturnType<typeof createHmac>;
-  constructor(private readonly secret?: SourceData) {
-    this.hash = this.fresh();
-  }
-  private fresh() {
-    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBuffer(this.secret));
-  }
-  update(data: Uint8Array): void {
-    this.hash.update(data);
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.hash.digest()));
-  }
-  reset(): void {
-    this.hash = this.fresh();
-  }
-}
-
-function toBuffer(data: SourceData): Buffer {
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
-}
-
 const AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;_.-]+), ?Signature=([0-9a-f]{64})$/;
+const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
-/** Builds the checker for one service; `check` resolves to a refusal, or undefined when the request may pass. */
+/** RFC 3986 encoding, as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
+const escapeUri = (text: string) => encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const sha256Hex = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
+const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
+
+/**
+ * The canonical path, as the SDK signs it: S3 signs the path as sent; the
+ * other services normalise it and escape it once more.
+ */
+function canonicalPath(service: GuardedService, path: string): string {
+  if (service === 's3') return path;
+  const segments: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(segment);
+  }
+  const normalized = `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${segments.length > 0 && path.endsWith('/') ? '/' : ''}`;
+  return escapeUri(normalized).replace(/%2F/g, '/');
+}
+
+/** The canonical query: each key and value decoded, then RFC 3986-encoded, sorted by key, a key's values sorted too. */
+function canonicalQuery(search: string): string {
+  const byKey = new Map<string, string[]>();
+  for (const [key, value] of new URLSearchParams(search)) {
+    if (key.toLowerCase() === 'x-amz-signature') continue;
+    const encoded = escapeUri(key);
+    byKey.set(encoded, [...(byKey.get(encoded) ?? []), `${encoded}=${escapeUri(value)}`]);
+  }
+  return [...byKey.keys()]
+    .sort()
+    .map((key) => (byKey.get(key) ?? []).sort().join('&'))
+    .join('&');
+}
+
+/**
+ * Builds the checker for one service. It recomputes the request's SigV4
+ * signature (https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html)
+ * with node:crypto: on the path of every DynamoDB request, so it must be cheap
+ * (the signing key is derived once a day per region). test/unit/emulator-guard.test.ts
+ * checks it against the SDK's own signer.
+ */
 export function requestVerifier(service: GuardedService, credentials: LocalCredentials) {
-  // S3 signs paths as they are sent; the other services' paths are escaped once more (the SDK's own settings).
-  const signer = new SignatureV4({ credentials, region: 'any', service, sha256: NodeSha256, uriEscapePath: service !== 's3', applyChecksum: false });
   const expectedId = Buffer.from(credentials.accessKeyId);
+  const signingKeys = new Map<string, Buffer>();
+  const signingKey = (day: string, region: string) => {
+    const cacheKey = `${day}/${region}`;
+    let key = signingKeys.get(cacheKey);
+    if (!key) {
+      key = hmac(hmac(hmac(hmac(`AWS4${credentials.secretAccessKey}`, day), region), service), 'aws4_request');
+      if (signingKeys.size > 16) signingKeys.clear();
+      signingKeys.set(cacheKey, key);
+    }
+    return key;
+  };
   return {
     /** What can be decided from the headers alone. */
     precheck(req: http.IncomingMessage): Refusal | undefined {
@@ -111,44 +134,44 @@ export function requestVerifier(service: GuardedService, credentials: LocalCrede
       if (id.length !== expectedId.length || !timingSafeEqual(id, expectedId)) return 'unknown-key';
       return undefined;
     },
-    /** The full check: recomputes the signature over the signed headers and the body (or its declared hash, S3). */
-    async check(req: http.IncomingMessage, body: Buffer | undefined): Promise<Refusal | undefined> {
+    /**
+     * The full check: recomputes the signature over the signed headers and
+     * the body's hash; without the body (S3, streamed), over the hash the
+     * request declares in its signed x-amz-content-sha256 header.
+     */
+    check(req: http.IncomingMessage, body: Buffer | undefined): Refusal | undefined {
       const early = this.precheck(req);
       if (early) return early;
-      const [, , , region, signedService, signedHeaderList, signature] = AUTHORIZATION.exec(req.headers.authorization ?? '') ?? [];
-      const date = String(req.headers['x-amz-date'] ?? '');
-      const when = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(date);
-      if (!when || signedService !== service || !region || !signedHeaderList || !signature) return 'bad-signature';
-      const signingDate = new Date(Date.UTC(+when[1]!, +when[2]! - 1, +when[3]!, +when[4]!, +when[5]!, +when[6]!));
-      // As AWS: a signature older or newer than 15 minutes is refused (a captured request cannot be replayed later).
-      if (Math.abs(Date.now() - signingDate.getTime()) > 15 * 60_000) return 'bad-signature';
-      const headers: Record<string, string> = {};
+      const [, , day, region, signedService, signedHeaderList, signature] = AUTHORIZATION.exec(req.headers.authorization ?? '') ?? [];
+      const amzDate = String(req.headers['x-amz-date'] ?? '');
+      const when = AMZ_DATE.exec(amzDate);
+      if (!when || !day || !amzDate.startsWith(day) || signedService !== service || !region || !signedHeaderList || !signature) return 'bad-signature';
+      const signedAt = Date.UTC(Number(when[1]), Number(when[2]) - 1, Number(when[3]), Number(when[4]), Number(when[5]), Number(when[6]));
+      // As AWS: a signature more than 15 minutes off is refused, so a captured request cannot be replayed later.
+      if (Math.abs(Date.now() - signedAt) > 15 * 60_000) return 'bad-signature';
+      const headerLines: string[] = [];
       for (const name of signedHeaderList.split(';')) {
         const value = req.headers[name];
         if (value === undefined) return 'bad-signature';
-        headers[name] = Array.isArray(value) ? value.join(',') : value;
+        headerLines.push(`${name}:${(Array.isArray(value) ? value.join(',') : value).trim().replace(/\s+/g, ' ')}`);
       }
-      const url = new URL(req.url ?? '/', 'http://localhost');
-      const query: Record<string, string | string[]> = {};
-      for (const [key, value] of url.searchParams) {
-        const seen = query[key];
-        query[key] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
-      }
-      const signed = await signer.sign(
-        {
-          method: req.method ?? 'GET',
-          protocol: 'http:',
-          hostname: 'localhost',
-          path: url.pathname,
-          query,
-          headers,
-          ...(headers['x-amz-content-sha256'] === undefined ? { body: body ?? Buffer.alloc(0) } : {}),
-        },
-        { signingDate, signingRegion: region, signingService: service },
-      );
-      const computed = /Signature=([0-9a-f]{64})$/.exec(String(signed.headers.authorization ?? ''))?.[1] ?? '';
-      const given = Buffer.from(signature);
-      return computed.length === given.length && timingSafeEqual(Buffer.from(computed), given) ? undefined : 'bad-signature';
+      // With the body at hand, its own hash; a declared one (signed, as S3 and some clients send it) must match it.
+      const declaredHash = req.headers['x-amz-content-sha256'];
+      const payloadHash = body ? sha256Hex(body) : typeof declaredHash === 'string' ? declaredHash : sha256Hex('');
+      if (body && typeof declaredHash === 'string' && declaredHash !== payloadHash) return 'bad-signature';
+      const target = req.url ?? '/';
+      const queryAt = target.indexOf('?');
+      const canonicalRequest = [
+        req.method ?? 'GET',
+        canonicalPath(service, queryAt === -1 ? target : target.slice(0, queryAt)),
+        queryAt === -1 ? '' : canonicalQuery(target.slice(queryAt + 1)),
+        `${headerLines.join('\n')}\n`,
+        signedHeaderList,
+        payloadHash,
+      ].join('\n');
+      const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${day}/${region}/${service}/aws4_request\n${sha256Hex(canonicalRequest)}`;
+      const computed = createHmac('sha256', signingKey(day, region)).update(stringToSign, 'utf8').digest();
+      return timingSafeEqual(computed, Buffer.from(signature, 'hex')) ? undefined : 'bad-signature';
     },
   };
 }
@@ -173,7 +196,8 @@ const MAX_SIGNED_BODY = 16 * 1024 * 1024;
 /**
  * Puts the check in front of every `request` listener `server` has now (the
  * emulator's own). Call it before the server listens. S3 requests declare
- * their payload's hash in a signed header, so they stream through untouched;
+ * their payload's hash in a signed header (x-amz-content-sha256), so they
+ * stream through untouched, and s3rver stores what arrives;
  * the JSON services' bodies are read first (they are small), checked, and
  * handed on as a request the emulator reads as usual.
  */
@@ -193,12 +217,9 @@ export function guardServer(server: http.Server, options: { service: GuardedServ
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const early = verifier.precheck(req);
     if (early) return deny(req, res, early);
-    if (req.headers['x-amz-content-sha256'] !== undefined) {
-      verifier.check(req, undefined).then(
-        (refusal) => (refusal ? deny(req, res, refusal) : pass(req, res)),
-        () => deny(req, res, 'bad-signature'),
-      );
-      return;
+    if (service === 's3') {
+      const refusal = verifier.check(req, undefined);
+      return refusal ? deny(req, res, refusal) : pass(req, res);
     }
     const chunks: Buffer[] = [];
     let size = 0;
@@ -213,10 +234,9 @@ export function guardServer(server: http.Server, options: { service: GuardedServ
         return void res.end();
       }
       const body = Buffer.concat(chunks);
-      verifier.check(req, body).then(
-        (refusal) => (refusal ? refuse(res, service, refusal) : pass(replay(req, body), res)),
-        () => refuse(res, service, 'bad-signature'),
-      );
+      const refusal = verifier.check(req, body);
+      if (refusal) refuse(res, service, refusal);
+      else pass(replay(req, body), res);
     });
   });
 }

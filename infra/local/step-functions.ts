@@ -411,9 +411,8 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
   };
 }
 
-/** Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. */
 /**
- * Serves the service's JSON protocol on loopback. With `credentials`, as on
+ * Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. With `credentials`, as on
  * the other local emulators (emulator-guard.ts), only requests signed with
  * them are served: no web page or other process can start or stop executions.
  */
@@ -431,9 +430,8 @@ export async function serveStepFunctions(
     }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => void answer());
-    const answer = async () => {
-      const refusal = await verifier?.check(req, Buffer.concat(chunks)).catch(() => 'bad-signature' as const);
+    req.on('end', () => {
+      const refusal = verifier?.check(req, Buffer.concat(chunks));
       if (refusal) return refuse(res, 'states', refusal);
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
@@ -450,7 +448,7 @@ export async function serveStepFunctions(
         if (error instanceof ServiceError) return reply(error.status, { __type: error.type, message: error.message });
         reply(500, { __type: 'InternalFailure', message: (error as Error).message });
       }
-    };
+    });
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
