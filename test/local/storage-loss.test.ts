@@ -16,12 +16,14 @@
  * The fleet runs in this process, over a data folder of its own, so the test
  * knows the DynamoDB process's pid and kills only that.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
+import { signalAndWait, startFleetProcess } from './fleet-process';
 import { api, readAllResults, waitForBatch, waitUntil } from './helpers';
 
 // One fleet for the file: the handlers' modules, and their clients, live once per process.
@@ -143,5 +145,32 @@ describe('a 10,000-task batch when the DynamoDB process is killed mid-batch', ()
     const retried = results.filter((r) => r.attempts !== 1);
     expect.soft(retried.map((r) => `${r.taskId}: ${r.attempts}`).slice(0, 3), `results after more than one attempt (${retried.length} in all)`).toEqual([]);
     expect.soft(final, 'the batch at its end').toMatchObject({ status: 'completed', totalTasks: total, completedTasks: total, failedTasks: 0, progress: 1 });
+  });
+});
+
+describe('npm start in memory, when its DynamoDB process dies', () => {
+  it('exits with code 1 and says why (the data is gone; a supervisor must start it again)', { timeout: 180_000 }, async () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'fleet-storage-loss-memory-'));
+    const fleet = await startFleetProcess(folder, { FLEET_IN_MEMORY: '1' });
+    try {
+      // The fleet's own child running dynamodb-process.ts (ps works on Linux and macOS alike).
+      const child = execFileSync('ps', ['-A', '-o', 'pid=,ppid=,args='], { encoding: 'utf8' })
+        .split('\n')
+        .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+        .find((match) => match && Number(match[2]) === fleet.pid && match[3]?.includes('dynamodb-process'));
+      expect(child?.[1]).toBeDefined();
+      process.kill(Number(child?.[1]), 'SIGKILL');
+
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the fleet did not exit after its DynamoDB process died:\n${fleet.output()}`)), 120_000);
+      });
+      const exit = await Promise.race([fleet.exited, bound]).finally(() => clearTimeout(timer));
+      expect(exit).toEqual({ code: 1, signal: null });
+      expect(fleet.output()).toMatch(/fleet: the local DynamoDB process ended unexpectedly \(code null, signal SIGKILL\) and its data was in memory only/);
+    } finally {
+      if (fleet.child.exitCode === null && fleet.child.signalCode === null) await signalAndWait(fleet, 'SIGKILL');
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });
