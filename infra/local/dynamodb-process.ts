@@ -113,6 +113,8 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
   let closing = false;
   let failed = false;
   let restarts = 0;
+  /** A restart under way, so close() can wait for the process it starts. */
+  let restarting: Promise<void> | undefined;
   /** When the process ended unexpectedly or failed to start again, within the window. */
   const ends: number[] = [];
 
@@ -150,8 +152,8 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
       if (closing) return;
       try {
         const next = await spawnChild({ path: options.path, port }, options.credentials);
-        if (closing) return void (await closeChild(next.child));
         current = next.child;
+        if (closing) return;
         restarts++;
         supervise(current);
         return;
@@ -163,7 +165,8 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
 
   const supervise = (child: ChildProcess) => {
     child.once('exit', (code, signal) => {
-      if (!closing) void restart(`code ${code}, signal ${signal}`);
+      if (closing) return;
+      restarting = restart(`code ${code}, signal ${signal}`).finally(() => (restarting = undefined));
     });
   };
   supervise(current);
@@ -176,9 +179,10 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
     get restarts() {
       return restarts;
     },
-    close: () => {
+    close: async () => {
       closing = true;
-      return closeChild(current);
+      await restarting;
+      await closeChild(current);
     },
   };
 }
