@@ -14,6 +14,7 @@ import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoRetryStore } from './adapters/retry-store';
 import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
+import { DynamoStorageHealth } from './adapters/storage-health';
 import { count, countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
@@ -50,6 +51,8 @@ const service = new FleetService({
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
 
+const storage = new DynamoStorageHealth(dynamo(), env.TABLE_NAME);
+
 type Result = APIGatewayProxyStructuredResultV2;
 
 const json = (statusCode: number, body: unknown): Result => ({
@@ -83,7 +86,22 @@ interface Route {
 const query = (event: APIGatewayProxyEventV2, name: string) => event.queryStringParameters?.[name];
 
 const routes: Route[] = [
-  { pattern: /^\/healthz$/, methods: { GET: async () => json(200, { ok: true }) } },
+  {
+    pattern: /^\/healthz$/,
+    methods: {
+      // 503 names the dependency that is down; the reason itself stays in the log.
+      GET: async () => {
+        const health = await storage.check();
+        if (health.reachable) return json(200, { ok: true });
+        logger.warn('health check: the table is unreachable', { reason: health.reason });
+        return json(503, {
+          ok: false,
+          unavailable: ['dynamodb'],
+          ...errorBody('dependency_unavailable', 'the fleet cannot reach its storage (DynamoDB); batches and results cannot be read or written until it is back'),
+        });
+      },
+    },
+  },
   {
     pattern: /^\/batches$/,
     methods: {

@@ -18,6 +18,7 @@ import {
   type InterpreterOptions,
 } from './asl/interpreter';
 import { ExecutionJournal, REDRIVABLE, REDRIVE_DAYS, type ExecutionStatus, type JournaledExecution } from './journal';
+import { refuse, requestVerifier, type LocalCredentials } from './emulator-guard';
 
 export interface LocalExecution {
   executionArn: string;
@@ -442,13 +443,28 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
   };
 }
 
-/** Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. */
-export async function serveStepFunctions(service: LocalStepFunctions): Promise<{ url: string; close: () => Promise<void> }> {
+/**
+ * Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. With `credentials`, as on
+ * the other local emulators (emulator-guard.ts), only requests signed with
+ * them are served: no web page or other process can start or stop executions.
+ */
+export async function serveStepFunctions(
+  service: LocalStepFunctions,
+  options: { credentials?: LocalCredentials } = {},
+): Promise<{ url: string; close: () => Promise<void> }> {
   const operations = stepFunctionsOperations(service);
+  const verifier = options.credentials ? requestVerifier('states', options.credentials) : undefined;
   const server = http.createServer((req, res) => {
+    const early = verifier?.precheck(req);
+    if (early) {
+      req.resume();
+      return refuse(res, 'states', early);
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      const refusal = verifier?.check(req, Buffer.concat(chunks));
+      if (refusal) return refuse(res, 'states', refusal);
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(body));
