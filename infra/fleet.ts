@@ -217,6 +217,10 @@ export class Fleet extends Construct {
   readonly autoscalingSchedule?: scheduler.Schedule;
   readonly startBatchFunction: nodejs.NodejsFunction;
   readonly finishBatchFunction: nodejs.NodejsFunction;
+  /** Reconciles admission every minute (lambdas/admission-reconciler.ts). */
+  readonly admissionReconcilerFunction: nodejs.NodejsFunction;
+  /** Invokes the admission reconciler every minute. */
+  readonly admissionReconcilerSchedule: scheduler.Schedule;
   readonly stateMachine: sfn.StateMachine;
   readonly httpApi: apigw.HttpApi;
   /** The API's `$default` stage, with its throttling and access log. */
@@ -359,12 +363,19 @@ export class Fleet extends Construct {
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
     const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
     this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
-      environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType },
+      environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType, TASKS_BUCKET: this.tasksBucket.bucketName },
+      // A retry-failed run's Start batch writes its tasks file and clears up to every failed result once.
+      timeout: Duration.minutes(15),
     });
     this.finishBatchFunction = fn('FinishBatchFunction', 'lambdas/batch-lifecycle.ts', 'finish', {
+      environment: { TASKS_BUCKET: this.tasksBucket.bucketName },
       // Recounting a 100,000-task batch reads every result once.
       timeout: Duration.minutes(5),
     });
+    // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it.
+    this.startBatchFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
+    );
 
     const workflow = new BatchWorkflow(this, 'Workflow', {
       startBatchFunction: this.startBatchFunction,
@@ -423,16 +434,17 @@ export class Fleet extends Construct {
       ],
     });
     this.apiFunction.addToRolePolicy(updateMapRuns);
-    // Start and Finish batch re-share the fleet-wide cap, so they too change
-    // other batches' Map Runs. A standalone policy: were it in their default
-    // policies, each function would depend on the state machine that invokes
-    // it, a CloudFormation cycle.
+    // Finish batch hands the fleet-wide cap on: it re-shares it (other batches'
+    // Map Runs change) and admits the next batches (their executions start).
+    // Start batch reads its share. A standalone policy: were it in their
+    // default policies, each function would depend on the state machine that
+    // invokes it, a CloudFormation cycle.
     const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
     const capacitySharing = new iam.Policy(this, 'CapacitySharingPolicy', {
       roles: lifecycleRoles,
       statements: [
         new iam.PolicyStatement({
-          actions: ['states:ListMapRuns', 'states:DescribeExecution'],
+          actions: ['states:ListMapRuns', 'states:DescribeExecution', 'states:RedriveExecution'],
           resources: [
             Stack.of(this).formatArn({
               service: 'states',
@@ -442,8 +454,43 @@ export class Fleet extends Construct {
             }),
           ],
         }),
+        new iam.PolicyStatement({
+          actions: ['states:StartExecution'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'states',
+              resource: 'stateMachine',
+              resourceName: this.stateMachine.stateMachineName,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
         updateMapRuns,
       ],
+    });
+
+    // The admission safety net: every minute, frees the shares of batches whose
+    // execution ended without Finish batch, redrives executions that failed
+    // outside their tasks, and admits whatever an interrupted pass left queued.
+    const reconciler = fn('AdmissionReconcilerFunction', 'lambdas/admission-reconciler.ts', 'handler', {
+      environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
+      timeout: Duration.minutes(2),
+    });
+    reconciler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
+    this.table.grantReadWriteData(reconciler);
+    if (reconciler.role) capacitySharing.attachToRole(reconciler.role);
+    this.admissionReconcilerFunction = reconciler;
+    this.admissionReconcilerSchedule = new scheduler.Schedule(this, 'AdmissionReconcilerSchedule', {
+      schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+      // A missed run is not retried: the next one, a minute later, looks afresh.
+      target: new schedulerTargets.LambdaInvoke(reconciler, {
+        input: scheduler.ScheduleTargetInput.fromObject({}),
+        retryAttempts: 0,
+        role: new iam.Role(this, 'AdmissionReconcilerScheduleRole', {
+          assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({ StringEquals: { 'aws:SourceAccount': Stack.of(this).account } }),
+        }),
+      }),
+      description: 'Fleet admission: reclaim capacity held by ended executions, redrive failed ones, admit waiting batches',
     });
 
     if (props.autoscaling) {
