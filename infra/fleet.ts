@@ -372,10 +372,11 @@ export class Fleet extends Construct {
       // Recounting a 100,000-task batch reads every result once.
       timeout: Duration.minutes(5),
     });
-    // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it.
-    this.startBatchFunction.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
-    );
+    // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it
+    // (Finish batch is the same module, so the same code).
+    for (const lifecycle of [this.startBatchFunction, this.finishBatchFunction]) {
+      lifecycle.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
+    }
 
     const workflow = new BatchWorkflow(this, 'Workflow', {
       startBatchFunction: this.startBatchFunction,
@@ -436,35 +437,21 @@ export class Fleet extends Construct {
     this.apiFunction.addToRolePolicy(updateMapRuns);
     // Finish batch hands the fleet-wide cap on: it re-shares it (other batches'
     // Map Runs change) and admits the next batches (their executions start).
-    // Start batch reads its share. A standalone policy: were it in their
-    // default policies, each function would depend on the state machine that
-    // invokes it, a CloudFormation cycle.
+    // The autoscaler and the reconciler do the same. A standalone policy: were
+    // it in the lifecycle functions' default policies, each would depend on the
+    // state machine that invokes it, a CloudFormation cycle.
+    const executionsArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
     const capacitySharing = new iam.Policy(this, 'CapacitySharingPolicy', {
       roles: lifecycleRoles,
       statements: [
-        new iam.PolicyStatement({
-          actions: ['states:ListMapRuns', 'states:DescribeExecution', 'states:RedriveExecution'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 'states',
-              resource: 'execution',
-              resourceName: `${this.stateMachine.stateMachineName}:*`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          ],
-        }),
-        new iam.PolicyStatement({
-          actions: ['states:StartExecution'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 'states',
-              resource: 'stateMachine',
-              resourceName: this.stateMachine.stateMachineName,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          ],
-        }),
+        new iam.PolicyStatement({ actions: ['states:ListMapRuns', 'states:DescribeExecution'], resources: [executionsArn] }),
+        new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }),
         updateMapRuns,
       ],
     });
@@ -478,7 +465,14 @@ export class Fleet extends Construct {
     });
     reconciler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
     this.table.grantReadWriteData(reconciler);
-    if (reconciler.role) capacitySharing.attachToRole(reconciler.role);
+    if (reconciler.role) {
+      capacitySharing.attachToRole(reconciler.role);
+      // Only the reconciler redrives: an unfinished batch's execution that failed outside its tasks.
+      new iam.Policy(this, 'AdmissionRepairPolicy', {
+        roles: [reconciler.role],
+        statements: [new iam.PolicyStatement({ actions: ['states:RedriveExecution'], resources: [executionsArn] })],
+      });
+    }
     this.admissionReconcilerFunction = reconciler;
     this.admissionReconcilerSchedule = new scheduler.Schedule(this, 'AdmissionReconcilerSchedule', {
       schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
@@ -633,6 +627,10 @@ export class Fleet extends Construct {
         "lambda:InvokeFunction on the versions and aliases of the autoscaler function, as CDK grants the schedule's role that invokes it.",
       );
     }
+    ack(
+      `AwsSolutions-IAM5[Resource::<${logicalId(this.admissionReconcilerFunction)}.Arn>:*]`,
+      "lambda:InvokeFunction on the versions and aliases of the admission reconciler, as CDK grants the schedule's role that invokes it.",
+    );
     ack('AwsSolutions-IAM5[Action::s3:Abort*]', 'Part of grantPut on the tasks bucket: s3:AbortMultipartUpload, so an interrupted upload of a large tasks file can be cleaned up.');
     ack(
       `AwsSolutions-IAM5[Resource::${executionsOf(':*')}]`,

@@ -25,7 +25,7 @@ export interface CapacityCoordinatorDeps {
   store: CapacityStore;
   queue: AdmissionQueue;
   repository: Pick<BatchRepository, 'getStatus' | 'getConfig'>;
-  workflow: Pick<WorkflowStarter, 'setBatchConcurrency' | 'isBatchRunning'> & Pick<RetryWorkflow, 'startRetry' | 'executionStatus' | 'redrive'>;
+  workflow: Pick<WorkflowStarter, 'setBatchConcurrency'> & Pick<RetryWorkflow, 'startRetry' | 'executionStatus' | 'redrive'>;
   /** The name of a batch's current execution (retry-failed runs `<batchId>-retry-<n>`). @default the batch id */
   executionNameOf?: (batchId: string) => Promise<string>;
   /** Most batches running at once. @default MAX_OPEN_MAP_RUNS */
