@@ -165,11 +165,12 @@ export class CapacityCoordinator {
         if (admitted.has(batchId)) continue;
         if (await this.deps.workflow.setBatchConcurrency(batchId, slots)) changed[batchId] = slots;
       }
+      // Earlier admissions first: executions start in queue order.
+      for (const entry of resumed) await this.start(entry, result.state.running[entry.batchId]?.slots ?? 1);
       for (const batchId of result.admitted) {
         const entry = queued.get(batchId);
         if (entry) await this.start(entry, result.state.running[batchId]?.slots ?? 1);
       }
-      for (const entry of resumed) await this.start(entry, result.state.running[entry.batchId]?.slots ?? 1);
       return { admitted: result.admitted, changed };
     }
   }
