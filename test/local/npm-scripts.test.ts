@@ -202,7 +202,7 @@ describe('npm run demo', () => {
 
   it('finds a fleet started with PORT, without FLEET_URL', async () => {
     const port = new URL(fleet.url).port;
-    const env = { ...process.env, PORT: port };
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: port };
     delete env.FLEET_URL;
     delete env.FLEET_TOKEN;
 
