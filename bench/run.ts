@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startLocalFleet } from '../infra/local/local-fleet';
+import { nearestRank } from '../lambdas/domain/summary';
 import { FINISHED_STATES, type BatchStatus, type TaskResult } from '../lambdas/domain/types';
 
 // ---------------------------------------------------------------- scenarios
@@ -177,7 +178,7 @@ async function waitUntilFinished(base: string, batchId: string, deadline: number
   }
 }
 
-type ResultSummary = Pick<TaskResult, 'taskId' | 'attempts'>;
+type ResultSummary = Pick<TaskResult, 'taskId' | 'attempts' | 'duration'>;
 
 async function readAllResults(base: string, batchId: string): Promise<ResultSummary[]> {
   const results: ResultSummary[] = [];
@@ -186,7 +187,7 @@ async function readAllResults(base: string, batchId: string): Promise<ResultSumm
     const query: string = `limit=${RESULTS_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
     const page: { results: TaskResult[]; nextCursor: string | null } = await api(base, 'GET', `/batches/${batchId}/results?${query}`);
     // Only what verify() reads: a million full results would dwarf the fleet's own memory.
-    for (const r of page.results) results.push({ taskId: r.taskId, attempts: r.attempts });
+    for (const r of page.results) results.push({ taskId: r.taskId, attempts: r.attempts, duration: r.duration });
     cursor = page.nextCursor;
   } while (cursor);
   return results;
@@ -351,6 +352,11 @@ async function runScenario(base: string, dynamoDbPid: number, s: Scenario): Prom
     `phases: submit ${Math.round(run.submitMs)} ms, running until finished ${((run.finishedMs - run.submitMs) / 1000).toFixed(2)} s ` +
       `(polled every ${POLL_MS} ms), reading ${run.results.length.toLocaleString('en-US')} results ${Math.round(run.readMs)} ms`,
   );
+  // What a task's recorded duration adds to its own sleep (a figure, not a check: tests
+  // only require it to cover the sleep; GET /batches/{id}/summary reports these percentiles).
+  const durations = Float64Array.from(run.results, (r) => r.duration).sort();
+  const [p50, p95] = [nearestRank(durations, 50), nearestRank(durations, 95)];
+  if (p50 !== undefined && p95 !== undefined) console.log(`recorded task durations: p50 ${p50} ms, p95 ${p95} ms (each task sleeps ${s.ms} ms)`);
   const problems = verify(run, tasks);
   for (const problem of problems) console.log(`!!!!! WARNING: scenario ${s.name}: ${problem}`);
   if (problems.length === 0) console.log(`ok: ${run.status.completedTasks} completed, ${run.results.length} results, status ${run.status.status}`);

@@ -325,7 +325,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       derived[key] = commands;
       reachable[key] = files;
     }
-  }, 120_000);
+  });
 
   const functionOf = (key: FunctionKey) => {
     const fleet = stack.fleet;

@@ -63,7 +63,7 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
 
   beforeAll(() => {
     deployed = fleetStack('Obs');
-  }, 120_000);
+  });
 
   describe('Powertools and X-Ray in every Fleet function', () => {
     it('sets the Powertools environment on each function, the same service for all (local mode runs them in one process)', () => {

@@ -84,7 +84,7 @@ describe('per-type workers (FleetProps.workers), locally', () => {
       const expected = task.type === 'thumbnail' ? arns.thumbnail : arns.worker;
       expect(invokedOn.get(task.id), task.id).toEqual([expected]);
     }
-  }, 60_000);
+  });
 
   it("runs the per-type worker's middleware, and its final failures reach the dead-letter queue", async () => {
     const submitted = await api<BatchStatus>(fleet.url, 'POST', '/batches', {
@@ -120,5 +120,5 @@ describe('per-type workers (FleetProps.workers), locally', () => {
     } finally {
       sqs.destroy();
     }
-  }, 60_000);
+  });
 });

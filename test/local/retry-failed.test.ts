@@ -116,7 +116,8 @@ describe('POST /batches/{batchId}/retry-failed', () => {
 
   it('cancelling a retried batch stops its retry execution', async () => {
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 0 });
-    const batchId = await submit(Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'sleep', data: { ms: 1_000, failTimes: 1 } })));
+    // 3 s attempts: the retry is still running when the cancel comes, even on a busy machine.
+    const batchId = await submit(Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'sleep', data: { ms: 3_000, failTimes: 1 } })));
     expect(await waitForBatch(fleet.url, batchId)).toMatchObject({ status: 'failed', failedTasks: 4 });
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 3 });
     expect((await retryFailed(batchId)).status).toBe(202);
