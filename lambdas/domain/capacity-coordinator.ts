@@ -88,7 +88,13 @@ export class CapacityCoordinator {
   /** Queues a batch (idempotent), then admits what the cap allows. */
   async enqueue(entry: QueuedBatch): Promise<AdmissionResult> {
     await this.deps.queue.enqueue(entry);
-    return this.admit();
+    try {
+      return await this.admit();
+    } catch (error) {
+      // Queued is enough: the next event, or the reconciler, admits it.
+      this.deps.onError?.(`batch ${entry.batchId}: queued, but this admission pass did not complete`, error);
+      return { admitted: [], changed: {} };
+    }
   }
 
   /**

@@ -38,8 +38,10 @@ async function capReaches(value: number, timeoutMs = 30_000): Promise<number> {
 
 describe('autoscaling (FleetProps.autoscaling), locally', () => {
   it('the local template carries the schedule: the autoscaler module, with the policy as its input', () => {
-    expect(fleet.resources.schedules).toHaveLength(1);
-    const [schedule] = fleet.resources.schedules;
+    // The autoscaler's, and the admission reconciler's that every fleet has.
+    const targets = fleet.resources.schedules.map((schedule) => fleet.resources.functions.find((fn) => fn.arn === schedule.targetArn)?.entry).sort();
+    expect(targets).toEqual(['lambdas/admission-reconciler.ts', 'lambdas/autoscaler.ts']);
+    const schedule = fleet.resources.schedules.find((s) => fleet.resources.functions.find((fn) => fn.arn === s.targetArn)?.entry === 'lambdas/autoscaler.ts');
     const target = fleet.resources.functions.find((fn) => fn.arn === schedule?.targetArn);
     expect(target).toMatchObject({ entry: 'lambdas/autoscaler.ts', handler: 'handler' });
     expect(schedule).toMatchObject({ intervalMs: 60_000, input: { ...POLICY, tasksPerWorker: 2, deadBand: 0.5 } });

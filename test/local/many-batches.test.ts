@@ -1,11 +1,12 @@
 /**
  * Fleet under pressure: hundreds of batches waiting for capacity at once.
  *
- * 200 batches are submitted in one burst at the default cap of 10. Each gets
- * 202 (no 5xx under the burst), none has an execution while it waits (a
- * waiting batch costs nothing and grows no history), every one reaches its
- * final status, and they start in queue order: higher priority first, FIFO
- * within a priority (capacity.ts queueRankOf).
+ * 200 batches are submitted in one burst at the default cap of 10, while a
+ * blocker holds the whole cap. Each gets 202 (no 5xx under the burst), none
+ * has an execution while it waits (a waiting batch costs nothing and grows no
+ * history), every one reaches its final status once the blocker is cancelled,
+ * and they start in queue order: higher priority first, FIFO within a
+ * priority (capacity.ts queueRankOf).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
@@ -37,6 +38,11 @@ describe(`${BATCHES} batches waiting for capacity at once`, () => {
   it('all answer 202, all finish exactly, and start in priority order, FIFO within a priority', async () => {
     const statsBefore = (await api<FleetStatistics>(fleet.url, 'GET', '/stats')).body;
     expect((await api(fleet.url, 'GET', '/config')).body).toMatchObject({ maxConcurrentWorkers: 10 });
+    // A batch that holds the whole cap until it is cancelled, so every batch of the burst is queued before any is admitted.
+    const blocker = await api<BatchStatus>(fleet.url, 'POST', '/batches', {
+      tasks: Array.from({ length: 10 }, (_, i) => ({ id: `b${i}`, type: 'sleep', data: { ms: 120_000 } })),
+    });
+    await waitUntil(() => (executionOf(blocker.body.batchId)?.status === 'RUNNING' ? true : undefined));
 
     // Act: one burst of submits, three priorities interleaved.
     const submits = await Promise.all(
@@ -53,11 +59,16 @@ describe(`${BATCHES} batches waiting for capacity at once`, () => {
     const ids = submits.map((r) => r.body.batchId);
     expect(new Set(ids).size).toBe(BATCHES);
 
-    // While most wait, the control plane answers: stats, config, scale.
-    const waiting = ids.filter((id) => executionOf(id) === undefined);
-    expect(waiting.length).toBeGreaterThan(0);
+    // While they wait, none has an execution: no polling, and no history that could reach AWS's 25,000 events.
+    expect(ids.filter((id) => executionOf(id) !== undefined)).toEqual([]);
+    for (const id of ids.slice(0, 5)) expect((await api<BatchStatus>(fleet.url, 'GET', `/batches/${id}`)).body.status).toBe('pending');
+    // The control plane answers while they wait: stats, config, scale.
     expect((await api(fleet.url, 'GET', '/stats')).status).toBe(200);
     expect((await api(fleet.url, 'POST', '/workers/scale', { count: 10 })).status).toBe(200);
+    expect(ids.filter((id) => executionOf(id) !== undefined)).toEqual([]);
+
+    // The blocker's cancel hands the cap on: admission begins.
+    expect((await api(fleet.url, 'POST', `/batches/${blocker.body.batchId}/cancel`)).body).toEqual({ cancelled: true });
 
     // Every batch reaches its final status.
     const finals = await waitUntil(
@@ -73,8 +84,9 @@ describe(`${BATCHES} batches waiting for capacity at once`, () => {
     // Each ran one execution, which never failed; the fleet totals count each task once.
     for (const id of ids) expect(executionOf(id)?.status).toMatch(/^(SUCCEEDED|RUNNING)$/);
     const stats = (await api<FleetStatistics>(fleet.url, 'GET', '/stats')).body;
-    expect(stats.totalBatches - statsBefore.totalBatches).toBe(BATCHES);
+    expect(stats.totalBatches - statsBefore.totalBatches).toBe(BATCHES + 1);
     expect(stats.completedTasks - statsBefore.completedTasks).toBe(BATCHES * TASKS_PER_BATCH);
+    expect(stats.totalTasks - statsBefore.totalTasks).toBe(BATCHES * TASKS_PER_BATCH + 10);
 
     // Queue order: by rank (createdAt − priority × AGING_MS, then id), executions started in that order.
     const rank = (s: BatchStatus, i: number) => s.createdAt - (i % 3) * AGING_MS;
