@@ -9,6 +9,9 @@
  * - `recordFailure`: the Catch path for failures the worker could not record
  *   itself (Step Functions' timeout backstop, a crashed runtime).
  * - A final failure, on either path, also goes to the dead-letter queue.
+ * - The outcome cannot be stored (storage unreachable or throttled): throws
+ *   Fleet.StorageUnavailable, which the state machine retries without
+ *   spending one of the task's attempts.
  *
  * `handler` runs the task types registered in lambdas/tasks. A per-type
  * worker function (FleetProps.workers) exports its own handler made by
@@ -23,7 +26,8 @@ import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { count, instrumented, logger, recordWorkerDuration, type LogKeys } from './adapters/observability';
 import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
-import { TaskAttemptFailed, TaskFailed } from './domain/errors';
+import { StorageUnavailable, TaskAttemptFailed, TaskFailed, describeError } from './domain/errors';
+import { isStorageUnavailable } from './adapters/storage-errors';
 import { FLEET_METRICS } from './domain/metrics';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
 import type { Context } from 'aws-lambda';
@@ -53,9 +57,28 @@ const environmentId = randomUUID().slice(0, 8);
 
 const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400);
 
-/** False for a duplicate: the task already had its final result. */
+/**
+ * False for a duplicate: the task already had its final result. A store that
+ * cannot be reached or will not answer now (after the SDK's own retries) is
+ * the fleet's fault, never the task's: StorageUnavailable, which the state
+ * machine retries without spending one of the task's attempts. The task's
+ * handler then runs again (at least once); its result is still stored once,
+ * as the first final result wins.
+ */
 async function record(batchId: string, result: TaskResult): Promise<boolean> {
-  return repository.recordResult(batchId, result, expiresAt(result.timestamp));
+  try {
+    return await repository.recordResult(batchId, result, expiresAt(result.timestamp));
+  } catch (error) {
+    if (!isStorageUnavailable(error)) throw error;
+    // Loud: every occurrence is the fleet's storage failing, not a task.
+    logger.error('storage unavailable: the task outcome could not be recorded; the state machine retries it', {
+      batchId,
+      taskId: result.taskId,
+      success: result.success,
+      error: String(error),
+    });
+    throw new StorageUnavailable(`the outcome of task ${result.taskId} could not be recorded: ${describeError(error)}`);
+  }
 }
 
 /**

@@ -17,6 +17,13 @@ export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
   private readonly loaded = new Map<string, Promise<Handler>>();
 
+  /**
+   * For Fleet's own tests: sees every Invoke before the function runs. An
+   * error it returns fails that Invoke, as Lambda's own errors do (e.g.
+   * `Lambda.TooManyRequestsException` for a throttle): the function never runs.
+   */
+  invokeFault: ((functionName: string, payload: unknown) => StatesError | undefined) | undefined;
+
   constructor(
     functions: readonly LocalFunction[],
     private readonly repoRoot: string,
@@ -42,6 +49,8 @@ export class LocalLambda implements TaskInvoker {
   async invokeFunction(functionName: string, payload: unknown): Promise<unknown> {
     const fn = this.byArn.get(functionName) ?? [...this.byArn.values()].find((f) => f.arn.endsWith(`:function:${functionName}`));
     if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${functionName}`);
+    const fault = this.invokeFault?.(fn.arn, payload);
+    if (fault) throw fault;
     const handler = await this.load(fn);
     const event = roundTrip(payload);
     const deadline = Date.now() + fn.timeoutSeconds * 1000;

@@ -45,6 +45,19 @@ export const RETRY_BACKOFF = Object.freeze({
   maxDelaySeconds: 60,
 });
 
+/**
+ * Retry policy when the worker cannot record an outcome (StorageUnavailable).
+ * Generous: storage outages outlast a task's own backoff. None of these
+ * retries is one of the task's attempts. Worst case, the waits add up to
+ * 2+4+8+16+32+60×(maxAttempts−5) seconds, about 15 minutes.
+ */
+export const STORAGE_RETRY = Object.freeze({
+  intervalSeconds: 2,
+  backoffRate: 2,
+  maxDelaySeconds: 60,
+  maxAttempts: 18,
+});
+
 /** Seconds Step Functions allows past the worker's own deadline before it gives up on the attempt. */
 export const ATTEMPT_TIMEOUT_GRACE_SECONDS = 10;
 

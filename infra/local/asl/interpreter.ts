@@ -8,6 +8,10 @@
  * - Catch: first matching catcher; error output {Error, Cause} placed by ResultPath.
  * - States.ALL matches every error but States.Runtime; States.TaskFailed every
  *   error but States.Timeout.
+ * - Parallel: every branch runs on the (Parameters-shaped) input; the result is
+ *   their outputs in branch order; the first branch to fail stops the others
+ *   and the Parallel fails with that branch's error. A retry runs every branch again
+ *   (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html).
  * - TimeoutSeconds(Path) raises States.Timeout (the invoked function keeps running, as on AWS).
  * - Distributed Map: items from an S3 ItemReader, MaxConcurrency(Path) changeable
  *   while running (UpdateMapRun), one child execution per item, children launched
@@ -301,6 +305,7 @@ export class Interpreter {
       }
       case 'Task':
       case 'Map':
+      case 'Parallel':
         return this.runWithRetries(name, state, input, execution);
     }
   }
@@ -323,7 +328,11 @@ export class Interpreter {
       try {
         const effective = selectPath(state.InputPath, input, context);
         const raw =
-          state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(name, state, effective, context, execution);
+          state.Type === 'Task'
+            ? await this.runTask(state, effective, context, execution)
+            : state.Type === 'Parallel'
+              ? await this.runParallel(state, effective, context, execution)
+              : await this.runMap(name, state, effective, context, execution);
         const selected = state.ResultSelector !== undefined ? applyTemplate(state.ResultSelector, raw, context) : raw;
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, selected), context);
         return { output, next: state.End ? undefined : state.Next };
@@ -377,6 +386,35 @@ export class Interpreter {
       return await Promise.race([invocation, timeout]);
     } finally {
       if (timer) clearTimeout(timer);
+      execution.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The branches of one Parallel run, each on its own copy of the input. */
+  private async runParallel(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown[]> {
+    const branchInput = state.Parameters !== undefined ? applyTemplate(state.Parameters, input, context) : input;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(execution.signal.reason);
+    if (execution.signal.aborted) onAbort();
+    else execution.signal.addEventListener('abort', onAbort, { once: true });
+    // Branches run in the context of the workflow that contains the Parallel; only top-level states are checkpointed.
+    const branchExecution: ExecutionContext = { ...execution, signal: controller.signal, checkpoint: undefined };
+    let failure: unknown;
+    try {
+      const runs = (state.Branches ?? []).map((branch) =>
+        this.run(branch, structuredClone(branchInput), branchExecution).catch((error: unknown) => {
+          // The first failure stops the other branches and is the Parallel's error.
+          if (failure === undefined) {
+            failure = error;
+            controller.abort(error);
+          }
+          throw error;
+        }),
+      );
+      const settled = await Promise.allSettled(runs);
+      if (failure !== undefined) throw failure;
+      return settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
+    } finally {
       execution.signal.removeEventListener('abort', onAbort);
     }
   }

@@ -1,0 +1,141 @@
+/**
+ * The run leg under faults that are not the task's: Lambda throttling the
+ * worker, and a result store that will not take the outcome. Neither may
+ * spend one of the task's attempts nor mark it failed.
+ *
+ * AWS behaviour relied on:
+ * - `$$.State.RetryCount` counts the retries of every retrier of the state,
+ *   so a Task whose Lambda is throttled and whose task fails would see the
+ *   throttles as attempts:
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
+ * - A Parallel state's Parameters may read the Context object, and its Retry
+ *   runs its branches again; a failed branch fails the Parallel with the
+ *   branch's error, which the Parallel's own Retry and Catch see:
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html
+ * - The lambda:invoke integration reports Lambda's throttle as
+ *   `Lambda.TooManyRequestsException`, and a function's own error by its
+ *   errorType (the worker's `Fleet.StorageUnavailable`):
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/connect-lambda.html
+ *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html
+ * - A Distributed Map with ToleratedFailurePercentage 100 goes on past a
+ *   failed child: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { StatesError } from '../../infra/local/asl/interpreter';
+import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { STORAGE_RETRY } from '../../lambdas/domain/config';
+import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
+import { api, readAllResults, waitForBatch } from './helpers';
+
+let fleet: LocalFleet;
+
+beforeAll(async () => {
+  fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
+});
+
+afterAll(async () => {
+  await fleet?.close();
+});
+
+afterEach(() => {
+  fleet.lambda.invokeFault = undefined;
+});
+
+interface WorkerPayload {
+  action?: string;
+  task?: { id?: string };
+  attempt?: number;
+}
+
+async function submit(tasks: unknown[]): Promise<string> {
+  const response = await api<{ batchId: string }>(fleet.url, 'POST', '/batches', { tasks });
+  expect(response.status, response.text).toBe(202);
+  return response.body.batchId;
+}
+
+describe('Lambda throttles are not task attempts', () => {
+  it('runs a failing task with maxRetries 3 four times, and records attempts 4, after 3 throttles of its worker', async () => {
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, retryFailedTasks: true });
+    const taskId = 'throttled-then-failing';
+    let throttles = 0;
+    const runs: number[] = [];
+    fleet.lambda.invokeFault = (_fn, payload) => {
+      const event = payload as WorkerPayload;
+      if (event.action !== undefined || event.task?.id !== taskId) return undefined;
+      // Lambda refuses the first three invokes of the task: its handler never runs for them.
+      if (throttles < 3) {
+        throttles++;
+        return new StatesError('Lambda.TooManyRequestsException', 'Rate Exceeded. (Service: Lambda, Status Code: 429)');
+      }
+      runs.push(event.attempt ?? -1);
+      return undefined;
+    };
+    const batchId = await submit([{ id: taskId, type: 'fail', data: { message: 'always fails' } }]);
+    const status = await waitForBatch(fleet.url, batchId);
+    expect(status).toMatchObject<Partial<BatchStatus>>({ status: 'failed', failedTasks: 1 });
+    expect(throttles).toBe(3);
+    // The handler ran once per attempt: the first and three retries, numbered from 0.
+    expect(runs).toEqual([0, 1, 2, 3]);
+    const { results: [result] } = await readAllResults(fleet.url, batchId);
+    expect(result).toMatchObject<Partial<TaskResult>>({ taskId, success: false, error: 'always fails', attempts: 4 });
+  });
+});
+
+describe('storage that cannot take an outcome is not a task failure', () => {
+  /** What the worker reports when it cannot store the outcome (lambdas/worker.ts): the handler has run. */
+  const storageDown = () => new StatesError('Fleet.StorageUnavailable', JSON.stringify({ errorType: 'Fleet.StorageUnavailable', errorMessage: 'DynamoDB throttled' }));
+
+  it('runs the task again without spending an attempt, and stores its result once', async () => {
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 0, retryFailedTasks: true });
+    const taskId = 'stored-late';
+    const attempts: number[] = [];
+    let refusals = 0;
+    fleet.lambda.invokeFault = (_fn, payload) => {
+      const event = payload as WorkerPayload;
+      if (event.action !== undefined || event.task?.id !== taskId) return undefined;
+      attempts.push(event.attempt ?? -1);
+      // The first two runs cannot store their outcome.
+      if (refusals < 2) {
+        refusals++;
+        return storageDown();
+      }
+      return undefined;
+    };
+    const batchId = await submit([{ id: taskId, type: 'echo', data: { v: 1 } }]);
+    const status = await waitForBatch(fleet.url, batchId);
+    // maxRetries 0: had a storage failure spent an attempt, the task would have failed.
+    expect(status).toMatchObject<Partial<BatchStatus>>({ status: 'completed', completedTasks: 1, failedTasks: 0 });
+    // At least once: the task ran three times, all as its first attempt.
+    expect(attempts).toEqual([0, 0, 0]);
+    const { results } = await readAllResults(fleet.url, batchId);
+    expect(results).toHaveLength(1);
+    expect(results[0]).toMatchObject<Partial<TaskResult>>({ taskId, success: true, result: { v: 1 }, attempts: 1 });
+  });
+
+  it('fails only its own child when storage never comes back: not recorded as a task failure, counted lost by Finish batch', async () => {
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, retryFailedTasks: true });
+    const taskId = 'never-stored';
+    const attempts: number[] = [];
+    let recordFailureCalls = 0;
+    fleet.lambda.invokeFault = (_fn, payload) => {
+      const event = payload as WorkerPayload;
+      if (event.task?.id !== taskId) return undefined;
+      if (event.action === 'recordFailure') recordFailureCalls++;
+      attempts.push(event.attempt ?? -1);
+      return storageDown();
+    };
+    const batchId = await submit([
+      { id: taskId, type: 'echo', data: {} },
+      { id: 'fine', type: 'echo', data: {} },
+    ]);
+    const status = await waitForBatch(fleet.url, batchId);
+    expect(status).toMatchObject<Partial<BatchStatus>>({ status: 'partial', completedTasks: 1, failedTasks: 1 });
+    // The first run and every storage retry ran the task as its first attempt; none spent one of its 3 retries.
+    expect(attempts).toEqual(new Array(STORAGE_RETRY.maxAttempts + 1).fill(0));
+    // The child did not go on to record a task failure (there is no storage to record it in).
+    expect(recordFailureCalls).toBe(0);
+    const { results } = await readAllResults(fleet.url, batchId);
+    expect(results.map((r) => r.taskId)).toEqual(['fine']);
+  });
+});
