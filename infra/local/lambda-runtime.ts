@@ -21,8 +21,10 @@ export class LocalLambda implements TaskInvoker {
    * For Fleet's own tests: sees every Invoke before the function runs. An
    * error it returns fails that Invoke, as Lambda's own errors do (e.g.
    * `Lambda.TooManyRequestsException` for a throttle): the function never runs.
+   * `'hang'`: the invocation never answers, as a handler that blocks its
+   * event loop (only the function's timeout, or the state's, ends it).
    */
-  invokeFault: ((functionName: string, payload: unknown) => StatesError | undefined) | undefined;
+  invokeFault: ((functionName: string, payload: unknown) => StatesError | 'hang' | undefined) | undefined;
 
   constructor(
     functions: readonly LocalFunction[],
@@ -50,8 +52,8 @@ export class LocalLambda implements TaskInvoker {
     const fn = this.byArn.get(functionName) ?? [...this.byArn.values()].find((f) => f.arn.endsWith(`:function:${functionName}`));
     if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${functionName}`);
     const fault = this.invokeFault?.(fn.arn, payload);
-    if (fault) throw fault;
-    const handler = await this.load(fn);
+    if (fault instanceof StatesError) throw fault;
+    const handler: Handler = fault === 'hang' ? () => new Promise<never>(() => undefined) : await this.load(fn);
     const event = roundTrip(payload);
     const deadline = Date.now() + fn.timeoutSeconds * 1000;
     const context = {
@@ -66,6 +68,8 @@ export class LocalLambda implements TaskInvoker {
           () => reject(new StatesError('Sandbox.Timedout', JSON.stringify({ errorMessage: `Task timed out after ${fn.timeoutSeconds}.00 seconds` }))),
           fn.timeoutSeconds * 1000,
         );
+        // A hung test invocation must not keep the process alive for the function's 15 minutes.
+        if (fault === 'hang') timer.unref();
       });
       const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
       return roundTrip(result);

@@ -20,13 +20,19 @@
  *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html
  * - A Distributed Map with ToleratedFailurePercentage 100 goes on past a
  *   failed child: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html
+ * - An EXPRESS child ends at 5 minutes; a Task's TimeoutSeconds(Path) fails
+ *   it with States.Timeout, which Catch can route:
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html
+ *   https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { StatesError } from '../../infra/local/asl/interpreter';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
-import { STORAGE_RETRY } from '../../lambdas/domain/config';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { LOCAL_REGION } from '../../infra/local/template';
+import { ATTEMPT_TIMEOUT_GRACE_SECONDS, STORAGE_RETRY } from '../../lambdas/domain/config';
 import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
-import { api, readAllResults, waitForBatch } from './helpers';
+import { api, readAllResults, waitForBatch, waitUntil } from './helpers';
 
 let fleet: LocalFleet;
 
@@ -46,6 +52,7 @@ interface WorkerPayload {
   action?: string;
   task?: { id?: string };
   attempt?: number;
+  settings?: { attemptTimeoutSeconds?: number; executionBudgetMs?: number | null };
 }
 
 async function submit(tasks: unknown[]): Promise<string> {
@@ -138,4 +145,64 @@ describe('storage that cannot take an outcome is not a task failure', () => {
     const { results } = await readAllResults(fleet.url, batchId);
     expect(results.map((r) => r.taskId)).toEqual(['fine']);
   });
+});
+
+describe('an EXPRESS child\'s 5 minutes hold the attempt, its backstop and the recording of a killed attempt', () => {
+  it('runs a default batch with a worker deadline, backstop and Record failure reserve inside 300 s', async () => {
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, workerTimeout: 300_000 });
+    let seen: WorkerPayload['settings'];
+    fleet.lambda.invokeFault = (_fn, payload) => {
+      const event = payload as WorkerPayload;
+      if (event.task?.id === 'measured' && event.action === undefined) seen = event.settings;
+      return undefined;
+    };
+    const batchId = await submit([{ id: 'measured', type: 'echo', data: {} }]);
+    await waitForBatch(fleet.url, batchId);
+    expect(seen?.executionBudgetMs).not.toBeNull();
+    const budgetMs = seen?.executionBudgetMs ?? Infinity;
+    const backstopMs = (seen?.attemptTimeoutSeconds ?? Infinity) * 1000;
+    // The worker's deadline (at most child start + budget), then the backstop's grace, then 20 s to record: 300 s.
+    expect(budgetMs + ATTEMPT_TIMEOUT_GRACE_SECONDS * 1000).toBeLessThanOrEqual(backstopMs);
+    expect(backstopMs + 20_000).toBeLessThanOrEqual(300_000);
+  });
+
+  it('records a worker that never answers as failed when its backstop fires: counted by Finish batch and sent to the dead-letter queue', async () => {
+    // The backstop covers the batch's longest timeout: 1 s here, so it fires after 1 + 10 s of grace,
+    // real seconds (only retry waits are scaled locally).
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, workerTimeout: 1000 });
+    const queue = fleet.resources.queues.find((q) => q.logicalId.startsWith('FleetDeadLetterQueue'));
+    if (!queue) throw new Error('the template has no dead-letter queue');
+    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    try {
+      const taskId = 'blocks-its-event-loop';
+      fleet.lambda.invokeFault = (_fn, payload) => {
+        const event = payload as WorkerPayload;
+        // The attempt never answers (as a handler blocking its event loop); Record failure does.
+        return event.task?.id === taskId && event.action === undefined ? 'hang' : undefined;
+      };
+      const batchId = await submit([
+        { id: taskId, type: 'echo', data: {} },
+        { id: 'fine', type: 'echo', data: {} },
+      ]);
+      const status = await waitForBatch(fleet.url, batchId, 60_000);
+      expect(status).toMatchObject<Partial<BatchStatus>>({ status: 'partial', completedTasks: 1, failedTasks: 1 });
+      const { results } = await readAllResults(fleet.url, batchId);
+      expect(results.find((r) => r.taskId === taskId)).toMatchObject<Partial<TaskResult>>({
+        success: false,
+        error: 'timed out: the attempt exceeded its backstop timeout',
+        attempts: 1,
+      });
+      const messages = await waitUntil(async () => {
+        const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.url, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+        const mine = Messages.filter((m) => (JSON.parse(m.Body ?? '{}') as { batchId?: string }).batchId === batchId);
+        return mine.length > 0 ? mine : undefined;
+      }, 30_000);
+      expect(messages.map((m) => JSON.parse(m.Body ?? '{}') as unknown)).toEqual([
+        expect.objectContaining({ batchId, taskId, error: 'timed out: the attempt exceeded its backstop timeout', attempts: 1 }),
+      ]);
+    } finally {
+      sqs.destroy();
+      await api(fleet.url, 'PATCH', '/config', { workerTimeout: 300_000 });
+    }
+  }, 90_000);
 });
