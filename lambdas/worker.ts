@@ -9,6 +9,8 @@
  * - `recordFailure`: the Catch path for failures the worker could not record
  *   itself (Step Functions' timeout backstop, a crashed runtime).
  * - A final failure, on either path, also goes to the dead-letter queue.
+ * - A retry of a cancelled batch's task: returns without running the task
+ *   or recording anything.
  * - The outcome cannot be stored (storage unreachable or throttled): throws
  *   Fleet.StorageUnavailable, which the state machine retries without
  *   spending one of the task's attempts.
@@ -113,8 +115,31 @@ async function deadLetter(batchId: string, taskType: string, result: TaskResult)
 const logRegistryError = (ids: LogKeys) => (action: string, error: unknown) =>
   logger.warn(`worker registry: ${action} failed`, { ...ids, error: String(error) });
 
+/**
+ * Whether the batch was cancelled, read strongly consistent. On AWS stopping
+ * a batch's execution cannot stop its EXPRESS children (StopExecution does not
+ * apply to EXPRESS executions), so a child waiting to retry still retries.
+ * cancelBatch writes `cancelled` before it answers: reading it before every
+ * retry keeps "no attempt starts after cancelBatch returns" true. A first
+ * attempt needs no read: no child starts once the execution is stopped.
+ */
+async function batchCancelled(batchId: string): Promise<boolean> {
+  try {
+    return (await repository.getBatch(batchId))?.status === 'cancelled';
+  } catch (error) {
+    if (!isStorageUnavailable(error)) throw error;
+    logger.error('storage unavailable: the batch status could not be read before a retry; the state machine retries it', { batchId, error: String(error) });
+    throw new StorageUnavailable(`batch ${batchId}'s status could not be read: ${describeError(error)}`);
+  }
+}
+
 async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, TaskHandler>>, middleware: readonly TaskMiddleware[]): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
+  if (attempt > 0 && (await batchCancelled(event.batchId))) {
+    // Nothing runs and nothing is recorded: the task stays unfinished, as a cancelled batch's unstarted tasks do.
+    logger.info('retry skipped: the batch was cancelled', { batchId: event.batchId, taskId: event.task.id, attempt });
+    return { taskId: event.task.id, success: false };
+  }
   const workerId = `${environmentId}-${event.task.id}-${attempt}`;
   const childStart = event.executionStartTime ? Date.parse(event.executionStartTime) : NaN;
   const budget = event.settings.executionBudgetMs;

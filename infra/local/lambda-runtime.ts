@@ -22,9 +22,10 @@ export class LocalLambda implements TaskInvoker {
    * error it returns fails that Invoke, as Lambda's own errors do (e.g.
    * `Lambda.TooManyRequestsException` for a throttle): the function never runs.
    * `'hang'`: the invocation never answers, as a handler that blocks its
-   * event loop (only the function's timeout, or the state's, ends it).
+   * event loop (only the function's timeout, or the state's, ends it). A
+   * promise: the function runs once it settles (e.g. after the test acted).
    */
-  invokeFault: ((functionName: string, payload: unknown) => StatesError | 'hang' | undefined) | undefined;
+  invokeFault: ((functionName: string, payload: unknown) => StatesError | 'hang' | Promise<void> | undefined) | undefined;
 
   constructor(
     functions: readonly LocalFunction[],
@@ -53,6 +54,7 @@ export class LocalLambda implements TaskInvoker {
     if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${functionName}`);
     const fault = this.invokeFault?.(fn.arn, payload);
     if (fault instanceof StatesError) throw fault;
+    if (fault instanceof Promise) await fault;
     const handler: Handler = fault === 'hang' ? () => new Promise<never>(() => undefined) : await this.load(fn);
     const event = roundTrip(payload);
     const deadline = Date.now() + fn.timeoutSeconds * 1000;

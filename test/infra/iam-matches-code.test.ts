@@ -146,14 +146,14 @@ const GRANTED_FOR_TRACING: Record<string, string> = {
  * (checked below against worker.ts's source), and none of them sends these.
  */
 const WORKER_CALLS = {
-  repository: ['recordResult'],
+  // getBatch: before a retry, whether the batch was cancelled.
+  repository: ['getBatch', 'recordResult'],
   activity: ['deregisterWorker', 'registerWorker'],
   deadLetters: ['send'],
 };
 /** What recordResult sends only with grouping on (insert-coalescer.ts): the existence read of a group. */
 const SENT_ONLY_WHEN_GROUPING = ['dynamodb:BatchGetItem'];
 const NOT_SENT_BY_WORKER: Record<string, string> = {
-  'dynamodb:GetItem': 'DynamoBatchRepository.getBatch/getConfig: read paths the worker does not call.',
   'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listRunningWorkers: not called by the worker.',
   'dynamodb:BatchGetItem':
     'recordResult reads only to group results (insert-coalescer.ts), which needs FLEET_GROUP_RESULT_WRITES=true: the local fleet sets it, the Fleet construct never does (checked below).',
@@ -485,6 +485,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     // Those methods' own commands (and their private helpers'), read from the adapters.
     const sent = [
       ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'recordResult'),
+      ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'getBatch'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'registerWorker'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'deregisterWorker'),
       ...actionsOfMethod('lambdas/adapters/dead-letter-queue.ts', 'send'),

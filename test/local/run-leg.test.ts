@@ -20,6 +20,9 @@
  *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html
  * - A Distributed Map with ToleratedFailurePercentage 100 goes on past a
  *   failed child: https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html
+ * - StopExecution does not apply to EXPRESS executions, so stopping a batch's
+ *   execution leaves its EXPRESS children running, retries included:
+ *   https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html
  * - An EXPRESS child ends at 5 minutes; a Task's TimeoutSeconds(Path) fails
  *   it with States.Timeout, which Catch can route:
  *   https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html
@@ -205,4 +208,54 @@ describe('an EXPRESS child\'s 5 minutes hold the attempt, its backstop and the r
       await api(fleet.url, 'PATCH', '/config', { workerTimeout: 300_000 });
     }
   }, 90_000);
+});
+
+describe('cancel during a retry backoff', () => {
+  it('starts no attempt of the task after cancelBatch returns, and records nothing for it', async () => {
+    await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, retryFailedTasks: true, workerTimeout: 300_000 });
+    const taskId = 'cancelled-in-backoff';
+    let batchId = '';
+    let cancelReturned = false;
+    const handlerRuns: { attempt: number; afterCancel: boolean }[] = [];
+    const ended: number[] = [];
+    fleet.lambda.invokeFault = (_fn, payload) => {
+      const event = payload as WorkerPayload;
+      if (event.action !== undefined || event.task?.id !== taskId || (event.attempt ?? 0) < 1) return undefined;
+      // The first retry: its backoff has run out and Step Functions invokes the worker. The batch is
+      // cancelled first; on AWS the EXPRESS child keeps going, as here, and the worker must not run the task.
+      return (async () => {
+        if (!cancelReturned) {
+          const response = await api<{ cancelled: boolean }>(fleet.url, 'POST', `/batches/${batchId}/cancel`);
+          expect(response.body.cancelled).toBe(true);
+          cancelReturned = true;
+        }
+      })();
+    };
+    // Which invocations ran the handler: a `fail` task's handler always throws, so its attempt fails.
+    const invokeFunction = fleet.lambda.invokeFunction.bind(fleet.lambda);
+    fleet.lambda.invokeFunction = async (functionName, payload) => {
+      const event = payload as WorkerPayload;
+      const ours = event.action === undefined && event.task?.id === taskId;
+      try {
+        return await invokeFunction(functionName, payload);
+      } catch (error) {
+        if (ours && /^Task(Attempt)?Failed$/.test((error as StatesError).error)) handlerRuns.push({ attempt: event.attempt ?? -1, afterCancel: cancelReturned });
+        throw error;
+      } finally {
+        if (ours) ended.push(event.attempt ?? -1);
+      }
+    };
+    try {
+      batchId = await submit([{ id: taskId, type: 'fail', data: { message: 'fails every time' } }]);
+      // The retry invoked after the cancel has ended.
+      await waitUntil(() => (cancelReturned && ended.includes(1) ? true : undefined), 30_000);
+      const status = await waitForBatch(fleet.url, batchId);
+      expect(status.status).toBe('cancelled');
+      expect(handlerRuns).toEqual([{ attempt: 0, afterCancel: false }]);
+      const { results } = await readAllResults(fleet.url, batchId);
+      expect(results).toEqual([]);
+    } finally {
+      fleet.lambda.invokeFunction = invokeFunction;
+    }
+  });
 });

@@ -12,9 +12,9 @@
  */
 import { InternalServerError, ProvisionedThroughputExceededException, RequestLimitExceeded, ThrottlingException } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isStorageUnavailable } from '../../lambdas/adapters/storage-errors';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
 import { useHandlerEnvironment } from './handler-fixtures';
@@ -26,6 +26,10 @@ let handler: (event: WorkerEvent | RecordFailureEvent) => Promise<WorkerOutput>;
 beforeAll(async () => {
   useHandlerEnvironment({ FLEET_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/111122223333/fleet-dlq' });
   ({ handler } = await import('../../lambdas/worker'));
+});
+// A retry first reads its batch (lambdas/worker.ts): a batch that is not cancelled.
+beforeEach(() => {
+  ddb.on(GetCommand).resolves({});
 });
 afterEach(() => {
   ddb.reset();
