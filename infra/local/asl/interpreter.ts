@@ -142,6 +142,12 @@ export interface ExecutionContext {
   startTime: string;
   input: unknown;
   signal: AbortSignal;
+  /**
+   * What EXPRESS children of a Distributed Map listen to instead of `signal`:
+   * stopping the parent does not stop them (StopExecution does not apply to
+   * EXPRESS executions); only this does (the local fleet stopping). Absent: `signal`.
+   */
+  detachedSignal?: AbortSignal;
   onMapRun?: (mapRun: MapRun) => void;
   /** Top-level executions only. */
   checkpoint?: ExecutionCheckpoint;
@@ -477,6 +483,8 @@ export class Interpreter {
       maxConcurrency = value;
     }
     const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
+    // EXPRESS children outlive a stop of their parent: the Map Run stops launching and ends, they run on.
+    const detached = distributed && processor.ProcessorConfig?.ExecutionType === 'EXPRESS' && execution.detachedSignal !== undefined;
     const checkpoint = distributed ? execution.checkpoint : undefined;
     const resumed = checkpoint?.mapRunStarting(name);
     const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count, resumed?.arn);
@@ -521,7 +529,8 @@ export class Interpreter {
             mapRun.counts.pending--;
             mapRun.counts.running++;
             checkpoint?.childLaunched(mapRun, index);
-            void this.runChild(processor, state, index, item, input, context, execution, controller.signal, records).then(
+            const childSignal = detached && execution.detachedSignal ? execution.detachedSignal : controller.signal;
+            void this.runChild(processor, state, index, item, input, context, execution, childSignal, records).then(
               (output) => {
                 outputs[index] = output;
                 mapRun.counts.running--;
@@ -550,7 +559,9 @@ export class Interpreter {
             );
           }
           const stopped = firstFailure !== undefined || controller.signal.aborted;
-          if (mapRun.counts.running === 0 && (next >= count || stopped)) resolve();
+          // A stopped parent does not wait for its EXPRESS children; a stopping fleet drains them.
+          const waitFor = detached && controller.signal.aborted && !execution.detachedSignal?.aborted ? 0 : mapRun.counts.running;
+          if (waitFor === 0 && (next >= count || stopped)) resolve();
         };
         mapRun.onChange(pump);
         controller.signal.addEventListener('abort', pump, { once: true });
