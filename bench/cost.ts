@@ -37,15 +37,27 @@ const ASSUMPTIONS = {
   tasksPerSecond: 10_000,
 };
 
-type State = { Type: string; Next?: string; End?: boolean; Catch?: { Next: string }[]; ItemProcessor?: { StartAt: string; States: Record<string, State>; ProcessorConfig?: { ExecutionType?: string } } };
+type Machine = { StartAt: string; States: Record<string, State> };
+type State = {
+  Type: string;
+  Next?: string;
+  End?: boolean;
+  Catch?: { Next: string }[];
+  Branches?: Machine[];
+  ItemProcessor?: Machine & { ProcessorConfig?: { ExecutionType?: string } };
+};
 
-/** States a child execution passes through when its task succeeds first time. */
-function successPath(processor: { StartAt: string; States: Record<string, State> }): string[] {
-  const path: string[] = [];
+/**
+ * States a child execution passes through when its task succeeds first time,
+ * a Parallel's branch states included (each is a transition of its own).
+ */
+function successPath(processor: Machine): { name: string; type: string }[] {
+  const path: { name: string; type: string }[] = [];
   let name: string | undefined = processor.StartAt;
   while (name) {
-    path.push(name);
     const state: State | undefined = processor.States[name];
+    path.push({ name, type: state?.Type ?? 'unknown' });
+    for (const branch of state?.Branches ?? []) path.push(...successPath(branch));
     name = state?.End || state?.Type === 'Succeed' ? undefined : state?.Next;
   }
   return path;
@@ -66,7 +78,7 @@ function main(): void {
 
   // Per task, for 1 s tasks that succeed first time.
   const transitionsStandard = childStates.length;
-  const lambdaInvocations = childStates.length; // every state of the success path is a lambda:invoke
+  const lambdaInvocations = childStates.filter((s) => s.type === 'Task').length; // every Task of the child is a lambda:invoke
   const overheadGbSeconds = lambdaInvocations * memoryGb * (ASSUMPTIONS.workerOverheadMs / 1000);
   const registryWrites = ASSUMPTIONS.taskSeconds * 1000 >= WORKER_LISTING_DELAY_MS ? 2 : 0;
   const writesPerTask = ASSUMPTIONS.resultWriteUnits + 1 /* shard counter ADD */ + registryWrites;
@@ -91,7 +103,8 @@ function main(): void {
   // The naive design: STANDARD children, and every task bumping one batch-wide
   // counter item (plus a second transition-billed "update counter" state).
   const naive = {
-    'Step Functions (STANDARD children, + counter state)': (transitionsStandard + 1) * PRICES.standardTransition,
+    // One task state and the counter state: the naive child has no Parallel around its call.
+    'Step Functions (STANDARD children, + counter state)': (lambdaInvocations + 1) * PRICES.standardTransition,
     'Lambda requests (+ counter Lambda)': (lambdaInvocations + 1) * PRICES.lambdaRequest,
     'Lambda GB-s (Fleet overhead only)': (overheadGbSeconds + memoryGb * 0.02) * lambdaGbPrice,
     'DynamoDB writes': (ASSUMPTIONS.resultWriteUnits + 1) * PRICES.dynamoWriteUnit,
@@ -99,7 +112,7 @@ function main(): void {
   const perMillion = (parts: Record<string, number>) => Object.values(parts).reduce((a, b) => a + b, 0) * 1e6;
 
   console.log('Fleet orchestration cost model (from the synthesized template)\n');
-  console.log(`child workflow: ${childType}, success path ${childStates.map((s) => `"${s}"`).join(' → ')}`);
+  console.log(`child workflow: ${childType}, success path ${childStates.map((s) => `"${s.name}"`).join(' → ')}`);
   console.log(`worker: ${memoryGb * 1024} MB, ${arm ? 'arm64' : 'x86_64'}; parent: ${parentTransitionsPerBatch} states per batch (negligible per task)\n`);
   console.log('Per task (1 s task, succeeds first time):');
   console.table({

@@ -4,7 +4,12 @@
  *   Start batch ─▶ Capacity granted? ─yes─▶ Run tasks (Distributed Map, one child per task) ─▶ Finish batch
  *                          └─no (cancelled before it started)─▶ Not started
  *                     └─ child: Run task ──(final failure)──▶ Failure recorded
- *                                └──(timeout backstop, crash)──▶ Record failure
+ *                                ├──(timeout backstop, crash)──▶ Record failure
+ *                                └──(storage unavailable after retries)──▶ Storage unavailable (the child fails)
+ *
+ * Run task is a single-branch Parallel around the worker's Lambda call
+ * (Invoke worker): the Parallel retries failed attempts and counts them,
+ * the call inside retries what is not the task's fault.
  *
  * An execution starts only once admission gave its batch a share of the
  * fleet-wide cap (lambdas/domain/capacity-coordinator.ts): a waiting batch
@@ -20,7 +25,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { LIMITS, RETRY_BACKOFF } from '../lambdas/domain/config';
+import { LIMITS, RETRY_BACKOFF, STORAGE_RETRY } from '../lambdas/domain/config';
 import { WORKER_ERROR } from '../lambdas/domain/errors';
 
 /** State names: what the Step Functions console shows. */
@@ -34,10 +39,16 @@ export const STATE_NAMES = Object.freeze({
   recordFailure: 'Record failure',
   failureRecorded: 'Failure recorded',
   routeByType: 'Route by task type',
+  /** Inside Run task: the Lambda call of one attempt. */
+  invokeWorker: 'Invoke worker',
+  storageUnavailable: 'Storage unavailable',
 });
 
 /** The state that runs a task of a type with its own worker function. */
 export const runTaskStateName = (taskType: string) => `Run ${taskType} task`;
+
+/** Inside a typed Run task: the Lambda call of one attempt. */
+export const invokeWorkerStateName = (taskType: string) => `Invoke ${taskType} worker`;
 
 /** Names the Map Run in ARNs, metrics and the console (at most 40 characters). */
 export const MAP_RUN_LABEL = 'FleetTasks';
@@ -104,18 +115,21 @@ export class BatchWorkflow extends Construct {
     });
     startBatch.addRetry(LIFECYCLE_RETRY);
 
-    // One attempt of one task on `workerFunction`: the same payload, Retry and
-    // backstop timeout whichever function runs the task.
-    const attemptOn = (stateName: string, workerFunction: lambda.IFunction) => {
-      const runTask = new tasks.LambdaInvoke(this, stateName, {
+    // One attempt of one task on `workerFunction`: a single-branch Parallel
+    // around the Lambda call. `$$.State.RetryCount` counts the retries of
+    // every retrier of a state, so on one Task a Lambda throttle would use up
+    // one of the task's attempts. The Parallel carries only the task's own
+    // retrier (TaskAttemptFailed) and hands its RetryCount, the task's attempt,
+    // to the branch through Parameters; the Task inside retries what is not
+    // the task's fault (Lambda's transient errors, storage unavailable) without
+    // touching that count. A Parallel's retry runs its branch again from the start.
+    // https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html
+    // https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html
+    const attemptOn = (stateName: string, invokeName: string, workerFunction: lambda.IFunction) => {
+      const invoke = new tasks.LambdaInvoke(this, invokeName, {
         lambdaFunction: workerFunction,
-        payload: sfn.TaskInput.fromObject({
-          batchId: sfn.JsonPath.stringAt('$.batchId'),
-          task: sfn.JsonPath.objectAt('$.task'),
-          settings: sfn.JsonPath.objectAt('$.settings'),
-          attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
-          executionStartTime: sfn.JsonPath.stringAt('$$.Execution.StartTime'),
-        }),
+        // The branch's input is the attempt's payload, built by the Parallel's Parameters.
+        payload: sfn.TaskInput.fromJsonPathAt('$'),
         resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
         // A backstop: the worker enforces each attempt's own deadline; this bounds
         // an attempt that hangs past it, e.g. a handler blocking its event loop.
@@ -123,6 +137,37 @@ export class BatchWorkflow extends Construct {
         // Retries are declared below, so their order and jitter are explicit.
         retryOnServiceExceptions: false,
       });
+      // The worker could not record the attempt's outcome: the fleet's fault,
+      // not the task's. Retried generously; the task runs again (at least
+      // once), and its result is recorded once (first write wins).
+      invoke.addRetry({
+        errors: [WORKER_ERROR.storageUnavailable],
+        interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),
+        backoffRate: STORAGE_RETRY.backoffRate,
+        maxDelay: Duration.seconds(STORAGE_RETRY.maxDelaySeconds),
+        jitterStrategy: sfn.JitterType.FULL,
+        maxAttempts: STORAGE_RETRY.maxAttempts,
+      });
+      invoke.addRetry({
+        errors: LAMBDA_TRANSIENT_ERRORS,
+        interval: Duration.seconds(1),
+        backoffRate: 2,
+        maxDelay: Duration.seconds(30),
+        jitterStrategy: sfn.JitterType.FULL,
+        maxAttempts: 6,
+      });
+      const runTask = new sfn.Parallel(this, stateName, {
+        parameters: {
+          batchId: sfn.JsonPath.stringAt('$.batchId'),
+          task: sfn.JsonPath.objectAt('$.task'),
+          settings: sfn.JsonPath.objectAt('$.settings'),
+          attempt: sfn.JsonPath.numberAt('$$.State.RetryCount'),
+          executionStartTime: sfn.JsonPath.stringAt('$$.Execution.StartTime'),
+        },
+        // One branch: its output is the first and only element.
+        resultSelector: { 'taskId.$': '$[0].taskId', 'success.$': '$[0].success' },
+      });
+      runTask.branch(invoke);
       runTask.addRetry({
         errors: [WORKER_ERROR.attemptFailed],
         interval: Duration.seconds(RETRY_BACKOFF.intervalSeconds),
@@ -133,18 +178,13 @@ export class BatchWorkflow extends Construct {
         // throwing TaskAttemptFailed once the batch's retries are spent.
         maxAttempts: LIMITS.maxRetries,
       });
-      runTask.addRetry({
-        errors: LAMBDA_TRANSIENT_ERRORS,
-        interval: Duration.seconds(1),
-        backoffRate: 2,
-        maxDelay: Duration.seconds(30),
-        jitterStrategy: sfn.JitterType.FULL,
-        maxAttempts: 6,
-      });
       return runTask;
     };
-    const runTask = attemptOn(STATE_NAMES.runTask, props.workerFunction);
-    const typedRuns = Object.entries(props.typeWorkers ?? {}).map(([taskType, fn]) => ({ taskType, run: attemptOn(runTaskStateName(taskType), fn) }));
+    const runTask = attemptOn(STATE_NAMES.runTask, STATE_NAMES.invokeWorker, props.workerFunction);
+    const typedRuns = Object.entries(props.typeWorkers ?? {}).map(([taskType, fn]) => ({
+      taskType,
+      run: attemptOn(runTaskStateName(taskType), invokeWorkerStateName(taskType), fn),
+    }));
 
     const failureRecorded = new sfn.Succeed(this, STATE_NAMES.failureRecorded, {
       comment: 'The worker recorded this task as failed; the child ends without failing the Map Run.',
@@ -160,10 +200,25 @@ export class BatchWorkflow extends Construct {
       resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
       retryOnServiceExceptions: true,
     });
+    recordFailure.addRetry({
+      errors: [WORKER_ERROR.storageUnavailable],
+      interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),
+      backoffRate: STORAGE_RETRY.backoffRate,
+      maxDelay: Duration.seconds(STORAGE_RETRY.maxDelaySeconds),
+      jitterStrategy: sfn.JitterType.FULL,
+      maxAttempts: STORAGE_RETRY.maxAttempts,
+    });
+    // Storage stayed unavailable through every retry: nothing can be recorded,
+    // so the child fails. The Map tolerates it and Finish batch counts the task lost.
+    const storageUnavailable = new sfn.Fail(this, STATE_NAMES.storageUnavailable, {
+      error: WORKER_ERROR.storageUnavailable,
+      cause: 'the task outcome could not be recorded: storage stayed unavailable through every retry',
+    });
     // Whichever function ran the attempt, the default worker records a failure
     // it could not record itself: recordFailure needs no task handler.
     for (const run of [runTask, ...typedRuns.map((t) => t.run)]) {
       run.addCatch(failureRecorded, { errors: [WORKER_ERROR.failed], resultPath: sfn.JsonPath.DISCARD });
+      run.addCatch(storageUnavailable, { errors: [WORKER_ERROR.storageUnavailable], resultPath: sfn.JsonPath.DISCARD });
       run.addCatch(recordFailure, { errors: ['States.ALL'], resultPath: '$.error' });
     }
     let taskProcessor: sfn.IChainable = runTask;

@@ -358,6 +358,7 @@ export class Fleet extends Construct {
       });
       this.deadLetterQueue.grantSendMessages(typeWorker);
       this.table.grantWriteData(typeWorker);
+      this.table.grant(typeWorker, 'dynamodb:GetItem');
       typeWorkerFunctions[taskType] = typeWorker;
     }
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
@@ -411,6 +412,8 @@ export class Fleet extends Construct {
     this.table.grantReadWriteData(this.startBatchFunction);
     this.table.grantReadWriteData(this.finishBatchFunction);
     this.table.grantWriteData(this.workerFunction);
+    // Before a retry the worker reads its batch's status (one GetItem): no retry starts once the batch is cancelled.
+    this.table.grant(this.workerFunction, 'dynamodb:GetItem');
     this.tasksBucket.grantPut(this.apiFunction);
     // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
     this.apiFunction.addToRolePolicy(

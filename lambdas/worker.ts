@@ -9,6 +9,11 @@
  * - `recordFailure`: the Catch path for failures the worker could not record
  *   itself (Step Functions' timeout backstop, a crashed runtime).
  * - A final failure, on either path, also goes to the dead-letter queue.
+ * - A retry of a cancelled batch's task: returns without running the task
+ *   or recording anything.
+ * - The outcome cannot be stored (storage unreachable or throttled): throws
+ *   Fleet.StorageUnavailable, which the state machine retries without
+ *   spending one of the task's attempts.
  *
  * `handler` runs the task types registered in lambdas/tasks. A per-type
  * worker function (FleetProps.workers) exports its own handler made by
@@ -23,7 +28,8 @@ import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { count, instrumented, logger, recordWorkerDuration, type LogKeys } from './adapters/observability';
 import { runAttempt } from './domain/attempt';
 import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
-import { TaskAttemptFailed, TaskFailed } from './domain/errors';
+import { StorageUnavailable, TaskAttemptFailed, TaskFailed, describeError } from './domain/errors';
+import { isStorageUnavailable } from './adapters/storage-errors';
 import { FLEET_METRICS } from './domain/metrics';
 import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
 import type { Context } from 'aws-lambda';
@@ -53,9 +59,28 @@ const environmentId = randomUUID().slice(0, 8);
 
 const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400);
 
-/** False for a duplicate: the task already had its final result. */
+/**
+ * False for a duplicate: the task already had its final result. A store that
+ * cannot be reached or will not answer now (after the SDK's own retries) is
+ * the fleet's fault, never the task's: StorageUnavailable, which the state
+ * machine retries without spending one of the task's attempts. The task's
+ * handler then runs again (at least once); its result is still stored once,
+ * as the first final result wins.
+ */
 async function record(batchId: string, result: TaskResult): Promise<boolean> {
-  return repository.recordResult(batchId, result, expiresAt(result.timestamp));
+  try {
+    return await repository.recordResult(batchId, result, expiresAt(result.timestamp));
+  } catch (error) {
+    if (!isStorageUnavailable(error)) throw error;
+    // Loud: every occurrence is the fleet's storage failing, not a task.
+    logger.error('storage unavailable: the task outcome could not be recorded; the state machine retries it', {
+      batchId,
+      taskId: result.taskId,
+      success: result.success,
+      error: String(error),
+    });
+    throw new StorageUnavailable(`the outcome of task ${result.taskId} could not be recorded: ${describeError(error)}`);
+  }
 }
 
 /**
@@ -90,8 +115,31 @@ async function deadLetter(batchId: string, taskType: string, result: TaskResult)
 const logRegistryError = (ids: LogKeys) => (action: string, error: unknown) =>
   logger.warn(`worker registry: ${action} failed`, { ...ids, error: String(error) });
 
+/**
+ * Whether the batch was cancelled, read strongly consistent. On AWS stopping
+ * a batch's execution cannot stop its EXPRESS children (StopExecution does not
+ * apply to EXPRESS executions), so a child waiting to retry still retries.
+ * cancelBatch writes `cancelled` before it answers: reading it before every
+ * retry keeps "no attempt starts after cancelBatch returns" true. A first
+ * attempt needs no read: no child starts once the execution is stopped.
+ */
+async function batchCancelled(batchId: string): Promise<boolean> {
+  try {
+    return (await repository.getBatch(batchId))?.status === 'cancelled';
+  } catch (error) {
+    if (!isStorageUnavailable(error)) throw error;
+    logger.error('storage unavailable: the batch status could not be read before a retry; the state machine retries it', { batchId, error: String(error) });
+    throw new StorageUnavailable(`batch ${batchId}'s status could not be read: ${describeError(error)}`);
+  }
+}
+
 async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, TaskHandler>>, middleware: readonly TaskMiddleware[]): Promise<WorkerOutput> {
   const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
+  if (attempt > 0 && (await batchCancelled(event.batchId))) {
+    // Nothing runs and nothing is recorded: the task stays unfinished, as a cancelled batch's unstarted tasks do.
+    logger.info('retry skipped: the batch was cancelled', { batchId: event.batchId, taskId: event.task.id, attempt });
+    return { taskId: event.task.id, success: false };
+  }
   const workerId = `${environmentId}-${event.task.id}-${attempt}`;
   const childStart = event.executionStartTime ? Date.parse(event.executionStartTime) : NaN;
   const budget = event.settings.executionBudgetMs;

@@ -17,6 +17,16 @@ export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
   private readonly loaded = new Map<string, Promise<Handler>>();
 
+  /**
+   * For Fleet's own tests: sees every Invoke before the function runs. An
+   * error it returns fails that Invoke, as Lambda's own errors do (e.g.
+   * `Lambda.TooManyRequestsException` for a throttle): the function never runs.
+   * `'hang'`: the invocation never answers, as a handler that blocks its
+   * event loop (only the function's timeout, or the state's, ends it). A
+   * promise: the function runs once it settles (e.g. after the test acted).
+   */
+  invokeFault: ((functionName: string, payload: unknown) => StatesError | 'hang' | Promise<void> | undefined) | undefined;
+
   constructor(
     functions: readonly LocalFunction[],
     private readonly repoRoot: string,
@@ -42,7 +52,10 @@ export class LocalLambda implements TaskInvoker {
   async invokeFunction(functionName: string, payload: unknown): Promise<unknown> {
     const fn = this.byArn.get(functionName) ?? [...this.byArn.values()].find((f) => f.arn.endsWith(`:function:${functionName}`));
     if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${functionName}`);
-    const handler = await this.load(fn);
+    const fault = this.invokeFault?.(fn.arn, payload);
+    if (fault instanceof StatesError) throw fault;
+    if (fault instanceof Promise) await fault;
+    const handler: Handler = fault === 'hang' ? () => new Promise<never>(() => undefined) : await this.load(fn);
     const event = roundTrip(payload);
     const deadline = Date.now() + fn.timeoutSeconds * 1000;
     const context = {
@@ -57,6 +70,8 @@ export class LocalLambda implements TaskInvoker {
           () => reject(new StatesError('Sandbox.Timedout', JSON.stringify({ errorMessage: `Task timed out after ${fn.timeoutSeconds}.00 seconds` }))),
           fn.timeoutSeconds * 1000,
         );
+        // A hung test invocation must not keep the process alive for the function's 15 minutes.
+        if (fault === 'hang') timer.unref();
       });
       const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
       return roundTrip(result);

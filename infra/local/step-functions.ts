@@ -72,6 +72,11 @@ export class LocalStepFunctions {
   private readonly interpreter: Interpreter;
   private readonly journal: ExecutionJournal;
   private suspending = false;
+  /**
+   * Aborted only when the local fleet stops: EXPRESS children of a stopped
+   * execution run on, as on AWS, until they end or the fleet stops.
+   */
+  private readonly shutdown = new AbortController();
   private lastPrune = Date.now();
 
   constructor(options: LocalStepFunctionsOptions) {
@@ -185,6 +190,7 @@ export class LocalStepFunctions {
           startTime: execution.startDate.toISOString(),
           input,
           signal: controller.signal,
+          detachedSignal: this.shutdown.signal,
           onMapRun: (mapRun) => {
             // A resumed Map Run keeps its ARN: it replaces the one it continues.
             execution.mapRuns = [...execution.mapRuns.filter((m) => m.arn !== mapRun.arn), mapRun];
@@ -244,7 +250,12 @@ export class LocalStepFunctions {
     return this.execution(arn);
   }
 
-  /** Stops launching children at once; running children end on their own. */
+  /**
+   * Stops launching children at once. Running STANDARD children are aborted;
+   * EXPRESS children run to their end, retries included, since StopExecution
+   * does not apply to EXPRESS executions
+   * (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html).
+   */
   stopExecution(arn: string, error?: string, cause?: string): { stopDate: Date } {
     const execution = this.execution(arn);
     if (execution.status === 'RUNNING') {
@@ -334,6 +345,7 @@ export class LocalStepFunctions {
    */
   async suspend(drainMs: number): Promise<{ drained: boolean; executions: number }> {
     this.suspending = true;
+    this.shutdown.abort(new StatesError('States.Aborted', 'the local fleet is stopping'));
     const running = [...this.executions.values()].filter((e) => e.status === 'RUNNING');
     for (const execution of running) {
       execution.suspended = true;
@@ -354,6 +366,7 @@ export class LocalStepFunctions {
 
   /** Stops everything, e.g. on shutdown. */
   async stopAll(): Promise<void> {
+    this.shutdown.abort(new StatesError('States.Aborted', 'the local fleet stopped'));
     for (const execution of this.executions.values()) {
       if (execution.status === 'RUNNING') this.stopExecution(execution.executionArn, 'Fleet.Shutdown', 'the local fleet stopped');
     }

@@ -78,6 +78,7 @@ export class UnknownTaskTypeError extends TaskPermanentError {
 export const WORKER_ERROR = {
   attemptFailed: 'TaskAttemptFailed',
   failed: 'TaskFailed',
+  storageUnavailable: 'Fleet.StorageUnavailable',
 } as const;
 
 export class TaskAttemptFailed extends Error {
@@ -86,6 +87,16 @@ export class TaskAttemptFailed extends Error {
 
 export class TaskFailed extends Error {
   override readonly name = WORKER_ERROR.failed;
+}
+
+/**
+ * The worker could not record an attempt's outcome (DynamoDB unreachable,
+ * throttled past the SDK's own retries, an internal error): the fleet's
+ * fault, never the task's. The state machine retries the call with backoff
+ * without spending one of the task's attempts; the task then runs again.
+ */
+export class StorageUnavailable extends Error {
+  override readonly name = WORKER_ERROR.storageUnavailable;
 }
 
 /**

@@ -47,7 +47,8 @@ const UNSUPPORTED: [string, Json, string][] = [
   ['Retry JitterStrategy other than FULL/NONE', single(task({ Retry: [{ ErrorEquals: ['E'], JitterStrategy: 'PARTIAL' }] })), 'JitterStrategy'],
   ['an unknown retrier field', single(task({ Retry: [{ ErrorEquals: ['E'], MaxAttemptsPath: '$.n' }] })), 'MaxAttemptsPath'],
   // State types and top-level fields
-  ['a Parallel state', single({ Type: 'Parallel', Branches: [], End: true }), 'Parallel'],
+  // Parallel runs (./parallel.test.ts); its JSONata fields do not.
+  ['a Parallel state with Arguments (JSONata)', single({ Type: 'Parallel', Branches: [{ StartAt: 'T', States: { T: task() } }], Arguments: {}, End: true }), 'Arguments'],
   ['a state-machine TimeoutSeconds', single(task(), { TimeoutSeconds: 60 }), 'TimeoutSeconds'],
   ['QueryLanguage JSONata', single(task(), { QueryLanguage: 'JSONata' }), 'QueryLanguage'],
   ['a Fail state ErrorPath', single({ Type: 'Fail', ErrorPath: '$.error' }), 'ErrorPath'],

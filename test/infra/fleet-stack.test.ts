@@ -53,6 +53,9 @@ interface AslState {
   Catch?: AslCatcher[];
   TimeoutSecondsPath?: string;
   TimeoutSeconds?: number;
+  ResultSelector?: Record<string, unknown>;
+  Branches?: { StartAt: string; States: Record<string, AslState> }[];
+  Error?: string;
   Label?: string;
   MaxConcurrencyPath?: string;
   MaxConcurrency?: number;
@@ -234,31 +237,58 @@ describe('FleetStack (default props)', () => {
       expect(map.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'Finish batch' }]);
     });
 
-    it('has the child states Run task, Record failure and Failure recorded', () => {
+    it('has the child states Run task, Record failure, Failure recorded and Storage unavailable', () => {
       const processor = map.ItemProcessor;
 
       expect(processor?.StartAt).toBe('Run task');
-      expect(Object.keys(processor?.States ?? {}).sort()).toEqual(['Failure recorded', 'Record failure', 'Run task']);
+      expect(Object.keys(processor?.States ?? {}).sort()).toEqual(['Failure recorded', 'Record failure', 'Run task', 'Storage unavailable']);
       expect(state(processor?.States, 'Failure recorded').Type).toBe('Succeed');
       expect(state(processor?.States, 'Record failure')).toMatchObject({ Type: 'Task', End: true });
+      // Storage that stayed unavailable fails the child: the Map tolerates it, Finish batch counts the task lost.
+      expect(state(processor?.States, 'Storage unavailable')).toMatchObject({ Type: 'Fail', Error: 'Fleet.StorageUnavailable' });
     });
   });
 
   describe('Run task (child)', () => {
+    // Run task is a single-branch Parallel: its RetryCount counts only the task's own retries.
+    // https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html
     let runTask: AslState;
+    let invoke: AslState;
     beforeAll(() => {
       runTask = state(state(definition.asl.States, 'Run tasks').ItemProcessor?.States, 'Run task');
+      const branch = runTask.Branches?.[0];
+      invoke = state(branch?.States, 'Invoke worker');
     });
 
-    it('invokes the worker function with the attempt number from $$.State.RetryCount', () => {
-      expect(definition.token(runTask.Parameters?.FunctionName)).toEqual({ 'Fn::GetAtt': [ids.worker, 'Arn'] });
-      expect(runTask.Parameters?.Payload).toEqual({
+    it('is a Parallel of one branch, Invoke worker alone, whose result is the branch\'s', () => {
+      expect(runTask.Type).toBe('Parallel');
+      expect(runTask.Branches).toHaveLength(1);
+      expect(runTask.Branches?.[0]?.StartAt).toBe('Invoke worker');
+      expect(Object.keys(runTask.Branches?.[0]?.States ?? {})).toEqual(['Invoke worker']);
+      expect(invoke).toMatchObject({ Type: 'Task', End: true });
+      expect(runTask.ResultSelector).toEqual({ 'taskId.$': '$[0].taskId', 'success.$': '$[0].success' });
+    });
+
+    it('invokes the worker function with the attempt number from the Parallel\'s $$.State.RetryCount', () => {
+      expect(runTask.Parameters).toEqual({
         'batchId.$': '$.batchId',
         'task.$': '$.task',
         'settings.$': '$.settings',
         'attempt.$': '$$.State.RetryCount',
         'executionStartTime.$': '$$.Execution.StartTime',
       });
+      expect(definition.token(invoke.Parameters?.FunctionName)).toEqual({ 'Fn::GetAtt': [ids.worker, 'Arn'] });
+      expect(invoke.Parameters?.['Payload.$']).toBe('$');
+    });
+
+    it('retries only what is not the task\'s fault inside the branch: storage unavailable, then Lambda\'s transient errors', () => {
+      expect(invoke.Retry?.map((r) => r.ErrorEquals)).toEqual([
+        ['Fleet.StorageUnavailable'],
+        ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException'],
+      ]);
+      expect(invoke.Retry?.[0]).toMatchObject({ IntervalSeconds: 2, BackoffRate: 2, MaxDelaySeconds: 60, JitterStrategy: 'FULL' });
+      expect(invoke.Retry?.some((r) => r.ErrorEquals.includes('TaskAttemptFailed'))).toBe(false);
+      expect(invoke.Catch).toBeUndefined();
     });
 
     it('retries TaskAttemptFailed first, with capped exponential backoff and full jitter', () => {
@@ -283,13 +313,14 @@ describe('FleetStack (default props)', () => {
     });
 
     it('bounds each attempt with TimeoutSecondsPath $.settings.attemptTimeoutSeconds', () => {
-      expect(runTask.TimeoutSecondsPath).toBe('$.settings.attemptTimeoutSeconds');
-      expect(runTask.TimeoutSeconds).toBeUndefined();
+      expect(invoke.TimeoutSecondsPath).toBe('$.settings.attemptTimeoutSeconds');
+      expect(invoke.TimeoutSeconds).toBeUndefined();
     });
 
-    it('catches TaskFailed → Failure recorded first, then States.ALL → Record failure with the error at $.error', () => {
+    it('catches TaskFailed → Failure recorded first, Fleet.StorageUnavailable → Storage unavailable, then States.ALL → Record failure with the error at $.error', () => {
       expect(runTask.Catch).toEqual([
         { ErrorEquals: ['TaskFailed'], ResultPath: null, Next: 'Failure recorded' },
+        { ErrorEquals: ['Fleet.StorageUnavailable'], ResultPath: null, Next: 'Storage unavailable' },
         { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Record failure' },
       ]);
     });

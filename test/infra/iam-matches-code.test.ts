@@ -17,11 +17,20 @@ import type { IConstruct } from 'constructs';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FleetStack } from '../../infra/fleet-stack';
+import { render } from './iam-render';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 /** What kind of resource an action must be granted on. */
-type ResourceKind = 'table' | 'stateMachine' | 'execution' | 'mapRun' | 'bucketObjects' | 'queue';
+type ResourceKind = 'table' | 'tableIndex' | 'stateMachine' | 'execution' | 'mapRun' | 'bucketObjects' | 'queue';
+
+/**
+ * A command sent with an IndexName reads a secondary index: IAM authorizes it
+ * on `<table>/index/<name>`, not on the table
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/using-identity-based-policies.html).
+ * commandsOf names such a command `<Command>@index`.
+ */
+const ON_INDEX = '@index';
 
 /**
  * SDK command class → IAM action and resource. lib-dynamodb's document
@@ -33,7 +42,9 @@ const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }
   GetCommand: { action: 'dynamodb:GetItem', resource: 'table' },
   GetItemCommand: { action: 'dynamodb:GetItem', resource: 'table' },
   QueryCommand: { action: 'dynamodb:Query', resource: 'table' },
+  [`QueryCommand${ON_INDEX}`]: { action: 'dynamodb:Query', resource: 'tableIndex' },
   ScanCommand: { action: 'dynamodb:Scan', resource: 'table' },
+  [`ScanCommand${ON_INDEX}`]: { action: 'dynamodb:Scan', resource: 'tableIndex' },
   UpdateCommand: { action: 'dynamodb:UpdateItem', resource: 'table' },
   UpdateItemCommand: { action: 'dynamodb:UpdateItem', resource: 'table' },
   DeleteCommand: { action: 'dynamodb:DeleteItem', resource: 'table' },
@@ -144,14 +155,14 @@ const GRANTED_FOR_TRACING: Record<string, string> = {
  * (checked below against worker.ts's source), and none of them sends these.
  */
 const WORKER_CALLS = {
-  repository: ['recordResult'],
+  // getBatch: before a retry, whether the batch was cancelled.
+  repository: ['getBatch', 'recordResult'],
   activity: ['deregisterWorker', 'registerWorker'],
   deadLetters: ['send'],
 };
 /** What recordResult sends only with grouping on (insert-coalescer.ts): the existence read of a group. */
 const SENT_ONLY_WHEN_GROUPING = ['dynamodb:BatchGetItem'];
 const NOT_SENT_BY_WORKER: Record<string, string> = {
-  'dynamodb:GetItem': 'DynamoBatchRepository.getBatch/getConfig: read paths the worker does not call.',
   'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listRunningWorkers: not called by the worker.',
   'dynamodb:BatchGetItem':
     'recordResult reads only to group results (insert-coalescer.ts), which needs FLEET_GROUP_RESULT_WRITES=true: the local fleet sets it, the Fleet construct never does (checked below).',
@@ -279,7 +290,8 @@ interface Statement {
 
 interface Grant {
   action: string;
-  resource: unknown;
+  /** Rendered (./iam-render.ts), so two spellings of one ARN compare equal. */
+  resource: string;
 }
 
 /** The SDK commands a Lambda entry can send, from Fleet's own modules reachable from it. */
@@ -297,7 +309,10 @@ async function commandsOf(entry: string): Promise<{ commands: Set<string>; files
   const commands = new Set<string>();
   for (const file of files) {
     const source = readFileSync(path.join(repoRoot, file), 'utf8');
-    for (const match of source.matchAll(/new (\w+Command)\(/g)) commands.add(match[1] as string);
+    for (const match of source.matchAll(/new (\w+Command)\(/g)) {
+      const onIndex = /\bIndexName\s*:/.test(statementAt(source, match.index + match[0].length));
+      commands.add(`${match[1] as string}${onIndex ? ON_INDEX : ''}`);
+    }
   }
   return { commands, files };
 }
@@ -307,6 +322,79 @@ function logicalIdOf(stack: FleetStack, construct: IConstruct): string {
 }
 
 const asArray = <T>(value: T | T[]): T[] => (Array.isArray(value) ? value : [value]);
+
+/** Logical ids of the resources grants name. */
+interface Ids {
+  table: string;
+  bucket: string;
+  queue: string;
+  machine: string;
+}
+
+const STATES_ARN = 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}';
+
+/**
+ * Whether a rendered policy resource is exactly the resource of `kind` the
+ * code needs: an ARN broader (every execution) or narrower (one execution
+ * name) than what the code sends is not. Executions are named per batch, so
+ * the code needs `execution:<machine name>:*`; Map Runs, `mapRun:<machine name>/*`
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-examine-map-run.html);
+ * index reads, `<table>/index/*`.
+ */
+function isKind(resource: string, kind: ResourceKind, ids: Ids): boolean {
+  switch (kind) {
+    case 'table':
+      return resource === `\${${ids.table}.Arn}`;
+    case 'tableIndex':
+      return resource === `\${${ids.table}.Arn}/index/*`;
+    case 'stateMachine':
+      return resource === `\${${ids.machine}}`;
+    case 'execution':
+      return resource === `${STATES_ARN}:execution:\${${ids.machine}.Name}:*`;
+    case 'mapRun':
+      return resource === `${STATES_ARN}:mapRun:\${${ids.machine}.Name}/*`;
+    case 'bucketObjects':
+      return resource === `\${${ids.bucket}.Arn}/*` || resource === `\${${ids.bucket}.Arn}/batches/*`;
+    case 'queue':
+      return resource === `\${${ids.queue}.Arn}`;
+  }
+}
+
+/** Whether a granted action (possibly a wildcard like s3:PutObject*) covers the needed one. */
+const covers = (granted: string, needed: string) => new RegExp(`^${granted.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(needed);
+
+/** Commands a function's code sends with no grant of their action on exactly the resource they need. */
+function missingGrants(commands: Iterable<string>, grants: readonly Grant[], notSent: Record<string, string>, ids: Ids): string[] {
+  const missing: string[] = [];
+  for (const command of commands) {
+    const need = COMMAND_ACTIONS[command];
+    if (!need || notSent[need.action]) continue;
+    if (!grants.some((grant) => covers(grant.action, need.action) && isKind(grant.resource, need.resource, ids))) missing.push(`${command} → ${need.action} on ${need.resource}`);
+  }
+  return missing;
+}
+
+/**
+ * Grants of a DynamoDB or Step Functions action the code sends, on a resource
+ * that is none the code needs for it. DynamoDB's grants may name the table and
+ * its indexes together (CDK's grant shape: an action an index does not serve is
+ * refused there by DynamoDB itself); nothing else, and no broader ARN.
+ */
+function misplacedGrants(commands: Iterable<string>, grants: readonly Grant[], notSent: Record<string, string>, ids: Ids): string[] {
+  const needs = [...commands].flatMap((command) => {
+    const need = COMMAND_ACTIONS[command];
+    return need && !notSent[need.action] ? [need] : [];
+  });
+  const misplaced: string[] = [];
+  for (const grant of grants) {
+    if (!/^(dynamodb|states):/.test(grant.action)) continue;
+    const kinds = new Set(needs.filter((need) => covers(grant.action, need.action)).map((need) => need.resource));
+    if (kinds.size === 0) continue;
+    if (kinds.has('table') || kinds.has('tableIndex')) kinds.add('table').add('tableIndex');
+    if (![...kinds].some((kind) => isKind(grant.resource, kind, ids))) misplaced.push(`${grant.action} on ${grant.resource}`);
+  }
+  return misplaced;
+}
 
 describe('IAM matches the code (issue 7, item 3)', () => {
   let stack: FleetStack;
@@ -355,39 +443,23 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       const statements = (resource.Properties?.PolicyDocument as { Statement: Statement[] }).Statement;
       for (const statement of statements) {
         if (statement.Effect !== 'Allow') continue;
-        for (const action of asArray(statement.Action)) for (const r of asArray(statement.Resource)) grants.push({ action, resource: r });
+        for (const action of asArray(statement.Action)) for (const r of asArray(statement.Resource)) grants.push({ action, resource: render(r) });
       }
     }
     return grants;
   }
 
-  /** Whether a policy resource (as synthesized) is the kind the action must be granted on. */
-  function isKind(resource: unknown, kind: ResourceKind): boolean {
+  /** The logical ids the resources are named by. */
+  const idsOf = (): Ids => {
     const fleet = stack.fleet;
-    const text = JSON.stringify(resource);
-    const table = logicalIdOf(stack, fleet.table);
-    const bucket = logicalIdOf(stack, fleet.tasksBucket);
-    const queue = logicalIdOf(stack, fleet.deadLetterQueue);
-    const machine = logicalIdOf(stack, fleet.stateMachine);
-    switch (kind) {
-      case 'table':
-        return JSON.stringify({ 'Fn::GetAtt': [table, 'Arn'] }) === text;
-      case 'stateMachine':
-        return JSON.stringify({ Ref: machine }) === text;
-      case 'execution':
-        return text.includes(':execution:') && text.includes(machine);
-      case 'mapRun':
-        return text.includes(':mapRun:') && text.includes(machine);
-      case 'bucketObjects':
-        return text.includes(`"${bucket}","Arn"`) && /\/(batches\/)?\*"/.test(text);
-      case 'queue':
-        return JSON.stringify({ 'Fn::GetAtt': [queue, 'Arn'] }) === text;
-    }
-  }
+    return {
+      table: logicalIdOf(stack, fleet.table),
+      bucket: logicalIdOf(stack, fleet.tasksBucket),
+      queue: logicalIdOf(stack, fleet.deadLetterQueue),
+      machine: logicalIdOf(stack, fleet.stateMachine),
+    };
+  };
 
-  /** Whether a granted action (possibly a wildcard like s3:PutObject*) covers the needed one. */
-  const covers = (granted: string, needed: string) =>
-    new RegExp(`^${granted.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`, 'i').test(needed);
 
   it('derives commands from each entry through its reachable adapters', () => {
     // A guard that the derivation sees the adapters at all.
@@ -429,6 +501,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     // Those methods' own commands (and their private helpers'), read from the adapters.
     const sent = [
       ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'recordResult'),
+      ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'getBatch'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'registerWorker'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'deregisterWorker'),
       ...actionsOfMethod('lambdas/adapters/dead-letter-queue.ts', 'send'),
@@ -490,16 +563,11 @@ describe('IAM matches the code (issue 7, item 3)', () => {
   for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
     describe(`${key} (${ENTRIES[key]})`, () => {
       it('is allowed every action its code can send, on the right resource', () => {
-        const grants = grantsOf(key);
-        const missing: string[] = [];
-        for (const command of derived[key]) {
-          const need = COMMAND_ACTIONS[command];
-          if (!need) continue;
-          if (NOT_SENT[key][need.action]) continue;
-          const ok = grants.some((grant) => covers(grant.action, need.action) && isKind(grant.resource, need.resource));
-          if (!ok) missing.push(`${command} → ${need.action} on ${need.resource}`);
-        }
-        expect(missing).toEqual([]);
+        expect(missingGrants(derived[key], grantsOf(key), NOT_SENT[key], idsOf())).toEqual([]);
+      });
+
+      it('is granted the Step Functions and DynamoDB actions its code sends on no other resource than the code needs', () => {
+        expect(misplacedGrants(derived[key], grantsOf(key), NOT_SENT[key], idsOf())).toEqual([]);
       });
 
       it('is granted nothing beyond what its code needs, except the justified list', () => {
@@ -528,5 +596,47 @@ describe('IAM matches the code (issue 7, item 3)', () => {
         expect(derivedActions, `${key}: stale NOT_SENT entry`).toContain(action);
       }
     }
+  });
+
+  describe('the checks catch a wrong grant (mutations of the synthesized grants)', () => {
+    const partition = 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}';
+
+    it('a DynamoDB grant without `<table>/index/*`: the API queries an index (listBatches)', () => {
+      expect(derived.api).toContain(`QueryCommand${ON_INDEX}`);
+      const withoutIndex = grantsOf('api').filter((grant) => !grant.resource.endsWith('/index/*'));
+      expect(missingGrants(derived.api, grantsOf('api'), NOT_SENT.api, idsOf())).toEqual([]);
+      expect(missingGrants(derived.api, withoutIndex, NOT_SENT.api, idsOf())).toEqual([`QueryCommand${ON_INDEX} → dynamodb:Query on tableIndex`]);
+    });
+
+    it('an execution ARN broader than the code needs (every state machine\'s executions)', () => {
+      const ids = idsOf();
+      const broader = grantsOf('api').map((grant) => (grant.resource.includes(':execution:') ? { ...grant, resource: `${partition}:execution:*` } : grant));
+      expect(missingGrants(derived.api, broader, NOT_SENT.api, ids)).toEqual(
+        expect.arrayContaining(['StopExecutionCommand → states:StopExecution on execution', 'DescribeExecutionCommand → states:DescribeExecution on execution']),
+      );
+      expect(misplacedGrants(derived.api, broader, NOT_SENT.api, ids)).toContain(`states:StopExecution on ${partition}:execution:*`);
+    });
+
+    it('an execution ARN narrower than the code needs (one execution name, where any batch\'s is sent)', () => {
+      const ids = idsOf();
+      const narrower = grantsOf('api').map((grant) =>
+        grant.resource.includes(':execution:') ? { ...grant, resource: `${partition}:execution:\${${ids.machine}.Name}:batch-1` } : grant,
+      );
+      expect(missingGrants(derived.api, narrower, NOT_SENT.api, ids)).toEqual(expect.arrayContaining(['StopExecutionCommand → states:StopExecution on execution']));
+    });
+
+    it('a Map Run ARN of another state machine', () => {
+      const ids = idsOf();
+      const other = grantsOf('startBatch').map((grant) => (grant.resource.includes(':mapRun:') ? { ...grant, resource: `${partition}:mapRun:other/*` } : grant));
+      expect(missingGrants(derived.startBatch, other, NOT_SENT.startBatch, ids)).toEqual(['UpdateMapRunCommand → states:UpdateMapRun on mapRun']);
+      expect(misplacedGrants(derived.startBatch, other, NOT_SENT.startBatch, ids)).toEqual([`states:UpdateMapRun on ${partition}:mapRun:other/*`]);
+    });
+
+    it('a DynamoDB grant on every table', () => {
+      const everyTable = [...grantsOf('worker'), { action: 'dynamodb:PutItem', resource: 'arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*' }];
+      expect(misplacedGrants(derived.worker, everyTable, NOT_SENT.worker, idsOf())).toEqual([
+        'dynamodb:PutItem on arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/*',
+      ]);
+    });
   });
 });

@@ -24,6 +24,7 @@ import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { FleetStack, type FleetStackProps } from '../../infra/fleet-stack';
+import { render } from './iam-render';
 
 /** One action on one resource, resources rendered as text (`${Logical.Attr}` for intrinsics). */
 export interface Permission {
@@ -71,25 +72,6 @@ const BROADER_THAN_NEEDED: { name: string; reason: string; matches: (grant: Perm
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const asArray = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
-
-/** Renders a CloudFormation value as text: `${Logical}` for Ref, `${Logical.Attr}` for GetAtt, `${Logical.Name}` for a state machine's name. */
-export function render(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (isObject(value)) {
-    if (typeof value.Ref === 'string') return `\${${value.Ref}}`;
-    const getAtt = value['Fn::GetAtt'];
-    if (Array.isArray(getAtt) && getAtt.length === 2) return `\${${String(getAtt[0])}.${String(getAtt[1])}}`;
-    const join = value['Fn::Join'];
-    if (Array.isArray(join) && typeof join[0] === 'string' && Array.isArray(join[1])) return join[1].map(render).join(join[0]);
-    const select = value['Fn::Select'];
-    if (Array.isArray(select)) {
-      // CDK's name of a state machine: the 7th ':'-field of its ARN (its Ref).
-      const split = isObject(select[1]) ? select[1]['Fn::Split'] : undefined;
-      if (select[0] === 6 && Array.isArray(split) && split[0] === ':' && isObject(split[1]) && typeof split[1].Ref === 'string') return `\${${split[1].Ref}.Name}`;
-    }
-  }
-  throw new Error(`cannot render ${JSON.stringify(value)}`);
-}
 
 interface AslState {
   Type: string;
@@ -284,5 +266,25 @@ describe("the state machine's role allows exactly what its definition uses (issu
     const broad = [...grants, { action: 's3:GetObject', resource: '*' }, { action: 'states:*', resource: `\${${machineId}}` }];
     expect(check(needs, broad).unexplained).toEqual([`s3:GetObject on *`, `states:* on \${${machineId}}`]);
     expect(check(needs, grants, [...BROADER_THAN_NEEDED, { name: 'unused', reason: '', matches: () => false }]).stale).toEqual(['unused']);
+  });
+
+  it('the check catches an execution ARN broader or narrower than the Distributed Map needs', () => {
+    const { resources, machineId, machine, roleId } = synth({});
+    const needs = needsOf(machineId, machine);
+    const grants = grantsOf(roleId, resources);
+    const executions = `arn:\${AWS::Partition}:states:\${AWS::Region}:\${AWS::AccountId}:execution:`;
+    const stopOn = (resource: string) => grants.map((g) => (g.action === 'states:StopExecution' ? { ...g, resource } : g));
+    // Broader: every state machine's executions. Covered, but not explained.
+    const broader = check(needs, stopOn(`${executions}*`));
+    expect(broader.missing).toEqual([]);
+    expect(broader.unexplained).toEqual([`states:StopExecution on ${executions}*`]);
+    // Narrower: one named execution, where the Map stops any of its children.
+    const narrower = check(needs, stopOn(`${executions}\${${machineId}.Name}:batch-1`));
+    expect(narrower.missing).toEqual([expect.stringContaining('states:StopExecution')]);
+    // A Lambda the definition invokes, inside the child's Parallel, left out of the grants.
+    const worker = needs.find((n) => n.why?.includes('Invoke worker'));
+    expect(worker).toBeDefined();
+    const withoutWorker = grants.filter((g) => !(g.action === 'lambda:InvokeFunction' && g.resource.startsWith(worker?.resource ?? '?')));
+    expect(check(needs, withoutWorker).missing).toEqual(expect.arrayContaining([expect.stringContaining('Run task > Invoke worker')]));
   });
 });

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Duration } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { STATE_NAMES, runTaskStateName } from '../../infra/batch-workflow';
+import { STATE_NAMES, invokeWorkerStateName, runTaskStateName } from '../../infra/batch-workflow';
 import { loadDefinition } from '../../infra/local/asl/definition';
 import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
 import type { FleetProps } from '../../infra/fleet';
@@ -21,9 +21,16 @@ interface AslState {
   Catch?: unknown;
   TimeoutSecondsPath?: string;
   ResultSelector?: unknown;
-  Parameters?: { FunctionName?: string; Payload?: unknown };
+  Parameters?: { FunctionName?: string; Payload?: unknown; 'Payload.$'?: string } & Record<string, unknown>;
   ItemProcessor?: { StartAt: string; States: Record<string, AslState> };
+  Branches?: { StartAt: string; States: Record<string, AslState> }[];
 }
+
+/** The Lambda call inside a Run task Parallel (its only branch's only state). */
+const invokeOf = (runTask: AslState | undefined): AslState | undefined => {
+  const branch = runTask?.Branches?.[0];
+  return branch ? branch.States[branch.StartAt] : undefined;
+};
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 const THUMBNAIL_ENTRY = 'examples/workers/thumbnail-worker.ts';
@@ -110,12 +117,12 @@ describe('per-type worker functions (FleetProps.workers)', () => {
     });
   });
 
-  it('may write the table and send to the dead-letter queue, and nothing beyond the default worker', () => {
+  it('may write the table, read an item (its batch, before a retry) and send to the dead-letter queue, and nothing beyond the default worker', () => {
     const statements = statementsOf(configured.resources, ids.thumbnailRole);
     const table = { 'Fn::GetAtt': [ids.table, 'Arn'] };
-    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']) expect(allows(statements, action, table), action).toBe(true);
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem']) expect(allows(statements, action, table), action).toBe(true);
     expect(allows(statements, 'sqs:SendMessage', { 'Fn::GetAtt': [ids.queue, 'Arn'] })).toBe(true);
-    expect(statements.flatMap((s) => asArray(s.Action)).some((a) => a.startsWith('dynamodb:GetItem') || a.startsWith('dynamodb:Query'))).toBe(false);
+    expect(statements.flatMap((s) => asArray(s.Action)).some((a) => a.startsWith('dynamodb:Query') || a.startsWith('dynamodb:Scan'))).toBe(false);
     const defaultActions = new Set(statementsOf(configured.resources, logicalIdOf(configured.stack, configured.stack.fleet.workerFunction.role!)).flatMap((s) => asArray(s.Action)));
     expect(statements.flatMap((s) => asArray(s.Action)).filter((a) => !defaultActions.has(a))).toEqual([]);
   });
@@ -134,17 +141,21 @@ describe('per-type worker functions (FleetProps.workers)', () => {
       Choices: [{ Variable: '$.task.type', StringEquals: 'thumbnail', Next: runTaskStateName('thumbnail') }],
       Default: STATE_NAMES.runTask,
     });
-    expect(child.States[runTaskStateName('thumbnail')]?.Parameters?.FunctionName).toBe(`<${ids.thumbnail}>`);
-    expect(child.States[STATE_NAMES.runTask]?.Parameters?.FunctionName).toBe(`<${ids.worker}>`);
+    expect(invokeOf(child.States[runTaskStateName('thumbnail')])?.Parameters?.FunctionName).toBe(`<${ids.thumbnail}>`);
+    expect(invokeOf(child.States[STATE_NAMES.runTask])?.Parameters?.FunctionName).toBe(`<${ids.worker}>`);
   });
 
   it('runs a typed task with the same payload, Retry, backstop timeout and Catch as Run task', () => {
     const child = childOf(configured.resources);
     const typed = child.States[runTaskStateName('thumbnail')];
     const base = child.States[STATE_NAMES.runTask];
-    expect(typed?.TimeoutSecondsPath).toBe('$.settings.attemptTimeoutSeconds');
-    for (const field of ['Type', 'Retry', 'Catch', 'TimeoutSecondsPath', 'ResultSelector'] as const) expect(typed?.[field], field).toEqual(base?.[field]);
-    expect(typed?.Parameters?.Payload).toEqual(base?.Parameters?.Payload);
+    for (const field of ['Type', 'Retry', 'Catch', 'ResultSelector', 'Parameters'] as const) expect(typed?.[field], field).toEqual(base?.[field]);
+    const typedInvoke = invokeOf(typed);
+    const baseInvoke = invokeOf(base);
+    expect(typed?.Branches?.[0]?.StartAt).toBe(invokeWorkerStateName('thumbnail'));
+    expect(typedInvoke?.TimeoutSecondsPath).toBe('$.settings.attemptTimeoutSeconds');
+    for (const field of ['Type', 'Retry', 'Catch', 'TimeoutSecondsPath', 'ResultSelector'] as const) expect(typedInvoke?.[field], field).toEqual(baseInvoke?.[field]);
+    expect(typedInvoke?.Parameters?.['Payload.$']).toEqual(baseInvoke?.Parameters?.['Payload.$']);
     // A failure the typed function could not record is recorded by the default worker.
     expect(child.States[STATE_NAMES.recordFailure]?.Parameters?.FunctionName).toBe(`<${ids.worker}>`);
   });
@@ -175,7 +186,9 @@ describe('without workers', () => {
     const empty = synth('Plain', { workers: {} });
     // The child is Run task alone, as before per-type workers.
     expect(childOf(plain.resources).StartAt).toBe(STATE_NAMES.runTask);
-    expect(Object.keys(childOf(plain.resources).States).sort()).toEqual([STATE_NAMES.failureRecorded, STATE_NAMES.recordFailure, STATE_NAMES.runTask].sort());
+    expect(Object.keys(childOf(plain.resources).States).sort()).toEqual(
+      [STATE_NAMES.failureRecorded, STATE_NAMES.recordFailure, STATE_NAMES.runTask, STATE_NAMES.storageUnavailable].sort(),
+    );
     expect(plain.stack.fleet.typeWorkerFunctions).toEqual({});
     expect(empty.template.toJSON()).toEqual(plain.template.toJSON());
     plain.template.resourcePropertiesCountIs('AWS::Lambda::Function', { Handler: 'index.handler', MemorySize: 1024, Timeout: 900 }, 1);

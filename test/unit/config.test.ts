@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ATTEMPT_TIMEOUT_GRACE_SECONDS, DEFAULT_CONFIG, mayRetry, settingsForBatch } from '../../lambdas/domain/config';
+import { ATTEMPT_TIMEOUT_GRACE_SECONDS, DEFAULT_CONFIG, EXPRESS_BACKSTOP_MAX_SECONDS, EXPRESS_RECORD_RESERVE_SECONDS, mayRetry, settingsForBatch } from '../../lambdas/domain/config';
 import type { FleetManagerConfig } from '../../lambdas/domain/types';
 
 const config = (overrides: Partial<FleetManagerConfig> = {}): FleetManagerConfig => ({ ...DEFAULT_CONFIG, ...overrides });
@@ -33,14 +33,14 @@ describe('settingsForBatch', () => {
     const cfg = config({ workerTimeout: 300_000 });
 
     // Act
-    const settings = settingsForBatch(cfg, 0);
+    const settings = settingsForBatch(cfg, 0, 'STANDARD');
 
     // Assert
     expect(settings.attemptTimeoutSeconds).toBe(300 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
   });
 
   it('bases the backstop on the longest task timeout when it exceeds workerTimeout', () => {
-    const settings = settingsForBatch(config({ workerTimeout: 60_000 }), 600_000);
+    const settings = settingsForBatch(config({ workerTimeout: 60_000 }), 600_000, 'STANDARD');
 
     expect(settings.attemptTimeoutSeconds).toBe(600 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
   });
@@ -54,12 +54,51 @@ describe('settingsForBatch', () => {
   it('rounds milliseconds up to whole seconds', () => {
     expect(settingsForBatch(config({ workerTimeout: 1_500 }), 0).attemptTimeoutSeconds).toBe(2 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
     expect(settingsForBatch(config({ workerTimeout: 1 }), 0).attemptTimeoutSeconds).toBe(1 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
-    expect(settingsForBatch(config({ workerTimeout: 1_000 }), 600_001).attemptTimeoutSeconds).toBe(601 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
+    expect(settingsForBatch(config({ workerTimeout: 1_000 }), 600_001, 'STANDARD').attemptTimeoutSeconds).toBe(601 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
   });
 
   it('leaves a real grace period past the worker deadline', () => {
     expect(ATTEMPT_TIMEOUT_GRACE_SECONDS).toBeGreaterThan(0);
     expect(settingsForBatch(config({ workerTimeout: 10_000 }), 0).attemptTimeoutSeconds).toBeGreaterThan(10);
+  });
+});
+
+/**
+ * An EXPRESS child ends at 5 minutes, retries and all
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html,
+ * https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html): the attempt's own
+ * deadline, its backstop and the recording of an attempt the backstop ended must fit in it.
+ */
+describe('settingsForBatch with EXPRESS children (the 5-minute budget)', () => {
+  const RECORD_RESERVE_SECONDS = 20;
+  const cases: [string, Partial<FleetManagerConfig>, number][] = [
+    ['the defaults (workerTimeout 300 s)', {}, 0],
+    ['a 280 s workerTimeout', { workerTimeout: 280_000 }, 0],
+    ['a task timeout of 14 minutes', { workerTimeout: 1_000 }, 840_000],
+    ['a 60 s workerTimeout', { workerTimeout: 60_000 }, 0],
+  ];
+
+  it.each(cases)('%s: worker deadline + grace ≤ backstop, and backstop + recording ≤ 300 s', (_what, overrides, longest) => {
+    const settings = settingsForBatch(config(overrides), longest, 'EXPRESS');
+    const budgetMs = settings.executionBudgetMs;
+    expect(budgetMs).not.toBeNull();
+    // The worker ends an attempt at its timeout or at child start + budget, whichever is first:
+    // the backstop fires only after that, with a grace.
+    const longestDeadlineMs = Math.min(Math.max(settings.workerTimeout, longest), budgetMs ?? Infinity);
+    expect(longestDeadlineMs + ATTEMPT_TIMEOUT_GRACE_SECONDS * 1000).toBeLessThanOrEqual(settings.attemptTimeoutSeconds * 1000);
+    // A first attempt cut by its backstop still leaves Record failure its time before the 5 minutes.
+    expect(settings.attemptTimeoutSeconds + RECORD_RESERVE_SECONDS).toBeLessThanOrEqual(300);
+    expect(EXPRESS_BACKSTOP_MAX_SECONDS + EXPRESS_RECORD_RESERVE_SECONDS).toBe(300);
+  });
+
+  it('keeps a short timeout\'s backstop as it is: deadline + grace', () => {
+    expect(settingsForBatch(config({ workerTimeout: 60_000 }), 0, 'EXPRESS').attemptTimeoutSeconds).toBe(60 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
+  });
+
+  it('leaves STANDARD children unbounded by it', () => {
+    const settings = settingsForBatch(config(), 840_000, 'STANDARD');
+    expect(settings.attemptTimeoutSeconds).toBe(840 + ATTEMPT_TIMEOUT_GRACE_SECONDS);
+    expect(settings.executionBudgetMs).toBeNull();
   });
 });
 

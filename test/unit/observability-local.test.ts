@@ -4,9 +4,9 @@
  * prints nothing for a task, successful or not, and stores no metric.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
 import { captureOutput, useHandlerEnvironment } from './handler-fixtures';
 
@@ -25,6 +25,10 @@ beforeAll(async () => {
   });
   ({ handler } = await import('../../lambdas/worker'));
   observability = await import('../../lambdas/adapters/observability');
+});
+// A retry first reads its batch (lambdas/worker.ts): a batch that is not cancelled.
+beforeEach(() => {
+  ddb.on(GetCommand).resolves({});
 });
 afterEach(() => {
   ddb.reset();

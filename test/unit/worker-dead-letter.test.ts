@@ -4,9 +4,9 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
 import { useHandlerEnvironment } from './handler-fixtures';
 
@@ -20,6 +20,10 @@ beforeAll(async () => {
     FLEET_DLQ_URL: QUEUE_URL,
   });
   ({ handler } = await import('../../lambdas/worker'));
+});
+// A retry first reads its batch (lambdas/worker.ts): a batch that is not cancelled.
+beforeEach(() => {
+  ddb.on(GetCommand).resolves({});
 });
 afterEach(() => {
   ddb.reset();

@@ -7,7 +7,7 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { DeleteCommand, DynamoDBDocumentClient, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from '../../lambdas/domain/types';
@@ -38,6 +38,10 @@ beforeEach(() => {
   written = captureOutput();
   ddb.on(PutCommand).resolves({});
   ddb.on(UpdateCommand).resolves({});
+});
+// A retry first reads its batch (lambdas/worker.ts): a batch that is not cancelled.
+beforeEach(() => {
+  ddb.on(GetCommand).resolves({});
 });
 afterEach(() => {
   ddb.reset();

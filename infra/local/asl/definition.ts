@@ -31,7 +31,7 @@ export interface Catcher {
 }
 
 export interface StateDefinition {
-  Type: 'Task' | 'Map' | 'Pass' | 'Succeed' | 'Fail' | 'Choice' | 'Wait';
+  Type: 'Task' | 'Map' | 'Parallel' | 'Pass' | 'Succeed' | 'Fail' | 'Choice' | 'Wait';
   Comment?: string;
   Next?: string;
   End?: boolean;
@@ -57,6 +57,8 @@ export interface StateDefinition {
   // Fail
   Error?: string;
   Cause?: string;
+  // Parallel
+  Branches?: StateMachineDefinition[];
   // Map
   ItemProcessor?: StateMachineDefinition & { ProcessorConfig?: { Mode?: string; ExecutionType?: string } };
   ItemReader?: { Resource: string; ReaderConfig?: { InputType?: string; MaxItems?: number }; Parameters?: unknown };
@@ -129,6 +131,8 @@ const ALLOWED: Record<string, readonly string[]> = {
     'Retry',
     'Catch',
   ],
+  // JSONPath fields only: Arguments, Output, Assign and QueryLanguage are refused by name.
+  Parallel: [...COMMON, ...FLOW, ...IO, 'Branches', 'Parameters', 'ResultSelector', 'ResultPath', 'Retry', 'Catch'],
   Pass: [...COMMON, ...FLOW, ...IO, 'Parameters', 'Result', 'ResultPath'],
   Succeed: [...COMMON, ...IO],
   Choice: [...COMMON, ...IO, 'Choices', 'Default'],
@@ -250,6 +254,7 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       checkPath(state.TimeoutSecondsPath, `${at}.TimeoutSecondsPath`, false);
     }
     if (state.Type === 'Map') checkMap(state, at);
+    if (state.Type === 'Parallel') checkParallel(state, at);
     if (state.Type === 'Wait') {
       if ((state.Seconds === undefined) === (state.SecondsPath === undefined)) {
         throw new DefinitionError(`${at}: needs exactly one of Seconds and SecondsPath (Timestamp is not implemented by Fleet's local runner)`);
@@ -271,6 +276,18 @@ function checkChoice(machine: StateMachineDefinition, state: StateDefinition, at
     if (!machine.States[rule.Next]) throw new DefinitionError(`${where}.Next names no state: "${rule.Next}"`);
   });
   if (state.Default !== undefined && !machine.States[state.Default]) throw new DefinitionError(`${at}.Default names no state: "${state.Default}"`);
+}
+
+/**
+ * Each branch is a state machine of its own: its states transition only to
+ * each other (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html).
+ */
+function checkParallel(state: StateDefinition, at: string): void {
+  if (!Array.isArray(state.Branches) || state.Branches.length === 0) throw new DefinitionError(`${at}.Branches must be a non-empty array`);
+  state.Branches.forEach((branch, i) => {
+    if (!branch || typeof branch !== 'object') throw new DefinitionError(`${at}.Branches[${i}] must be an object`);
+    checkStates(branch, `${at}.Branches[${i}]`, TOP_FIELDS);
+  });
 }
 
 function checkMap(state: StateDefinition, at: string): void {

@@ -8,6 +8,10 @@
  * - Catch: first matching catcher; error output {Error, Cause} placed by ResultPath.
  * - States.ALL matches every error but States.Runtime; States.TaskFailed every
  *   error but States.Timeout.
+ * - Parallel: every branch runs on the (Parameters-shaped) input; the result is
+ *   their outputs in branch order; the first branch to fail stops the others
+ *   and the Parallel fails with that branch's error. A retry runs every branch again
+ *   (https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html).
  * - TimeoutSeconds(Path) raises States.Timeout (the invoked function keeps running, as on AWS).
  * - Distributed Map: items from an S3 ItemReader, MaxConcurrency(Path) changeable
  *   while running (UpdateMapRun), one child execution per item, children launched
@@ -210,6 +214,12 @@ export interface ExecutionContext {
   startTime: string;
   input: unknown;
   signal: AbortSignal;
+  /**
+   * What EXPRESS children of a Distributed Map listen to instead of `signal`:
+   * stopping the parent does not stop them (StopExecution does not apply to
+   * EXPRESS executions); only this does (the local fleet stopping). Absent: `signal`.
+   */
+  detachedSignal?: AbortSignal;
   onMapRun?: (mapRun: MapRun) => void;
   /** Top-level executions only. */
   checkpoint?: ExecutionCheckpoint;
@@ -399,6 +409,7 @@ export class Interpreter {
       }
       case 'Task':
       case 'Map':
+      case 'Parallel':
         return this.runWithRetries(name, state, input, execution);
     }
   }
@@ -422,7 +433,11 @@ export class Interpreter {
       try {
         const effective = selectPath(state.InputPath, input, context);
         const raw =
-          state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(name, state, effective, context, execution);
+          state.Type === 'Task'
+            ? await this.runTask(state, effective, context, execution)
+            : state.Type === 'Parallel'
+              ? await this.runParallel(state, effective, context, execution)
+              : await this.runMap(name, state, effective, context, execution);
         const selected = state.ResultSelector !== undefined ? applyTemplate(state.ResultSelector, raw, context) : raw;
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, selected), context);
         execution.history?.add(`${state.Type}StateExited`);
@@ -497,6 +512,35 @@ export class Interpreter {
     return result;
   }
 
+  /** The branches of one Parallel run, each on its own copy of the input. */
+  private async runParallel(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown[]> {
+    const branchInput = state.Parameters !== undefined ? applyTemplate(state.Parameters, input, context) : input;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(execution.signal.reason);
+    if (execution.signal.aborted) onAbort();
+    else execution.signal.addEventListener('abort', onAbort, { once: true });
+    // Branches run in the context of the workflow that contains the Parallel; only top-level states are checkpointed.
+    const branchExecution: ExecutionContext = { ...execution, signal: controller.signal, checkpoint: undefined };
+    let failure: unknown;
+    try {
+      const runs = (state.Branches ?? []).map((branch) =>
+        this.run(branch, structuredClone(branchInput), branchExecution).catch((error: unknown) => {
+          // The first failure stops the other branches and is the Parallel's error.
+          if (failure === undefined) {
+            failure = error;
+            controller.abort(error);
+          }
+          throw error;
+        }),
+      );
+      const settled = await Promise.allSettled(runs);
+      if (failure !== undefined) throw failure;
+      return settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
+    } finally {
+      execution.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   private async readItems(state: StateDefinition, input: unknown, context: unknown): Promise<{ count: number; item: (i: number) => unknown }> {
     const reader = state.ItemReader;
     if (!reader) {
@@ -557,6 +601,8 @@ export class Interpreter {
     const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
     const express = distributed && processor.ProcessorConfig?.ExecutionType === 'EXPRESS';
     execution.history?.add(distributed ? 'MapRunStarted' : 'MapStateStarted');
+    // EXPRESS children outlive a stop of their parent: the Map Run stops launching and ends, they run on.
+    const detached = express && execution.detachedSignal !== undefined;
     const checkpoint = distributed ? execution.checkpoint : undefined;
     const resumed = checkpoint?.mapRunStarting(name);
     const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count, resumed?.arn);
@@ -602,7 +648,8 @@ export class Interpreter {
             mapRun.counts.pending--;
             mapRun.counts.running++;
             checkpoint?.childLaunched(mapRun, index);
-            void this.runChild(processor, state, index, item, input, context, execution, controller.signal, records).then(
+            const childSignal = detached && execution.detachedSignal ? execution.detachedSignal : controller.signal;
+            void this.runChild(processor, state, index, item, input, context, execution, childSignal, records).then(
               (output) => {
                 outputs[index] = output;
                 mapRun.counts.running--;
@@ -633,7 +680,9 @@ export class Interpreter {
             );
           }
           const stopped = firstFailure !== undefined || controller.signal.aborted;
-          if (mapRun.counts.running === 0 && (next >= count || stopped)) resolve();
+          // A stopped parent does not wait for its EXPRESS children; a stopping fleet drains them.
+          const waitFor = detached && controller.signal.aborted && !execution.detachedSignal?.aborted ? 0 : mapRun.counts.running;
+          if (waitFor === 0 && (next >= count || stopped)) resolve();
         };
         mapRun.onChange(pump);
         controller.signal.addEventListener('abort', pump, { once: true });
