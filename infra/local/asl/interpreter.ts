@@ -521,6 +521,7 @@ export class Interpreter {
     else execution.signal.addEventListener('abort', onAbort, { once: true });
     // Branches run in the context of the workflow that contains the Parallel; only top-level states are checkpointed.
     const branchExecution: ExecutionContext = { ...execution, signal: controller.signal, checkpoint: undefined };
+    execution.history?.add('ParallelStateStarted');
     let failure: unknown;
     try {
       const runs = (state.Branches ?? []).map((branch) =>
@@ -534,6 +535,7 @@ export class Interpreter {
         }),
       );
       const settled = await Promise.allSettled(runs);
+      execution.history?.add(failure === undefined ? 'ParallelStateSucceeded' : 'ParallelStateFailed');
       if (failure !== undefined) throw failure;
       return settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
     } finally {
