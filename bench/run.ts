@@ -14,6 +14,7 @@
  *   npm run bench                          scenario a
  *   npm run bench -- --scenario all        a, b, c and d (d takes long)
  *   npm run bench -- --tasks 500 --ms 5 --concurrency 20
+ *   npm run bench -- --scenario q          1,000 batches waiting for capacity at once
  *
  * Timing never fails the run; a batch that does not finish correctly does.
  */
@@ -25,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startLocalFleet } from '../infra/local/local-fleet';
+import { nearestRank } from '../lambdas/domain/summary';
 import { FINISHED_STATES, type BatchStatus, type TaskResult } from '../lambdas/domain/types';
 
 // ---------------------------------------------------------------- scenarios
@@ -75,6 +77,7 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
     strict: true,
   });
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
+  if (values.scenario === 'q') return [];
   if (values.scenario === 'm') {
     if (values.tasks !== undefined || values.ms !== undefined || values.concurrency !== undefined) throw new Error('scenario m has a fixed shape: --tasks, --ms and --concurrency do not apply');
     return [];
@@ -175,7 +178,7 @@ async function waitUntilFinished(base: string, batchId: string, deadline: number
   }
 }
 
-type ResultSummary = Pick<TaskResult, 'taskId' | 'attempts'>;
+type ResultSummary = Pick<TaskResult, 'taskId' | 'attempts' | 'duration'>;
 
 async function readAllResults(base: string, batchId: string): Promise<ResultSummary[]> {
   const results: ResultSummary[] = [];
@@ -184,7 +187,7 @@ async function readAllResults(base: string, batchId: string): Promise<ResultSumm
     const query: string = `limit=${RESULTS_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
     const page: { results: TaskResult[]; nextCursor: string | null } = await api(base, 'GET', `/batches/${batchId}/results?${query}`);
     // Only what verify() reads: a million full results would dwarf the fleet's own memory.
-    for (const r of page.results) results.push({ taskId: r.taskId, attempts: r.attempts });
+    for (const r of page.results) results.push({ taskId: r.taskId, attempts: r.attempts, duration: r.duration });
     cursor = page.nextCursor;
   } while (cursor);
   return results;
@@ -349,10 +352,93 @@ async function runScenario(base: string, dynamoDbPid: number, s: Scenario): Prom
     `phases: submit ${Math.round(run.submitMs)} ms, running until finished ${((run.finishedMs - run.submitMs) / 1000).toFixed(2)} s ` +
       `(polled every ${POLL_MS} ms), reading ${run.results.length.toLocaleString('en-US')} results ${Math.round(run.readMs)} ms`,
   );
+  // What a task's recorded duration adds to its own sleep (a figure, not a check: tests
+  // only require it to cover the sleep; GET /batches/{id}/summary reports these percentiles).
+  const durations = Float64Array.from(run.results, (r) => r.duration).sort();
+  const [p50, p95] = [nearestRank(durations, 50), nearestRank(durations, 95)];
+  if (p50 !== undefined && p95 !== undefined) console.log(`recorded task durations: p50 ${p50} ms, p95 ${p95} ms (each task sleeps ${s.ms} ms)`);
   const problems = verify(run, tasks);
   for (const problem of problems) console.log(`!!!!! WARNING: scenario ${s.name}: ${problem}`);
   if (problems.length === 0) console.log(`ok: ${run.status.completedTasks} completed, ${run.results.length} results, status ${run.status.status}`);
   return { row, problems };
+}
+
+// ---------------------------------------------------------------- scenario q: many batches waiting
+
+const QUEUE_BATCHES = 1_000;
+const QUEUE_TASKS = 100;
+const QUEUE_CAP = 10;
+
+const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+const latencyLine = (label: string, ms: number[]) => {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return `| ${label} | ${ms.length} | ${percentile(sorted, 50).toFixed(0)} | ${percentile(sorted, 99).toFixed(0)} | ${sorted.at(-1)?.toFixed(0)} |`;
+};
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const value = await fn();
+  return [value, performance.now() - start];
+}
+
+/**
+ * 1,000 batches of 100 echo tasks submitted at once at a cap of 10: every
+ * batch must reach a final status, in queue order (priority, then FIFO), and
+ * the control plane must answer while ~1,000 batches are unfinished.
+ */
+async function manyWaitingBatches(base: string): Promise<boolean> {
+  console.log(`\n== scenario q: ${QUEUE_BATCHES.toLocaleString('en-US')} batches × ${QUEUE_TASKS} echo tasks, submitted at once, cap ${QUEUE_CAP}`);
+  await api(base, 'PATCH', '/config', { maxConcurrentWorkers: QUEUE_CAP });
+  const started = performance.now();
+  const submits = await Promise.all(
+    Array.from({ length: QUEUE_BATCHES }, (_, i) =>
+      timed(() =>
+        api<BatchStatus>(base, 'POST', '/batches', {
+          priority: i % 3,
+          tasks: Array.from({ length: QUEUE_TASKS }, (_, t) => ({ id: `t${t}`, type: 'echo', data: t })),
+        }),
+      ),
+    ),
+  );
+  const ids = submits.map(([status]) => status.batchId);
+  const probes: Record<string, number[]> = { 'GET /stats': [], 'GET /config': [], 'POST /workers/scale': [] };
+  // The control plane, while nearly every batch is unfinished.
+  for (let round = 0; round < 20; round++) {
+    probes['GET /stats']!.push((await timed(() => api(base, 'GET', '/stats')))[1]);
+    probes['GET /config']!.push((await timed(() => api(base, 'GET', '/config')))[1]);
+    probes['POST /workers/scale']!.push((await timed(() => api(base, 'POST', '/workers/scale', { count: QUEUE_CAP })))[1]);
+  }
+  const finals = new Map<string, BatchStatus>();
+  while (finals.size < ids.length) {
+    for (const id of ids) {
+      if (finals.has(id)) continue;
+      const status = await api<BatchStatus>(base, 'GET', `/batches/${id}`);
+      if (FINISHED_STATES.has(status.status)) finals.set(id, status);
+    }
+    if (finals.size < ids.length) await sleep(500);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const problems: string[] = [];
+  for (const [id, status] of finals) {
+    if (status.status !== 'completed' || status.completedTasks !== QUEUE_TASKS) problems.push(`batch ${id} ended ${status.status} ${status.completedTasks}/${status.totalTasks}`);
+  }
+  // Queue order: by startedAt, no batch starts before one that ranks ahead of it (capacity.ts queueRankOf).
+  const entries = ids.map((id, i) => ({ id, status: finals.get(id)!, priority: i % 3 }));
+  const byRank = [...entries].sort((a, b) => a.status.createdAt - a.priority * 60_000 - (b.status.createdAt - b.priority * 60_000) || (a.id < b.id ? -1 : 1));
+  let inversions = 0;
+  for (let i = 1; i < byRank.length; i++) if ((byRank[i]!.status.startedAt ?? 0) < (byRank[i - 1]!.status.startedAt ?? 0)) inversions++;
+  console.log(
+    [
+      `all ${ids.length} batches final in ${seconds.toFixed(1)} s (${((QUEUE_BATCHES * QUEUE_TASKS) / seconds).toFixed(0)} tasks/s); ` +
+        `${problems.length} not completed exactly; ${inversions} started out of queue order (by startedAt, which Start batch stamps)`,
+      '| request | n | p50 ms | p99 ms | max ms |',
+      '|---|---:|---:|---:|---:|',
+      latencyLine('POST /batches (all at once)', submits.map(([, ms]) => ms)),
+      ...Object.entries(probes).map(([label, ms]) => latencyLine(`${label} (~${QUEUE_BATCHES} unfinished)`, ms)),
+    ].join('\n'),
+  );
+  for (const problem of problems.slice(0, 10)) console.log(`!!!!! WARNING: scenario q: ${problem}`);
+  return problems.length === 0;
 }
 
 // ---------------------------------------------------------------- scenario m: memory across batches
@@ -405,11 +491,11 @@ async function main(): Promise<number> {
     scenarios = scenariosFromArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|m|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
+      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|m|q|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
     );
     return 2;
   }
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { store: { type: 'string' } }, strict: false });
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { store: { type: 'string' }, scenario: { type: 'string' } }, strict: false });
   const onDisk = values.store === 'disk';
   const dataDir = onDisk ? mkdtempSync(path.join(tmpdir(), 'fleet-bench-')) : undefined;
   // One fleet for every scenario: the handler modules (and their SDK clients)
@@ -427,7 +513,7 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   let failed = false;
   try {
-    if (scenarios.length === 0) failed = !(await memoryAcrossBatches(fleet.url));
+    if (scenarios.length === 0) failed = !(values.scenario === 'q' ? await manyWaitingBatches(fleet.url) : await memoryAcrossBatches(fleet.url));
     for (const s of scenarios) {
       try {
         const { row, problems } = await runScenario(fleet.url, fleet.dynamoDbPid, s);

@@ -3,11 +3,12 @@
  * and shows its progress, following the seed's Common Usage Pattern:
  * submit, poll progress, read results.
  *
- * FLEET_URL points it elsewhere (default http://127.0.0.1:3000).
+ * It finds the fleet `npm start` runs with the same PORT (default 3000) on
+ * loopback; FLEET_URL points it anywhere else, and wins over PORT.
  */
 import cliProgress from 'cli-progress';
 
-const url = (process.env.FLEET_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, '');
+const url = (process.env.FLEET_URL || `http://127.0.0.1:${process.env.PORT || 3000}`).replace(/\/$/, '');
 const headers: Record<string, string> = { 'content-type': 'application/json' };
 if (process.env.FLEET_TOKEN) headers.authorization = `Bearer ${process.env.FLEET_TOKEN}`;
 

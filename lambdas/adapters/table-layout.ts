@@ -10,6 +10,8 @@
  *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
  *   WORKERS#<nn>      / <batchId>#<taskId>          a worker running an attempt of that task
  *   FLEET             / CONFIG                      the fleet's config
+ *   FLEET             / CAPACITY                    running batches' shares of the cap
+ *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
  *
  * One module, so the adapters that share a batch's items cannot drift apart.
  */
@@ -42,6 +44,16 @@ export const COUNTER_LAYOUT_ATTRIBUTE = 'counterShards';
 export const configKey = () => ({ pk: 'FLEET', sk: 'CONFIG' });
 export const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
 export const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
+
+/** The admission queue's one partition, sorted by rank (see admission-queue.ts). */
+export const QUEUE_PARTITION = 'QUEUE';
+/** Ranks are epoch-ms-sized and may be negative (a high priority): offset so they sort as fixed-width text. */
+const RANK_OFFSET = 1e15;
+export const queueKey = (rank: number, batchId: string) => ({
+  pk: QUEUE_PARTITION,
+  sk: `${String(Math.round(rank + RANK_OFFSET)).padStart(16, '0')}#${batchId}`,
+});
+
 /** The running-workers registry's partition `shard` (fleet-activity.ts). */
 export const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;
 
@@ -61,8 +73,8 @@ function shardPatterns(partition: (shard: number) => string, shards: number): st
  * a batch's result shards (its results and progress counters) and the
  * running-workers registry. Built from the key builders above, so the policy
  * follows the layout. Nothing else matches: not a batch record (`BATCH#<id>`,
- * whose id holds no `#`), the config, the capacity, the stats or an
- * idempotency key.
+ * whose id holds no `#`), the config, the capacity, the admission
+ * queue, the stats or an idempotency key.
  */
 export const WORKER_PARTITION_PATTERNS: readonly string[] = Object.freeze([
   ...shardPatterns((shard) => shardPk('*', shard), RESULT_SHARDS),

@@ -77,5 +77,5 @@ describe('autoscaling (FleetProps.autoscaling), locally', () => {
 
     // Backlog gone: back to min.
     expect(await capReaches(POLICY.min)).toBe(POLICY.min);
-  }, 120_000);
+  });
 });

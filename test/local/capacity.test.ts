@@ -34,7 +34,7 @@ describe('the fleet-wide cap', () => {
     expect((await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 4 })).status).toBe(200);
     const ids: string[] = [];
     for (const name of ['a', 'b', 'c']) {
-      const { status, body: json } = await api<{ batchId: string }>(fleet.url, 'POST', '/batches', { tasks: sleepTasks(name, 16, 60) });
+      const { status, body: json } = await api<{ batchId: string }>(fleet.url, 'POST', '/batches', { tasks: sleepTasks(name, 16, 200) });
       expect(status).toBe(202);
       ids.push(json.batchId);
     }
@@ -62,7 +62,7 @@ describe('the fleet-wide cap', () => {
   it('gives capacity to the higher-priority batch first, whatever the submission order', async () => {
     await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 2 });
     const submit = async (body: unknown) => (await api<{ batchId: string }>(fleet.url, 'POST', '/batches', body)).body.batchId;
-    const blocker = await submit({ tasks: sleepTasks('x', 8, 150) });
+    const blocker = await submit({ tasks: sleepTasks('x', 8, 400) });
     // The blocker holds both slots before the other two arrive.
     for (let i = 0; i < 500; i++) {
       if ((await api<{ status: string }>(fleet.url, 'GET', `/batches/${blocker}`)).body.status === 'processing') break;

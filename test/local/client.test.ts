@@ -158,7 +158,7 @@ describe('control: cancel, scale, config, stats, workers', () => {
   it('getStats counts what was submitted; getActiveWorkers lists running workers as WorkerInfo', async () => {
     const before = await client.getStats();
     await client.scaleWorkers(4);
-    const batchId = await client.submitBatch(sleepTasks(8, 400, 'w'));
+    const batchId = await client.submitBatch(sleepTasks(8, 1_000, 'w')); // listed from 100 ms on: long enough to be sampled on a busy machine
 
     // Sample until a worker of the batch shows up or the batch ends.
     let mine: WorkerInfo[] = [];

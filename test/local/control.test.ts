@@ -69,7 +69,8 @@ describe('cancelBatch: POST /batches/{id}/cancel', () => {
     const cancelReturnedAt = Date.now();
     expect(cancel).toEqual({ status: 200, json: { cancelled: true } });
 
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The tasks running at the cancel still end and are recorded: a stopped Map Run ends once they have.
+    await waitUntil(() => (fleet.stepFunctions.list().find((e) => e.name === batchId)?.mapRuns.every((m) => m.stopDate !== undefined) ? true : undefined));
     const status = (await call('GET', `/batches/${batchId}`)).json;
     expect(status.status).toBe('cancelled');
     expect(status.completedTasks).toBeGreaterThanOrEqual(8);

@@ -76,7 +76,7 @@ function childHistory(entries: JournalEntry[], batchId: string) {
 }
 
 describe('local crash recovery: SIGKILL three times within one 10,000-task batch', () => {
-  it('finishes with one final result per task and exact counts; ended tasks are not re-run, tasks in flight are', { timeout: 300_000 }, async () => {
+  it('finishes with one final result per task and exact counts; ended tasks are not re-run, tasks in flight are', async () => {
     const dataDir = dataFolder();
     let fleet = await start(dataDir);
     expect((await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 32 })).status).toBe(200);
@@ -142,7 +142,7 @@ describe('local crash recovery: SIGKILL three times within one 10,000-task batch
 });
 
 describe('graceful SIGTERM', () => {
-  it('lets running tasks finish, exits 0, and the batch resumes on the next start without re-running a task', { timeout: 240_000 }, async () => {
+  it('lets running tasks finish, exits 0, and the batch resumes on the next start without re-running a task', async () => {
     const dataDir = dataFolder();
     let fleet = await start(dataDir);
     expect((await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 16 })).status).toBe(200);

@@ -33,5 +33,5 @@ defineFleetScenarios({
   },
   auth: { type: 'bearer', token: TOKEN },
   capabilities: { faultTasks: true, scaledDelays: true, orderedDispatch: true },
-  timing: { taskMs: 100, batchTimeoutMs: 30_000, pollMs: 20, testTimeoutMs: 60_000, workerListingDelayMs: WORKER_LISTING_DELAY_MS },
+  timing: { taskMs: 100, batchTimeoutMs: 300_000, pollMs: 20, testTimeoutMs: 600_000, workerListingDelayMs: WORKER_LISTING_DELAY_MS },
 });

@@ -53,8 +53,8 @@ export async function waitUntil<T>(probe: () => T | undefined | Promise<T | unde
 
 const RUNNING = new Set(['pending', 'processing']);
 
-/** Polls GET /batches/{id} until the batch leaves pending/processing; throws after `timeoutMs`. */
-export async function waitForBatch(baseUrl: string, batchId: string, timeoutMs = 30_000, intervalMs = 25): Promise<BatchStatus> {
+/** Polls GET /batches/{id} until the batch leaves pending/processing; throws after `timeoutMs` (a hang guard, generous for a busy machine). */
+export async function waitForBatch(baseUrl: string, batchId: string, timeoutMs = 120_000, intervalMs = 25): Promise<BatchStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ApiResponse<BatchStatus> | undefined;
   while (Date.now() < deadline) {

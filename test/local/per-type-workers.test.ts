@@ -84,7 +84,7 @@ describe('per-type workers (FleetProps.workers), locally', () => {
       const expected = task.type === 'thumbnail' ? arns.thumbnail : arns.worker;
       expect(invokedOn.get(task.id), task.id).toEqual([expected]);
     }
-  }, 60_000);
+  });
 
   it("runs the per-type worker's middleware, and its final failures reach the dead-letter queue", async () => {
     const submitted = await api<BatchStatus>(fleet.url, 'POST', '/batches', {
@@ -105,7 +105,7 @@ describe('per-type workers (FleetProps.workers), locally', () => {
 
     const queue = fleet.resources.queues.find((q) => q.logicalId.startsWith('FleetDeadLetterQueue'));
     if (!queue) throw new Error('the template has no dead-letter queue');
-    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: fleet.credentials });
     try {
       const messages: Message[] = [];
       for (let round = 0; round < 10 && messages.length === 0; round++) {
@@ -120,5 +120,5 @@ describe('per-type workers (FleetProps.workers), locally', () => {
     } finally {
       sqs.destroy();
     }
-  }, 60_000);
+  });
 });

@@ -104,7 +104,8 @@ async function expectGone(batchId: string): Promise<void> {
   expect(batches.map((b) => b.batchId)).not.toContain(batchId);
 }
 
-async function waitUntil(probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+/** Polls until `probe` holds; the timeout only stops a hang. */
+async function waitUntil(probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error('timed out waiting');
@@ -132,13 +133,13 @@ describe('GET /batches/{id}/summary', () => {
     expect(summary.averageDuration).toBeCloseTo(durations.reduce((sum, d) => sum + d, 0) / durations.length, 6);
     expect(summary.p50Duration).toBe(nearestRank(durations, 50));
     expect(summary.p95Duration).toBe(nearestRank(durations, 95));
-    // And close to the planned sleeps: rank 11 of 22 is the 9th sleep (90 ms), rank 21 the 19th (190 ms).
+    // And they cover the planned sleeps: rank 11 of 22 is the 9th sleep (90 ms), rank 21 the 19th (190 ms).
+    // (How far above them a busy machine puts them is a figure of `npm run bench`, not a check.)
     expect(summary.p50Duration).toBeGreaterThanOrEqual(88);
-    expect(summary.p50Duration).toBeLessThan(90 + 150);
     expect(summary.p95Duration).toBeGreaterThanOrEqual(188);
-    expect(summary.p95Duration).toBeLessThan(190 + 150);
     expect(summary.averageDuration).toBeGreaterThanOrEqual(2100 / 22 - 2);
-    expect(summary.averageDuration).toBeLessThan(2100 / 22 + 150);
+    // Each sleep's own result covers its own sleep.
+    for (const result of results.filter((r) => r.taskId.startsWith('s'))) expect(result.duration).toBeGreaterThanOrEqual(10 * Number(result.taskId.slice(1)) - 2);
   });
 
   it('answers 404 for an unknown batch and 400 for a malformed id', async () => {
@@ -192,7 +193,8 @@ describe('DELETE /batches/{id}', () => {
   it('refuses a running batch with 409 and deletes nothing; the batch finishes whole and keeps the retention it was given', async () => {
     // Arrange: a batch that runs for a while
     expect((await api(url, 'PATCH', '/config', { maxConcurrentWorkers: 2 })).status).toBe(200);
-    const batchId = await submit(Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 80 } })));
+    // (10 rounds of 250 ms: still running when the DELETE comes, even on a busy machine)
+    const batchId = await submit(Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 250 } })));
     await waitUntil(async () => (await api<BatchStatus>(url, 'GET', `/batches/${batchId}`)).body.completedTasks >= 1);
 
     // Act
@@ -228,12 +230,14 @@ describe('DELETE /batches/{id}', () => {
   it('deletes a batch once it has been cancelled', async () => {
     // Arrange
     expect((await api(url, 'PATCH', '/config', { maxConcurrentWorkers: 1 })).status).toBe(200);
-    const batchId = await submit(Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 50 } })));
+    // One at a time, 300 ms each: far from finished when it is cancelled (the cancel ends the wait).
+    const batchId = await submit(Array.from({ length: 30 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 300 } })));
     await waitUntil(async () => (await api<BatchStatus>(url, 'GET', `/batches/${batchId}`)).body.completedTasks >= 1);
     expect((await api(url, 'DELETE', `/batches/${batchId}`)).status).toBe(409);
     expect((await api(url, 'POST', `/batches/${batchId}/cancel`)).body).toEqual({ cancelled: true });
-    // Let the task that was running when cancel returned be recorded.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The task running when cancel returned still ends and records its result: a stopped Map Run
+    // ends once its running children have (infra/local/asl/interpreter.ts). Wait for that.
+    await waitUntil(async () => fleet.stepFunctions.list().find((e) => e.name === batchId)?.mapRuns.every((m) => m.stopDate !== undefined) ?? false);
 
     // Act
     const response = await api(url, 'DELETE', `/batches/${batchId}`);

