@@ -2,7 +2,7 @@
  * Least privilege for task code: a worker function may write only the
  * partitions the worker path writes (its results, its batch's counters, its
  * registry entry), never the config, the capacity, an idempotency key, a
- * batch record or the stats.
+ * batch record, the admission queue or the stats.
  *
  * IAM cannot run locally, so these tests read the synthesized policy and
  * evaluate it for the requests the worker's own adapter code sends (through a
@@ -25,7 +25,7 @@ import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
 import { DynamoCapacityStore } from '../../lambdas/adapters/capacity-store';
 import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store';
-import { WORKER_PARTITION_PATTERNS, batchKey, configKey, counterKey, countedKey, resultKey, statsKey } from '../../lambdas/adapters/table-layout';
+import { WORKER_PARTITION_PATTERNS, batchKey, configKey, counterKey, countedKey, queueKey, resultKey, statsKey } from '../../lambdas/adapters/table-layout';
 import { COUNTER_SHARDS, RESULT_SHARDS } from '../../lambdas/domain/batch';
 import { emptyCapacity } from '../../lambdas/domain/capacity';
 import { STATS_SHARDS, WORKER_SHARDS } from '../../lambdas/domain/fleet-activity';
@@ -153,7 +153,7 @@ describe('worker functions write only the worker partitions (dynamodb:LeadingKey
       ...Array.from({ length: COUNTER_SHARDS }, (_, shard) => counterKey(batchId, shard).pk),
     ];
     for (const pk of written) expect(WORKER_PARTITION_PATTERNS.some((pattern) => stringLike(pattern, pk)), pk).toBe(true);
-    const forbidden = [configKey().pk, batchKey(batchId).pk, countedKey(batchId).pk, ...Array.from({ length: STATS_SHARDS }, (_, shard) => statsKey(shard).pk)];
+    const forbidden = [configKey().pk, batchKey(batchId).pk, countedKey(batchId).pk, queueKey(-5, batchId).pk, ...Array.from({ length: STATS_SHARDS }, (_, shard) => statsKey(shard).pk)];
     for (const pk of forbidden) expect(WORKER_PARTITION_PATTERNS.some((pattern) => stringLike(pattern, pk)), pk).toBe(false);
   });
 
