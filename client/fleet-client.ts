@@ -3,6 +3,7 @@
  * meanings, over Fleet's HTTP API. Works against local mode and a deployed
  * API alike; only the URL and the auth differ.
  */
+import { randomUUID } from 'node:crypto';
 import type { RetryFailedResult } from '../lambdas/domain/retry-failed';
 import type { BatchSummary } from '../lambdas/domain/summary';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
@@ -31,10 +32,10 @@ export interface FleetClientOptions {
    */
   timeoutMs?: number;
   /**
-   * Retries of a read (GET), or of a submit with an `idempotencyKey`, that
-   * failed to connect, was throttled (429) or met a 502, 503 or 504, with
-   * exponential backoff and full jitter. Other writes are never retried: a
-   * repeated cancel or plain submit could act twice.
+   * Retries of a read (GET) or of a submit (which always carries an
+   * Idempotency-Key) that failed to connect, was throttled (429) or met a
+   * 502, 503 or 504, with exponential backoff and full jitter. Other writes
+   * are never retried: a repeated cancel could act twice.
    * @default 2
    */
   maxRetries?: number;
@@ -50,7 +51,12 @@ export interface FleetClientOptions {
 export interface SubmitOptions {
   /** Batch-level priority: when batches wait for capacity, higher goes first. @default 0 */
   priority?: number;
-  /** Sent as the `Idempotency-Key` header, so a repeated submit with the same key and tasks names the same batch. */
+  /**
+   * Sent as the `Idempotency-Key` header, so a repeated submit with the same
+   * key and tasks names the same batch. Give your own to make a submit safe to
+   * repeat across processes (a job restarted after a crash).
+   * @default a new random UUID per call, reused by that call's own retries
+   */
   idempotencyKey?: string;
   signal?: AbortSignal;
 }
@@ -153,9 +159,11 @@ export class FleetClient<TData = unknown, TResult = unknown> {
   /** Submits a batch and returns its id at once; the batch runs in the background. */
   async submitBatch(tasks: Task<TData>[], options: SubmitOptions = {}): Promise<string> {
     const body = { tasks, ...(options.priority !== undefined ? { priority: options.priority } : {}) };
-    const headers = options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : undefined;
-    // With a key the API answers a repeat with the same batch, so a lost answer can be retried.
-    const status = await this.request<BatchStatus>('POST', '/batches', { body, headers, signal: options.signal, retry: headers !== undefined });
+    // One key for this call and all its retries: the API answers a repeat with
+    // the same batch, so a submit whose answer was lost is retried without
+    // running the batch twice. A new call gets a new key, hence a new batch.
+    const headers = { 'idempotency-key': options.idempotencyKey || randomUUID() };
+    const status = await this.request<BatchStatus>('POST', '/batches', { body, headers, signal: options.signal, retry: true });
     return status.batchId;
   }
 

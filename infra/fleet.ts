@@ -22,6 +22,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
+import { BATCH_RECORD_PARTITION_PATTERN, WORKER_PARTITION_PATTERNS } from '../lambdas/adapters/table-layout';
 import { DEFAULT_DEAD_BAND, DEFAULT_TASKS_PER_WORKER, parseAutoscalingPolicy } from '../lambdas/domain/autoscaling';
 import { taskTypeSchema } from '../lambdas/domain/schemas';
 import { BatchWorkflow } from './batch-workflow';
@@ -41,6 +42,27 @@ export const LOCAL_ENTRY_METADATA = 'fleet:local-entry';
  */
 export type FleetApiAuthorization = 'iam' | { readonly jwt: { readonly issuer: string; readonly audience: string[] } };
 
+/**
+ * What a function that reads and writes the table by key and Query is
+ * granted: CDK's grantReadWriteData without Scan and the stream reads
+ * (GetRecords, GetShardIterator), which no Fleet function sends (the table
+ * has no stream; test/infra/iam-matches-code.test.ts derives what each sends).
+ */
+export const TABLE_READ_WRITE_ACTIONS: readonly string[] = Object.freeze([
+  'dynamodb:BatchGetItem',
+  'dynamodb:GetItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+]);
+
+/** What a worker function writes: its task's result, the batch's counters, its registry entry. */
+export const WORKER_TABLE_ACTIONS: readonly string[] = Object.freeze(['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']);
+
 /** The API's default throttling: far above what a few clients polling every second need. */
 export const DEFAULT_API_THROTTLE: Readonly<Required<apigw.ThrottleSettings>> = Object.freeze({ rateLimit: 100, burstLimit: 200 });
 
@@ -55,7 +77,8 @@ export const DEFAULT_API_THROTTLE: Readonly<Required<apigw.ThrottleSettings>> = 
  *
  * Fleet builds the function (Node.js 24, arm64, bundled by esbuild) and wires
  * what every worker needs: the state machine may invoke it, it may write the
- * table and send to the dead-letter queue, and it gets Fleet's environment.
+ * worker's partitions of the table (results, counters, its registry entry;
+ * nothing else) and send to the dead-letter queue, and it gets Fleet's environment.
  */
 export interface FleetWorkerProps {
   /**
@@ -346,6 +369,7 @@ export class Fleet extends Construct {
       environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
     });
     this.deadLetterQueue.grantSendMessages(this.workerFunction);
+    this.grantWorkerTableAccess(this.workerFunction);
     const typeWorkerFunctions: Record<string, nodejs.NodejsFunction> = {};
     for (const [taskType, worker] of Object.entries(props.workers ?? {})) {
       const valid = taskTypeSchema.safeParse(taskType);
@@ -357,8 +381,7 @@ export class Fleet extends Construct {
         environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
       });
       this.deadLetterQueue.grantSendMessages(typeWorker);
-      this.table.grantWriteData(typeWorker);
-      this.table.grant(typeWorker, 'dynamodb:GetItem');
+      this.grantWorkerTableAccess(typeWorker);
       typeWorkerFunctions[taskType] = typeWorker;
     }
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
@@ -408,12 +431,9 @@ export class Fleet extends Construct {
       memorySize: 1024,
     });
 
-    this.table.grantReadWriteData(this.apiFunction);
-    this.table.grantReadWriteData(this.startBatchFunction);
-    this.table.grantReadWriteData(this.finishBatchFunction);
-    this.table.grantWriteData(this.workerFunction);
-    // Before a retry the worker reads its batch's status (one GetItem): no retry starts once the batch is cancelled.
-    this.table.grant(this.workerFunction, 'dynamodb:GetItem');
+    this.table.grant(this.apiFunction, ...TABLE_READ_WRITE_ACTIONS);
+    this.table.grant(this.startBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
+    this.table.grant(this.finishBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.tasksBucket.grantPut(this.apiFunction);
     // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
     this.apiFunction.addToRolePolicy(
@@ -467,7 +487,7 @@ export class Fleet extends Construct {
       timeout: Duration.minutes(2),
     });
     reconciler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
-    this.table.grantReadWriteData(reconciler);
+    this.table.grant(reconciler, ...TABLE_READ_WRITE_ACTIONS);
     if (reconciler.role) {
       capacitySharing.attachToRole(reconciler.role);
       // Only the reconciler redrives: an unfinished batch's execution that failed outside its tasks.
@@ -506,7 +526,7 @@ export class Fleet extends Construct {
       // failed run again up to twice, minutes later, beside the scheduled ones.
       autoscaler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
       // It reads the batches and the config, and stores the cap and its shares.
-      this.table.grantReadWriteData(autoscaler);
+      this.table.grant(autoscaler, ...TABLE_READ_WRITE_ACTIONS);
       // And re-shares the cap among running Map Runs, as Start and Finish batch do.
       if (autoscaler.role) capacitySharing.attachToRole(autoscaler.role);
       this.autoscalerFunction = autoscaler;
@@ -583,6 +603,40 @@ export class Fleet extends Construct {
     new CfnOutput(this, 'ApiUrl', { value: this.httpApi.apiEndpoint, description: `Fleet HTTPS API (${authorization === 'iam' ? 'IAM' : 'JWT'} auth)` });
     new CfnOutput(this, 'StateMachineArn', { value: this.stateMachine.stateMachineArn, description: 'Watch batches here' });
     this.acknowledgeNagFindings();
+  }
+
+  /**
+   * A worker function writes only the partitions the worker path uses
+   * (WORKER_PARTITION_PATTERNS: a batch's result shards and the workers
+   * registry), so task code running in it cannot rewrite the config, the
+   * capacity, an idempotency key or a batch record. `dynamodb:LeadingKeys`
+   * holds the partition keys a request touches; ForAllValues requires every
+   * one to match, and the Null check refuses a request that names none (for
+   * which ForAllValues would hold vacuously). Only the table itself: a worker
+   * never reads an index.
+   */
+  private grantWorkerTableAccess(worker: lambda.IFunction): void {
+    worker.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [...WORKER_TABLE_ACTIONS],
+        resources: [this.table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...WORKER_PARTITION_PATTERNS] },
+          Null: { 'dynamodb:LeadingKeys': 'false' },
+        },
+      }),
+    );
+    // Before a retry the worker reads its batch's record (one GetItem): no retry starts once the batch is cancelled.
+    worker.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:GetItem'],
+        resources: [this.table.tableArn],
+        conditions: {
+          'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [BATCH_RECORD_PARTITION_PATTERN] },
+          Null: { 'dynamodb:LeadingKeys': 'false' },
+        },
+      }),
+    );
   }
 
   /**

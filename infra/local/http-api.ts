@@ -67,6 +67,89 @@ export function bearerTokenMatches(authorization: string | undefined, token: str
   return timingSafeEqual(digest(authorization ?? ''), digest(`Bearer ${token}`));
 }
 
+/** The names every local fleet answers to; anything else in `Host` may be a DNS rebinding attack. */
+export const LOOPBACK_HOST_NAMES: readonly string[] = ['localhost', '127.0.0.1', '[::1]'];
+
+/** Methods whose body the API reads as JSON. */
+const BODY_METHODS = new Set(['POST', 'PATCH', 'PUT']);
+
+const JSON_MEDIA_TYPE = /^application\/json\s*(;|$)/i;
+
+/** A request refused before it reaches the API, with the header that caused it. */
+export interface Refusal {
+  status: number;
+  code: string;
+  message: string;
+  field: string;
+}
+
+/** A host name as `Host` carries it: lower case, an IPv6 address in brackets. */
+export function normalizeHostName(name: string): string {
+  const lower = name.trim().toLowerCase();
+  return lower.includes(':') && !lower.startsWith('[') ? `[${lower}]` : lower;
+}
+
+/** The name part of a `Host` header (`name`, `name:port`, `[v6]`, `[v6]:port`), or undefined if it is none of these. */
+function hostNameOf(host: string): string | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host.trim());
+  return match?.[1] ? match[1].toLowerCase() : undefined;
+}
+
+/**
+ * Refuses what a hostile web page could make the user's browser send to a
+ * fleet on loopback, where, by default, no token guards it:
+ * - DNS rebinding: a page whose own name now resolves to 127.0.0.1 reaches
+ *   the fleet as "same origin", but its `Host` still names the page's site.
+ *   Only loopback names and the names configured (`allowedHosts`) are served.
+ * - Cross-site requests: a form or `fetch` from another site carries its
+ *   `Origin`, and browsers mark it `Sec-Fetch-Site: cross-site` (or
+ *   `same-site`, e.g. another port on localhost). Only the fleet's own
+ *   origin is served; clients that are not browsers send neither header.
+ * - "Simple" requests: a page may POST `text/plain` or form bodies to any
+ *   site without asking first (no CORS preflight); a JSON body must say it
+ *   is JSON, which a page can only do after a preflight this server never grants.
+ *
+ * These guard the local HTTP adapter only. On AWS, API Gateway's IAM (SigV4)
+ * or JWT authorizer refuses every request a browser could forge, since a page
+ * can neither sign a request nor read the user's token; this server stands in
+ * for that on a developer's machine.
+ */
+export function refusalOf(req: http.IncomingMessage, allowedHosts: ReadonlySet<string>): Refusal | undefined {
+  const host = req.headers.host ?? '';
+  const hostName = hostNameOf(host);
+  if (!hostName || !allowedHosts.has(hostName)) {
+    return {
+      status: 421,
+      code: 'misdirected_request',
+      message: `Host "${host.slice(0, 100)}" is not a name this fleet answers to (${[...allowedHosts].join(', ')}); add it to FLEET_ALLOWED_HOSTS to allow it`,
+      field: 'Host',
+    };
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    const port = req.socket.localPort;
+    const own = new Set([`http://${host.trim().toLowerCase()}`, ...[...allowedHosts].map((name) => `http://${name}:${port}`)]);
+    if (!own.has(origin.trim().toLowerCase())) {
+      return { status: 403, code: 'forbidden', message: `Origin "${origin.slice(0, 100)}" is not this fleet's own origin: requests from other sites are refused`, field: 'Origin' };
+    }
+  }
+  const site = req.headers['sec-fetch-site']?.trim().toLowerCase();
+  if (site === 'cross-site' || site === 'same-site') {
+    return { status: 403, code: 'forbidden', message: `Sec-Fetch-Site "${site}": requests from other sites are refused`, field: 'Sec-Fetch-Site' };
+  }
+  const method = (req.method ?? 'GET').toUpperCase();
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (BODY_METHODS.has(method) && hasBody && !JSON_MEDIA_TYPE.test(req.headers['content-type'] ?? '')) {
+    return {
+      status: 415,
+      code: 'unsupported_media_type',
+      message: `Content-Type must be application/json, got ${JSON.stringify((req.headers['content-type'] ?? '').slice(0, 100))}`,
+      field: 'Content-Type',
+    };
+  }
+  return undefined;
+}
+
 /** HTTP-level errors (before a request reaches the API): Node's parser rejected the request. */
 const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'the request line or headers are too large'],
@@ -79,13 +162,22 @@ export function serveHttpApi(options: {
   routes?: LocalRoute[];
   publicRoutes?: PublicRoute[];
   token?: string;
+  /**
+   * Names served besides loopback's (refusalOf), as `Host` carries them without the port.
+   * @default [] (only localhost, 127.0.0.1 and [::1])
+   */
+  allowedHosts?: readonly string[];
 }): http.Server {
+  const allowedHosts = new Set([...LOOPBACK_HOST_NAMES, ...(options.allowedHosts ?? []).map(normalizeHostName)]);
   const server = http.createServer((req, res) => {
-    const fail = (status: number, code: string, message: string) => {
+    const fail = (status: number, code: string, message: string, field?: string) => {
       if (res.headersSent) return res.destroy();
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
-      res.end(JSON.stringify({ error: { code, message } }));
+      res.end(JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } }));
     };
+    // First, even before the dashboard's files: a rebinding page must not even get those.
+    const refusal = refusalOf(req, allowedHosts);
+    if (refusal) return fail(refusal.status, refusal.code, refusal.message, refusal.field);
     try {
       if (options.publicRoutes?.some((route) => route(req, res))) return;
     } catch {

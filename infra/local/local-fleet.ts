@@ -55,6 +55,15 @@ export interface LocalFleetOptions {
   host?: string;
   /** Bearer token required on every request when set. */
   token?: string;
+  /**
+   * Host names (as in the `Host` header, without the port) served besides
+   * localhost, 127.0.0.1 and [::1], e.g. a name in /etc/hosts or the
+   * machine's name behind a token. Any other `Host` is refused, so a web page
+   * cannot reach the fleet by rebinding its own name to 127.0.0.1. A
+   * non-loopback `host` set with a token is allowed too.
+   * @default the FLEET_ALLOWED_HOSTS environment variable (comma separated), else none
+   */
+  allowedHosts?: readonly string[];
   /** Where DynamoDB and S3 data persist. @default '.fleet-data' */
   dataDir?: string;
   /** Keep nothing on disk. @default false */
@@ -133,6 +142,21 @@ interface S3rverAccounts {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
+/**
+ * The names the API answers to besides loopback's: those configured, and the
+ * address it listens on when that is not loopback (only allowed with a token).
+ * A malformed name fails the start, naming it.
+ */
+function allowedHostsOf(configured: readonly string[], host: string): string[] {
+  const names = configured.map((name) => name.trim()).filter((name) => name !== '');
+  for (const name of names) {
+    if (!/^(\[?[0-9a-f:.]+\]?|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/i.test(name)) {
+      throw new Error(`allowedHosts / FLEET_ALLOWED_HOSTS: "${name}" is not a host name (give names without scheme, port or path)`);
+    }
+  }
+  return LOOPBACK.has(host) ? names : [...names, host];
+}
+
 function listen(server: http.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -185,6 +209,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   if (!LOOPBACK.has(host) && !options.token) {
     throw new Error(`refusing to listen on ${host} without a token: set FLEET_TOKEN, or bind 127.0.0.1`);
   }
+  const allowedHosts = allowedHostsOf(options.allowedHosts ?? (process.env.FLEET_ALLOWED_HOSTS ?? '').split(','), host);
   // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const inMemory = options.inMemory ?? false;
@@ -320,6 +345,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     routes: options.routes,
     publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
     token: options.token,
+    allowedHosts,
   });
   server.keepAliveTimeout = 65_000;
   const port = await listen(server, options.port ?? 3000, host);

@@ -2,6 +2,7 @@
  * `npm start`: the local fleet on http://127.0.0.1:3000.
  *
  * Environment: PORT, HOST (loopback unless FLEET_TOKEN is set), FLEET_TOKEN,
+ * FLEET_ALLOWED_HOSTS (host names served besides loopback's, comma separated),
  * FLEET_DATA_DIR (default .fleet-data), FLEET_IN_MEMORY=1,
  * FLEET_RETRY_UNIT_MS (ms per second of retry delay; default 1000, as on AWS),
  * FLEET_MAX_TASKS_PER_BATCH, FLEET_DRAIN_MS (how long SIGTERM/SIGINT lets

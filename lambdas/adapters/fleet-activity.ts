@@ -22,11 +22,10 @@ import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, workerShardOf } from '../doma
 import type { FleetActivity, FleetTotals, RunningWorker } from '../domain/ports';
 import type { WorkerInfo } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
-import { countedKey, statsKey } from './table-layout';
+import { countedKey, statsKey, workersPk } from './table-layout';
 
 type Item = Record<string, unknown>;
 
-const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;
 const workerKey = (batchId: string, taskId: string) => ({ pk: workersPk(workerShardOf(batchId, taskId)), sk: `${batchId}#${taskId}` });
 
 /** BatchGetItem takes at most 100 keys. */

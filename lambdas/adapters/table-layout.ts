@@ -8,6 +8,7 @@
  *   BATCH#<id>#S<nn>  / FAILED_ATTEMPT#<taskId>#<n> a failed result that retry n cleared
  *   STATS#S<n>        / TOTALS                      fleet totals, sharded
  *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
+ *   WORKERS#<nn>      / <batchId>#<taskId>          a worker running an attempt of that task
  *   FLEET             / CONFIG                      the fleet's config
  *   FLEET             / CAPACITY                    running batches' shares of the cap
  *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
@@ -15,6 +16,7 @@
  * One module, so the adapters that share a batch's items cannot drift apart.
  */
 import { RESULT_SHARDS } from '../domain/batch';
+import { WORKER_SHARDS } from '../domain/fleet-activity';
 
 export const LIST_PARTITION = 'BATCHES';
 /** The Active index's one partition: batches not yet finished. */
@@ -51,3 +53,33 @@ export const queueKey = (rank: number, batchId: string) => ({
   pk: QUEUE_PARTITION,
   sk: `${String(Math.round(rank + RANK_OFFSET)).padStart(16, '0')}#${batchId}`,
 });
+
+/** The running-workers registry's partition `shard` (fleet-activity.ts). */
+export const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;
+
+/**
+ * IAM `StringLike` patterns matching every partition key `partition(0 … shards-1)`
+ * yields, each digit of the shard number a `?` (e.g. `WORKERS#??`).
+ */
+function shardPatterns(partition: (shard: number) => string, shards: number): string[] {
+  const patterns = new Set<string>();
+  for (let shard = 0; shard < shards; shard++) patterns.add(partition(shard).replace(/\d+$/, (digits) => '?'.repeat(digits.length)));
+  return [...patterns];
+}
+
+/**
+ * The partitions a worker function reads and writes, as IAM `StringLike`
+ * patterns for the `dynamodb:LeadingKeys` condition on its role (infra/fleet.ts):
+ * a batch's result shards (its results and progress counters) and the
+ * running-workers registry. Built from the key builders above, so the policy
+ * follows the layout. Nothing else matches: not a batch record (`BATCH#<id>`,
+ * whose id holds no `#`), the config, the capacity, the admission
+ * queue, the stats or an idempotency key.
+ */
+/** The batch records' partitions (`BATCH#<id>`), which the worker only reads: a retry first checks its batch is not cancelled. */
+export const BATCH_RECORD_PARTITION_PATTERN = batchKey('*').pk;
+
+export const WORKER_PARTITION_PATTERNS: readonly string[] = Object.freeze([
+  ...shardPatterns((shard) => shardPk('*', shard), RESULT_SHARDS),
+  ...shardPatterns(workersPk, WORKER_SHARDS),
+]);

@@ -81,8 +81,7 @@ const ENTRIES: Record<FunctionKey, string> = {
 };
 
 const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
-  'dynamodb:DescribeTable': 'Part of CDK grantWriteData; table metadata only.',
-  'dynamodb:BatchWriteItem': 'Part of CDK grantWriteData; recordResult sends it only to group results, which needs FLEET_GROUP_RESULT_WRITES=true (local fleet only).',
+  'dynamodb:BatchWriteItem': 'Granted with the worker\'s writes (infra/fleet.ts WORKER_TABLE_ACTIONS); recordResult sends it only to group results, which needs FLEET_GROUP_RESULT_WRITES=true (local fleet only).',
   'sqs:GetQueueAttributes': 'Part of CDK grantSendMessages on the dead-letter queue; metadata only.',
   'sqs:GetQueueUrl': 'Part of CDK grantSendMessages on the dead-letter queue; the URL comes from FLEET_DLQ_URL.',
 };
@@ -92,9 +91,6 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
   api: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks, it reads or writes nothing.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream, so nothing to read.',
-    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the API reads only by key and Query.',
     's3:Abort*': 'Part of CDK grantPut: aborting an interrupted multipart upload of a large tasks file.',
     's3:PutObjectLegalHold': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
     's3:PutObjectRetention': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
@@ -107,33 +103,21 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
   startBatch: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:Scan': 'Part of CDK grantReadWriteData; Start batch reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; Start batch writes item by item.',
   },
   finishBatch: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:Scan': 'Part of CDK grantReadWriteData; Finish batch reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; Finish batch writes item by item.',
   },
   autoscaler: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the autoscaler reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the autoscaler writes item by item.',
   },
   reconciler: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
-    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the reconciler reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the reconciler writes item by item.',
   },
 };
@@ -586,6 +570,17 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       });
     });
   }
+
+  it('grants Scan and the stream reads (GetRecords, GetShardIterator) to no function whose code does not send them', () => {
+    const unused = ['dynamodb:Scan', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      const needed = new Set([...derived[key]].map((command) => COMMAND_ACTIONS[command]?.action));
+      const granted = grantsOf(key).map((grant) => grant.action);
+      for (const action of unused.filter((a) => !needed.has(a))) {
+        expect(granted.filter((g) => covers(g, action)), `${key} is granted ${action}`).toEqual([]);
+      }
+    }
+  });
 
   it('actions a function never sends are not granted to it, and each is really in its reachable code', () => {
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {

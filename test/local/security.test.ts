@@ -4,12 +4,16 @@
  *   API request without that exact token gets 401 and changes nothing;
  * - a cursor or batch id cannot read another batch's data, and a tampered
  *   cursor is a 400;
- * - the fleet's own logs never carry task data.
+ * - the fleet's own logs never carry task data;
+ * - a hostile web page in the user's browser (cross-site requests, "simple"
+ *   text/plain bodies, DNS rebinding) changes nothing on a fleet without a
+ *   token, while the fleet's own origin and clients still work.
  *
  * This file's fleet listens on all interfaces, which it may only do because
  * it has a token; requests reach it through 127.0.0.1.
  */
 import { randomBytes } from 'node:crypto';
+import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearerTokenMatches } from '../../infra/local/http-api';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
@@ -56,8 +60,44 @@ async function allResults(batchId: string, firstCursor?: string): Promise<TaskRe
   throw new Error('pagination did not end');
 }
 
+/**
+ * One request with exactly these headers (fetch would not let a test set
+ * Host, and adds its own Sec-Fetch-Mode); `host` defaults to 127.0.0.1:<port>.
+ */
+function rawRequest(
+  baseUrl: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; text: string; json: { error?: { code: string; message: string; field?: string } } & Record<string, unknown> }> {
+  const target = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port: Number(target.port), method, path, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json = {};
+          try {
+            json = text ? (JSON.parse(text) as object) : {};
+          } catch {
+            json = {};
+          }
+          resolve({ status: res.statusCode ?? 0, text, json: json as never });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 beforeAll(async () => {
-  fleet = await startLocalFleet({ port: 0, host: '0.0.0.0', token: TOKEN, inMemory: true, retryUnitMs: 1 });
+  fleet = await startLocalFleet({ port: 0, host: '0.0.0.0', token: TOKEN, inMemory: true, retryUnitMs: 1, allowedHosts: ['fleet.test'] });
   url = `http://127.0.0.1:${new URL(fleet.url).port}`;
 });
 
@@ -75,6 +115,26 @@ describe('binding', () => {
   it('listens on 0.0.0.0 once a token is set (this file’s fleet)', async () => {
     expect(new URL(fleet?.url ?? '').hostname).toBe('0.0.0.0');
     expect((await call('GET', '/healthz')).status).toBe(200);
+  });
+});
+
+describe('host names with a token on a non-loopback address', () => {
+  const bearer = () => ({ authorization: `Bearer ${TOKEN}` });
+
+  it('serves the bind address, loopback names and the allowedHosts option, with or without the port', async () => {
+    const port = new URL(url).port;
+    for (const host of [`0.0.0.0:${port}`, '127.0.0.1', `localhost:${port}`, `[::1]:${port}`, 'fleet.test', `FLEET.test:${port}`]) {
+      const answer = await rawRequest(url, 'GET', '/config', { host, ...bearer() });
+      expect(answer.status, `${host}: ${answer.text}`).toBe(200);
+    }
+  });
+
+  it('refuses any other Host with 421 naming it, even with the right token', async () => {
+    for (const host of ['rebind.evil.example', 'fleet.test.evil.example', '127.0.0.1.nip.io', `evil.example:${new URL(url).port}`, 'localhost.', '127.0.0.1:3000:1']) {
+      const answer = await rawRequest(url, 'GET', '/config', { host, ...bearer() });
+      expect(answer.status, `${host}: ${answer.text}`).toBe(421);
+      expect(answer.json.error).toMatchObject({ code: 'misdirected_request', field: 'Host' });
+    }
   });
 });
 
@@ -279,5 +339,156 @@ describe('logs', () => {
       vi.restoreAllMocks();
     }
     expect(printed.filter((line) => line.includes(marker))).toEqual([]);
+  });
+});
+
+describe('hostile web pages, against a fleet on loopback without a token', () => {
+  // The default setup (`npm start`): nothing but these checks keeps a page in the user's browser out.
+  let open: LocalFleet | undefined;
+  let base = '';
+  let port = '';
+  let savedAllowedHosts: string | undefined;
+
+  const json = 'application/json';
+  const maxWorkers = async () => (await rawRequest(base, 'GET', '/config')).json.maxConcurrentWorkers;
+  const batchCount = async () => ((await rawRequest(base, 'GET', '/batches')).json.batches as unknown[]).length;
+  const batchBody = JSON.stringify({ tasks: [{ id: 'from-a-page', type: 'echo', data: 1 }] });
+
+  beforeAll(async () => {
+    // Names configured through the environment, as `npm start` reads them.
+    savedAllowedHosts = process.env.FLEET_ALLOWED_HOSTS;
+    process.env.FLEET_ALLOWED_HOSTS = ' env-one.test , env-two.test';
+    try {
+      open = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
+    } finally {
+      if (savedAllowedHosts === undefined) delete process.env.FLEET_ALLOWED_HOSTS;
+      else process.env.FLEET_ALLOWED_HOSTS = savedAllowedHosts;
+    }
+    base = open.url;
+    port = new URL(base).port;
+    expect(new URL(base).hostname).toBe('127.0.0.1');
+  });
+
+  afterAll(async () => {
+    await open?.close();
+  });
+
+  it('refuses a cross-site text/plain POST /workers/scale from https://evil.example (403 naming Origin), and the cap stays', async () => {
+    // Arrange
+    const before = await maxWorkers();
+    expect(typeof before).toBe('number');
+    const count = Number(before) + 7;
+
+    // Act: what <form enctype="text/plain"> or fetch(..., {mode: 'no-cors'}) on evil.example sends.
+    const answer = await rawRequest(
+      base,
+      'POST',
+      '/workers/scale',
+      { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain' },
+      JSON.stringify({ count }),
+    );
+
+    // Assert
+    expect(answer.status, answer.text).toBe(403);
+    expect(answer.json.error).toMatchObject({ code: 'forbidden', field: 'Origin' });
+    expect(answer.json.error?.message).toContain('Origin');
+    expect(await maxWorkers()).toBe(before);
+  });
+
+  it('refuses a POST /batches with a text/plain body (415 naming Content-Type), and no batch is made', async () => {
+    const before = await batchCount();
+    for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx', 'application/json-patch+json']) {
+      const answer = await rawRequest(base, 'POST', '/batches', { 'content-type': type }, batchBody);
+      expect(answer.status, `${type}: ${answer.text}`).toBe(415);
+      expect(answer.json.error).toMatchObject({ code: 'unsupported_media_type', field: 'Content-Type' });
+    }
+    const none = await rawRequest(base, 'POST', '/batches', {}, batchBody);
+    expect(none.status, none.text).toBe(415);
+    const patch = await rawRequest(base, 'PATCH', '/config', { 'content-type': 'text/plain' }, JSON.stringify({ maxConcurrentWorkers: 3 }));
+    expect(patch.status, patch.text).toBe(415);
+    expect(await batchCount()).toBe(before);
+  });
+
+  it('refuses DNS rebinding: Host rebind.evil.example gets 421 on reads, writes and the dashboard, and changes nothing', async () => {
+    const [workersBefore, batchesBefore] = [await maxWorkers(), await batchCount()];
+    const host = `rebind.evil.example:${port}`;
+    // Rebound, the page is "same origin" with the fleet, so its requests look like the fleet's own.
+    const sameOrigin = { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin', 'content-type': json };
+    const attempts = [
+      await rawRequest(base, 'GET', '/config', { host }),
+      await rawRequest(base, 'GET', '/', { host }),
+      await rawRequest(base, 'POST', '/workers/scale', sameOrigin, JSON.stringify({ count: Number(workersBefore) + 3 })),
+      await rawRequest(base, 'POST', '/batches', sameOrigin, batchBody),
+    ];
+    for (const answer of attempts) {
+      expect(answer.status, answer.text).toBe(421);
+      expect(answer.json.error).toMatchObject({ code: 'misdirected_request', field: 'Host' });
+      expect(answer.json.error?.message).toContain('rebind.evil.example');
+    }
+    expect(await maxWorkers()).toBe(workersBefore);
+    expect(await batchCount()).toBe(batchesBefore);
+  });
+
+  it('refuses Sec-Fetch-Site cross-site and same-site (403 naming it), even with a JSON body and no Origin', async () => {
+    const [workersBefore, batchesBefore] = [await maxWorkers(), await batchCount()];
+    for (const site of ['cross-site', 'same-site', 'Cross-Site']) {
+      const scale = await rawRequest(base, 'POST', '/workers/scale', { 'sec-fetch-site': site, 'content-type': json }, JSON.stringify({ count: Number(workersBefore) + 5 }));
+      const submit = await rawRequest(base, 'POST', '/batches', { 'sec-fetch-site': site, 'content-type': json }, batchBody);
+      const read = await rawRequest(base, 'GET', '/config', { 'sec-fetch-site': site });
+      for (const answer of [scale, submit, read]) {
+        expect(answer.status, `${site}: ${answer.text}`).toBe(403);
+        expect(answer.json.error).toMatchObject({ code: 'forbidden', field: 'Sec-Fetch-Site' });
+      }
+    }
+    expect(await maxWorkers()).toBe(workersBefore);
+    expect(await batchCount()).toBe(batchesBefore);
+  });
+
+  it("refuses other origins: another port on localhost, https, and the opaque 'null' origin", async () => {
+    const before = await maxWorkers();
+    for (const origin of [`http://localhost:${Number(port) + 1}`, `https://127.0.0.1:${port}`, 'null', `http://127.0.0.1:${port}.evil.example`]) {
+      const answer = await rawRequest(base, 'POST', '/workers/scale', { origin, 'content-type': json }, JSON.stringify({ count: Number(before) + 1 }));
+      expect(answer.status, `${origin}: ${answer.text}`).toBe(403);
+      expect(answer.json.error?.field).toBe('Origin');
+    }
+    expect(await maxWorkers()).toBe(before);
+  });
+
+  it("lets the same requests through from the fleet's own origin, under every loopback name and the configured ones", async () => {
+    const before = Number(await maxWorkers());
+    const own = [
+      { host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}` },
+      { host: `localhost:${port}`, origin: `http://localhost:${port}` },
+      { host: `[::1]:${port}`, origin: `http://[::1]:${port}` },
+      // Names from FLEET_ALLOWED_HOSTS, trimmed.
+      { host: `env-one.test:${port}`, origin: `http://env-one.test:${port}` },
+      { host: 'env-two.test', origin: 'http://env-two.test' },
+    ];
+    let count = before;
+    for (const { host, origin } of own) {
+      count += 1;
+      const headers = { host, origin, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json; charset=utf-8' };
+      const scale = await rawRequest(base, 'POST', '/workers/scale', headers, JSON.stringify({ count }));
+      expect(scale.status, `${host}: ${scale.text}`).toBe(200);
+      expect(scale.json.maxConcurrentWorkers).toBe(count);
+    }
+    expect(await maxWorkers()).toBe(count);
+
+    const batchesBefore = await batchCount();
+    const submit = await rawRequest(base, 'POST', '/batches', { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin', 'content-type': 'Application/JSON' }, batchBody);
+    expect(submit.status, submit.text).toBe(202);
+    // A client that is not a browser sends neither Origin nor Sec-Fetch-Site; a typed-in address is Sec-Fetch-Site: none.
+    expect((await rawRequest(base, 'POST', '/batches', { 'content-type': json }, batchBody)).status).toBe(202);
+    expect((await rawRequest(base, 'GET', '/', { 'sec-fetch-site': 'none' })).status).toBe(200);
+    // A POST without a body needs no Content-Type.
+    expect((await rawRequest(base, 'POST', '/batches/no-such-batch/cancel', { origin: `http://localhost:${port}` })).status).toBe(200);
+    expect(await batchCount()).toBe(batchesBefore + 2);
+
+    // A name configured nowhere is still refused on this fleet (fleet.test belongs to the other one).
+    expect((await rawRequest(base, 'GET', '/config', { host: 'fleet.test' })).status).toBe(421);
+  });
+
+  it('refuses a malformed FLEET_ALLOWED_HOSTS entry at start, naming it', async () => {
+    await expect(startLocalFleet({ port: 0, inMemory: true, allowedHosts: ['http://fleet.test:3000/'] })).rejects.toThrow('"http://fleet.test:3000/" is not a host name');
   });
 });

@@ -68,10 +68,10 @@ describe('requests', () => {
     expect(JSON.parse(sent[0]?.body ?? '')).toEqual({ tasks: [{ id: 't1', type: 'echo', data: { n: 1 } }], priority: 7 });
   });
 
-  it('sends no Idempotency-Key or priority unless asked', async () => {
+  it('sends no priority unless asked, and a generated Idempotency-Key (a random UUID) when given none', async () => {
     const { fetch, sent } = fakeFetch(jsonResponse(202, STATUS));
     await new FleetClient({ fetch, env: {} }).submitBatch([{ id: 't1', type: 'echo', data: null }]);
-    expect(sent[0]?.headers).not.toHaveProperty('idempotency-key');
+    expect(sent[0]?.headers['idempotency-key']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(JSON.parse(sent[0]?.body ?? '')).toEqual({ tasks: [{ id: 't1', type: 'echo', data: null }] });
   });
 
@@ -141,7 +141,7 @@ describe('retries', () => {
     expect(sent).toHaveLength(2);
   });
 
-  it('never retries a 4xx, a cancel or a submit without an idempotency key', async () => {
+  it('never retries a 4xx or a cancel', async () => {
     const notFound = fakeFetch(jsonResponse(404, { error: { code: 'not_found', message: 'batch x not found' } }));
     await new FleetClient({ fetch: notFound.fetch, env: {} }).getBatchStatus('x').catch(() => undefined);
     expect(notFound.sent).toHaveLength(1);
@@ -150,10 +150,38 @@ describe('retries', () => {
     await new FleetClient({ fetch: cancel.fetch, env: {} }).cancelBatch('x').catch(() => undefined);
     expect(cancel.sent).toHaveLength(1);
 
-    const submit = fakeFetch(new TypeError('fetch failed'));
-    const error = await new FleetClient({ fetch: submit.fetch, env: {} }).submitBatch([{ id: 'a', type: 'echo', data: 1 }]).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(FleetNetworkError);
-    expect(submit.sent).toHaveLength(1);
+    const rejected = fakeFetch(jsonResponse(400, { error: { code: 'validation_error', message: 'tasks: required', field: 'tasks' } }));
+    await new FleetClient({ fetch: rejected.fetch, env: {} }).submitBatch([]).catch(() => undefined);
+    expect(rejected.sent).toHaveLength(1);
+  });
+
+  it('retries a submit given no key after a 503 with the key it generated, and gives the next submit another key', async () => {
+    // Arrange: the first attempt of the first submit meets a 503, everything else is accepted.
+    const { fetch, sent } = fakeFetch(jsonResponse(503, { message: 'Service Unavailable' }), jsonResponse(202, STATUS));
+    const client = new FleetClient({ fetch, env: {}, maxRetries: 2 });
+    const tasks = [{ id: 'a', type: 'echo', data: 1 }];
+
+    // Act
+    const first = await client.submitBatch(tasks);
+    const second = await client.submitBatch(tasks);
+
+    // Assert: three requests; the retry repeats the first key, the separate submit does not.
+    expect([first, second]).toEqual(['b1', 'b1']);
+    expect(sent).toHaveLength(3);
+    const keys = sent.map((s) => s.headers['idempotency-key']);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(keys[1]).toBe(keys[0]);
+    expect(keys[2]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(keys[2]).not.toBe(keys[0]);
+    // The body is the same on the retry, so the API recognizes it as a repeat rather than a conflict.
+    expect(sent[1]?.body).toBe(sent[0]?.body);
+  });
+
+  it('retries a submit after a network error too, with the same generated key', async () => {
+    const { fetch, sent } = fakeFetch(new TypeError('fetch failed'), jsonResponse(202, STATUS));
+    await new FleetClient({ fetch, env: {} }).submitBatch([{ id: 'a', type: 'echo', data: 1 }]);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]?.headers['idempotency-key']).toBe(sent[0]?.headers['idempotency-key']);
   });
 
   it('retries a submit that carries an idempotency key: the API answers a repeat with the same batch', async () => {
