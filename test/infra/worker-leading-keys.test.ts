@@ -25,7 +25,7 @@ import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
 import { DynamoCapacityStore } from '../../lambdas/adapters/capacity-store';
 import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
 import { DynamoIdempotencyStore } from '../../lambdas/adapters/idempotency-store';
-import { WORKER_PARTITION_PATTERNS, batchKey, configKey, counterKey, countedKey, queueKey, resultKey, statsKey } from '../../lambdas/adapters/table-layout';
+import { BATCH_RECORD_PARTITION_PATTERN, WORKER_PARTITION_PATTERNS, batchKey, configKey, counterKey, countedKey, queueKey, resultKey, statsKey } from '../../lambdas/adapters/table-layout';
 import { COUNTER_SHARDS, RESULT_SHARDS } from '../../lambdas/domain/batch';
 import { emptyCapacity } from '../../lambdas/domain/capacity';
 import { STATS_SHARDS, WORKER_SHARDS } from '../../lambdas/domain/fleet-activity';
@@ -176,15 +176,21 @@ describe('worker functions write only the worker partitions (dynamodb:LeadingKey
     });
     for (const [label, fn] of workers()) {
       const tableStatements = statementsOf(fn).filter((s) => asArray(s.Action).some((action) => action.startsWith('dynamodb:')));
-      expect(tableStatements, label).toHaveLength(1);
-      const [statement] = tableStatements;
+      expect(tableStatements, label).toHaveLength(2);
+      const [statement, batchRead] = tableStatements;
       expect(statement?.Condition, label).toEqual({
         'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [...WORKER_PARTITION_PATTERNS] },
         Null: { 'dynamodb:LeadingKeys': 'false' },
       });
       expect(asArray(statement?.Resource), label).toEqual([tableArn]);
-      // No read at all: the worker path reads nothing on AWS (results are grouped, and read first, only locally).
       expect(asArray(statement?.Action).sort(), label).toEqual([...WORKER_TABLE_ACTIONS].sort());
+      // One read: its batch's record (BATCH#<id>), before a retry, so no retry starts once the batch is cancelled.
+      expect(batchRead, label).toEqual({
+        Effect: 'Allow',
+        Action: 'dynamodb:GetItem',
+        Resource: tableArn,
+        Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [BATCH_RECORD_PARTITION_PATTERN] }, Null: { 'dynamodb:LeadingKeys': 'false' } },
+      });
       expect(statementsOf(fn).every((s) => s.Effect === 'Allow'), label).toBe(true);
     }
   });
