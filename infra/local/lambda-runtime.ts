@@ -3,25 +3,72 @@
  * Lambda's contract: the event and the result cross a JSON boundary, the
  * function's timeout is enforced (Sandbox.Timedout), and an error reaches
  * Step Functions as {Error: errorType, Cause: {"errorType","errorMessage"}}.
+ *
+ * Lambda's own limits hold here as on AWS, at the same point and with the
+ * same error: the 6 MB synchronous request and response payloads (measured on
+ * the serialized JSON, as Lambda measures them), and the account's
+ * concurrency (1,000 concurrent executions by default, across all functions).
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StatesError, type TaskInvoker } from './asl/interpreter';
+import type { FaultInjector } from './faults';
 import type { LocalFunction } from './template';
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
-const roundTrip = (value: unknown): unknown => (value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown));
+/** Lambda's synchronous invocation payload quota: 6 MB for the request and 6 MB for the response. */
+export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** Lambda's default account concurrency, shared by every function in the Region. */
+export const LAMBDA_DEFAULT_CONCURRENCY = 1000;
+
+/** Lambda's transient errors as Step Functions names them (`Lambda.<exception>`), for fault injection. */
+const LAMBDA_FAULTS = [
+  { error: 'Lambda.ServiceException', cause: 'Lambda encountered an internal error. (Service: Lambda, Status Code: 500, Error Code: ServiceException)' },
+  {
+    error: 'Lambda.TooManyRequestsException',
+    cause: 'Rate Exceeded. (Service: Lambda, Status Code: 429, Error Code: TooManyRequestsException, Reason: ConcurrentInvocationLimitExceeded)',
+  },
+] as const;
+
+export interface LocalLambdaLimits {
+  /**
+   * Concurrent invocations across all functions; one more fails with
+   * Lambda.TooManyRequestsException. @default 1000 (Lambda's default account quota)
+   */
+  concurrencyLimit?: number;
+  /** Injects Lambda's transient errors into Step Functions' invokes (FLEET_FAULTS). */
+  faults?: FaultInjector;
+}
+
+/** The serialized size Lambda measures a payload by: its JSON, in UTF-8 bytes. */
+const jsonBytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
 export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
   private readonly loaded = new Map<string, Promise<Handler>>();
+  private readonly concurrencyLimit: number;
+  private readonly faults: FaultInjector | undefined;
+  /** Invocations running now, across all functions (the account's concurrency). */
+  private running = 0;
 
   constructor(
     functions: readonly LocalFunction[],
     private readonly repoRoot: string,
+    limits: LocalLambdaLimits = {},
   ) {
     for (const fn of functions) this.byArn.set(fn.arn, fn);
+    this.concurrencyLimit = limits.concurrencyLimit ?? LAMBDA_DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(this.concurrencyLimit) || this.concurrencyLimit < 1) {
+      throw new Error(`the Lambda concurrency limit must be a positive whole number, got ${this.concurrencyLimit}`);
+    }
+    this.faults = limits.faults;
+  }
+
+  /** Invocations running now, across all functions. */
+  get concurrentInvocations(): number {
+    return this.running;
   }
 
   private load(fn: LocalFunction): Promise<Handler> {
@@ -43,7 +90,23 @@ export class LocalLambda implements TaskInvoker {
     const fn = this.byArn.get(functionName) ?? [...this.byArn.values()].find((f) => f.arn.endsWith(`:function:${functionName}`));
     if (!fn) throw new StatesError('Lambda.ResourceNotFoundException', `Function not found: ${functionName}`);
     const handler = await this.load(fn);
-    const event = roundTrip(payload);
+    // Lambda refuses the request before running anything: the Invoke API's 413.
+    const request = payload === undefined ? 'null' : JSON.stringify(payload);
+    if (jsonBytes(request) > LAMBDA_PAYLOAD_BYTES) {
+      throw new StatesError(
+        'Lambda.RequestTooLargeException',
+        `Request must be smaller than ${LAMBDA_PAYLOAD_BYTES} bytes for the InvokeFunction operation (Service: Lambda, Status Code: 413, Error Code: RequestTooLargeException)`,
+      );
+    }
+    // Beyond the account's concurrency, Lambda throttles the invoke: the function does not run.
+    if (this.running >= this.concurrencyLimit) {
+      throw new StatesError(
+        'Lambda.TooManyRequestsException',
+        `Rate Exceeded. (Service: Lambda, Status Code: 429, Error Code: TooManyRequestsException, Reason: ConcurrentInvocationLimitExceeded; limit ${this.concurrencyLimit})`,
+      );
+    }
+    this.running++;
+    const event = JSON.parse(request) as unknown;
     const deadline = Date.now() + fn.timeoutSeconds * 1000;
     const context = {
       functionName: fn.logicalId,
@@ -59,13 +122,21 @@ export class LocalLambda implements TaskInvoker {
         );
       });
       const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
-      return roundTrip(result);
+      const response = result === undefined ? 'null' : JSON.stringify(result);
+      // The function ran, but Lambda cannot return what it answered: a function error.
+      if (jsonBytes(response) > LAMBDA_PAYLOAD_BYTES) {
+        const errorType = 'Function.ResponseSizeTooLarge';
+        const errorMessage = `Response payload size exceeded maximum allowed payload size (${LAMBDA_PAYLOAD_BYTES} bytes).`;
+        throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
+      }
+      return JSON.parse(response) as unknown;
     } catch (error) {
       if (error instanceof StatesError) throw error;
       const errorType = error instanceof Error ? error.name || 'Error' : 'Error';
       const errorMessage = error instanceof Error ? error.message : String(error);
       throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage, trace: [] }));
     } finally {
+      this.running--;
       if (timer) clearTimeout(timer);
     }
   }
@@ -75,6 +146,8 @@ export class LocalLambda implements TaskInvoker {
     if (!/:states:::lambda:invoke$/.test(resource)) throw new StatesError('States.Runtime', `unsupported resource ${resource}`);
     const { FunctionName, Payload } = (parameters ?? {}) as { FunctionName?: string; Payload?: unknown };
     if (!FunctionName) throw new StatesError('States.Runtime', 'lambda:invoke needs a FunctionName');
+    const fault = this.faults?.decide('lambda', LAMBDA_FAULTS);
+    if (fault) throw new StatesError(fault.error, fault.cause);
     const result = await this.invokeFunction(FunctionName, Payload ?? {});
     return { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
   }

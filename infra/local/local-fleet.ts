@@ -25,6 +25,8 @@ import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
+import { startFaultProxy, type FaultProxy } from './fault-proxy';
+import { faultInjectorFrom, type FaultProfile } from './faults';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
@@ -56,8 +58,28 @@ export interface LocalFleetOptions {
   retryUnitMs?: number;
   /** Most tasks in one batch. @default 100000 */
   maxTasksPerBatch?: number;
-  /** Largest request body. @default 5 MiB */
+  /**
+   * Largest request body the API function accepts, measured as the body sits
+   * in its payload-2.0 event (JSON-escaped, or base64). @default 5 MiB
+   */
   maxBodyBytes?: number;
+  /**
+   * API Gateway's integration timeout: past it the client gets 503
+   * {"message":"Service Unavailable"}. Shorter only for tests. @default 30000 (as on AWS)
+   */
+  apiIntegrationTimeoutMs?: number;
+  /**
+   * Concurrent Lambda invocations across all local functions; one more fails
+   * with Lambda.TooManyRequestsException, as Lambda's account concurrency does.
+   * @default the FLEET_LAMBDA_CONCURRENCY environment variable, else 1000 (Lambda's default quota)
+   */
+  lambdaConcurrencyLimit?: number;
+  /**
+   * Transient AWS faults to inject, e.g. "lambda=0.02,dynamodb=0.01,s3=0.01,sfn=0.02,seed=42"
+   * (see infra/local/faults.ts and docs/local-mode-faults.md).
+   * @default the FLEET_FAULTS environment variable, else none
+   */
+  faults?: string | FaultProfile;
   /** Extra HTTP routes served before the API. */
   routes?: LocalRoute[];
   /** Serve the dashboard page at `/` (its files are public; its API calls need the token). @default true */
@@ -219,20 +241,31 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   }
   sqs.destroy();
 
-  const lambda = new LocalLambda(resources.functions, REPO_ROOT);
+  // Transient faults: the handlers reach DynamoDB and S3 through proxies that inject them on the wire.
+  const faults = faultInjectorFrom(options.faults);
+  const proxies: FaultProxy[] = [];
+  const handlerEndpoints = { ...endpoints };
+  for (const service of ['dynamodb', 's3'] as const) {
+    if (!faults || !((faults.profile.rates[service] ?? 0) > 0)) continue;
+    const proxy = await startFaultProxy({ target: endpoints[service], service, injector: faults });
+    proxies.push(proxy);
+    handlerEndpoints[service] = proxy.endpoint;
+  }
+  const concurrencyLimit = options.lambdaConcurrencyLimit ?? (process.env.FLEET_LAMBDA_CONCURRENCY ? Number(process.env.FLEET_LAMBDA_CONCURRENCY) : undefined);
+  const lambda = new LocalLambda(resources.functions, REPO_ROOT, { concurrencyLimit, faults });
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
   const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000, journal });
   stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
-  const sfnEndpoint = await serveStepFunctions(stepFunctions);
+  const sfnEndpoint = await serveStepFunctions(stepFunctions, { faults });
 
   // The handlers read their configuration from the environment, as on Lambda.
   const environment: Record<string, string> = {
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: handlerEndpoints.dynamodb,
+    AWS_ENDPOINT_URL_S3: handlerEndpoints.s3,
     AWS_ENDPOINT_URL_SQS: sqsEndpoint,
     AWS_ENDPOINT_URL_SFN: sfnEndpoint.url,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -272,10 +305,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
 
   const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
   if (!apiFunction) throw new Error('the template has no API function');
-  const maxBodyBytes = options.maxBodyBytes ?? Number(process.env.FLEET_MAX_BODY_BYTES ?? 5 * 1024 * 1024);
+  // API Gateway's own limits (10 MB, 30 s) hold in front; the API function applies Fleet's body limit.
   const server = serveHttpApi({
     invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
-    maxBodyBytes,
+    ...(options.apiIntegrationTimeoutMs !== undefined ? { integrationTimeoutMs: options.apiIntegrationTimeoutMs } : {}),
     routes: options.routes,
     publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
     token: options.token,
@@ -316,6 +349,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       else await stepFunctions.stopAll();
       await sfnEndpoint.close();
       await sweeper.stop();
+      await Promise.all(proxies.map((proxy) => proxy.close()));
       s3.destroy();
       await s3rver.close();
       await fauxqs.close();
