@@ -73,9 +73,11 @@ export async function startFaultProxy(options: {
   target: string;
   service: 'dynamodb' | 's3';
   injector: FaultInjector;
+  /** The errors to choose from. @default the service's (DYNAMODB_FAULTS or S3_FAULTS) */
+  errors?: readonly WireError[];
 }): Promise<FaultProxy> {
   const target = new URL(options.target);
-  const errors = options.service === 'dynamodb' ? DYNAMODB_FAULTS : S3_FAULTS;
+  const errors = options.errors ?? (options.service === 'dynamodb' ? DYNAMODB_FAULTS : S3_FAULTS);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const server = http.createServer((req, res) => {
     const fault = options.injector.decide(options.service, errors);
