@@ -26,7 +26,7 @@ import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
-import { faultInjectorFrom, type FaultProfile } from './faults';
+import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
 import { serveHttpApi, type LocalRoute } from './http-api';
 import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
@@ -114,6 +114,8 @@ export interface LocalFleet {
   /** The local service endpoints the handlers use (AWS_ENDPOINT_URL_*). */
   endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string };
   lambda: LocalLambda;
+  /** The transient-fault injector (FLEET_FAULTS / `faults`), when one is active: `injected` counts its faults. */
+  faults: FaultInjector | undefined;
   /** The local DynamoDB's process (it runs beside this one). */
   dynamoDbPid: number;
   /** Resolves when no batch execution is running. */
@@ -338,6 +340,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     resumedExecutions,
     endpoints: { ...endpoints, sqs: sqsEndpoint, stepFunctions: sfnEndpoint.url },
     lambda,
+    faults,
     dynamoDbPid: dynamo.pid,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
