@@ -48,10 +48,13 @@ const jsonBytes = (text: string) => Buffer.byteLength(text, 'utf8');
 export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
   private readonly loaded = new Map<string, Promise<Handler>>();
-  private readonly concurrencyLimit: number;
+  /** Concurrent invocations allowed across all functions. */
+  readonly concurrencyLimit: number;
   private readonly faults: FaultInjector | undefined;
   /** Invocations running now, across all functions (the account's concurrency). */
   private running = 0;
+  /** Invokes refused so far for want of concurrency. */
+  throttled = 0;
 
   constructor(
     functions: readonly LocalFunction[],
@@ -100,6 +103,7 @@ export class LocalLambda implements TaskInvoker {
     }
     // Beyond the account's concurrency, Lambda throttles the invoke: the function does not run.
     if (this.running >= this.concurrencyLimit) {
+      this.throttled++;
       throw new StatesError(
         'Lambda.TooManyRequestsException',
         `Rate Exceeded. (Service: Lambda, Status Code: 429, Error Code: TooManyRequestsException, Reason: ConcurrentInvocationLimitExceeded; limit ${this.concurrencyLimit})`,
