@@ -28,8 +28,7 @@ const env = loadEnv({
   TASKS_BUCKET: z.string().min(1),
   STATE_MACHINE_ARN: z.string().min(1),
   FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
-  // At most what leaves room in Lambda's 6 MB event for the headers and request context.
-  FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().max(LIMITS.bodyInPayloadBytes).default(LIMITS.bodyBytes),
+  FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().default(LIMITS.bodyBytes),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
 });
 

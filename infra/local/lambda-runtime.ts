@@ -40,6 +40,11 @@ export interface LocalLambdaLimits {
   concurrencyLimit?: number;
   /** Injects Lambda's transient errors into Step Functions' invokes (FLEET_FAULTS). */
   faults?: FaultInjector;
+  /**
+   * The request and response payload cap. Only the benchmark lifts it
+   * (LocalFleetOptions.liftApiLimits). @default LAMBDA_PAYLOAD_BYTES (6 MB, as on AWS)
+   */
+  payloadBytes?: number;
 }
 
 /** The serialized size Lambda measures a payload by: its JSON, in UTF-8 bytes. */
@@ -51,6 +56,7 @@ export class LocalLambda implements TaskInvoker {
   /** Concurrent invocations allowed across all functions. */
   readonly concurrencyLimit: number;
   private readonly faults: FaultInjector | undefined;
+  private readonly payloadBytes: number;
   /** Invocations running now, across all functions (the account's concurrency). */
   private running = 0;
   /** Invokes refused so far for want of concurrency. */
@@ -67,6 +73,7 @@ export class LocalLambda implements TaskInvoker {
       throw new Error(`the Lambda concurrency limit must be a positive whole number, got ${this.concurrencyLimit}`);
     }
     this.faults = limits.faults;
+    this.payloadBytes = limits.payloadBytes ?? LAMBDA_PAYLOAD_BYTES;
   }
 
   /** Invocations running now, across all functions. */
@@ -95,10 +102,10 @@ export class LocalLambda implements TaskInvoker {
     const handler = await this.load(fn);
     // Lambda refuses the request before running anything: the Invoke API's 413.
     const request = payload === undefined ? 'null' : JSON.stringify(payload);
-    if (jsonBytes(request) > LAMBDA_PAYLOAD_BYTES) {
+    if (jsonBytes(request) > this.payloadBytes) {
       throw new StatesError(
         'Lambda.RequestTooLargeException',
-        `Request must be smaller than ${LAMBDA_PAYLOAD_BYTES} bytes for the InvokeFunction operation (Service: Lambda, Status Code: 413, Error Code: RequestTooLargeException)`,
+        `Request must be smaller than ${this.payloadBytes} bytes for the InvokeFunction operation (Service: Lambda, Status Code: 413, Error Code: RequestTooLargeException)`,
       );
     }
     // Beyond the account's concurrency, Lambda throttles the invoke: the function does not run.
@@ -128,9 +135,9 @@ export class LocalLambda implements TaskInvoker {
       const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
       const response = result === undefined ? 'null' : JSON.stringify(result);
       // The function ran, but Lambda cannot return what it answered: a function error.
-      if (jsonBytes(response) > LAMBDA_PAYLOAD_BYTES) {
+      if (jsonBytes(response) > this.payloadBytes) {
         const errorType = 'Function.ResponseSizeTooLarge';
-        const errorMessage = `Response payload size exceeded maximum allowed payload size (${LAMBDA_PAYLOAD_BYTES} bytes).`;
+        const errorMessage = `Response payload size exceeded maximum allowed payload size (${this.payloadBytes} bytes).`;
         throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
       }
       return JSON.parse(response) as unknown;

@@ -27,7 +27,7 @@ import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
-import { serveHttpApi, type LocalRoute } from './http-api';
+import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
 import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
 import { ExecutionJournal } from './journal';
@@ -68,6 +68,13 @@ export interface LocalFleetOptions {
    * {"message":"Service Unavailable"}. Shorter only for tests. @default 30000 (as on AWS)
    */
   apiIntegrationTimeoutMs?: number;
+  /**
+   * Lifts API Gateway's 10 MB payload and 30 s timeout and Lambda's 6 MB
+   * payloads, so `maxBodyBytes` alone bounds a request. Only for the
+   * benchmark's million-task batch, a request AWS cannot take at all: never
+   * set it to make a test pass. @default false
+   */
+  liftApiLimits?: boolean;
   /**
    * Concurrent Lambda invocations across all local functions; one more fails
    * with Lambda.TooManyRequestsException, as Lambda's account concurrency does.
@@ -254,7 +261,11 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     handlerEndpoints[service] = proxy.endpoint;
   }
   const concurrencyLimit = options.lambdaConcurrencyLimit ?? (process.env.FLEET_LAMBDA_CONCURRENCY ? Number(process.env.FLEET_LAMBDA_CONCURRENCY) : undefined);
-  const lambda = new LocalLambda(resources.functions, REPO_ROOT, { concurrencyLimit, faults });
+  const lambda = new LocalLambda(resources.functions, REPO_ROOT, {
+    concurrencyLimit,
+    faults,
+    ...(options.liftApiLimits ? { payloadBytes: Number.POSITIVE_INFINITY } : {}),
+  });
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
   const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000, journal });
@@ -311,6 +322,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   const server = serveHttpApi({
     invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
     ...(options.apiIntegrationTimeoutMs !== undefined ? { integrationTimeoutMs: options.apiIntegrationTimeoutMs } : {}),
+    ...(options.liftApiLimits ? { maxBodyBytes: Math.max(options.maxBodyBytes ?? 0, API_GATEWAY_LIMITS.payloadBytes), integrationTimeoutMs: 2 ** 31 - 1 } : {}),
     routes: options.routes,
     publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
     token: options.token,
