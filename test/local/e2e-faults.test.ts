@@ -26,7 +26,7 @@ const WORKER_LISTING_DELAY_MS = 100;
  * Modest rates, a few faults per scenario, each retried by the SDK or the state
  * machine as on AWS; S3 and Step Functions see few calls, so theirs are higher.
  */
-export const FAULT_PROFILE = 'lambda=0.03,dynamodb=0.01,s3=0.05,sfn=0.05,seed=42';
+const FAULT_PROFILE = 'lambda=0.03,dynamodb=0.01,s3=0.05,sfn=0.05,seed=42';
 let fleet: LocalFleet | undefined;
 
 beforeAll(async () => {
