@@ -23,13 +23,18 @@ export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
 /** Lambda's default account concurrency, shared by every function in the Region. */
 export const LAMBDA_DEFAULT_CONCURRENCY = 1000;
 
-/** Lambda's transient errors as Step Functions names them (`Lambda.<exception>`), for fault injection. */
+/**
+ * An error of the Lambda service itself (not of the function) as Step
+ * Functions reports it: `Lambda.<exception>`, with the SDK's description of
+ * the failed call as its Cause.
+ */
+const lambdaServiceError = (exception: string, status: number, message: string) =>
+  new StatesError(`Lambda.${exception}`, `${message} (Service: AWSLambda; Status Code: ${status}; Error Code: ${exception}; Request ID: ${crypto.randomUUID()}; Proxy: null)`);
+
+/** Lambda's transient errors, for fault injection. */
 const LAMBDA_FAULTS = [
-  { error: 'Lambda.ServiceException', cause: 'Lambda encountered an internal error. (Service: Lambda, Status Code: 500, Error Code: ServiceException)' },
-  {
-    error: 'Lambda.TooManyRequestsException',
-    cause: 'Rate Exceeded. (Service: Lambda, Status Code: 429, Error Code: TooManyRequestsException, Reason: ConcurrentInvocationLimitExceeded)',
-  },
+  () => lambdaServiceError('ServiceException', 500, 'Lambda encountered an internal error.'),
+  () => lambdaServiceError('TooManyRequestsException', 429, 'Rate Exceeded.'),
 ] as const;
 
 export interface LocalLambdaLimits {
@@ -103,18 +108,12 @@ export class LocalLambda implements TaskInvoker {
     // Lambda refuses the request before running anything: the Invoke API's 413.
     const request = payload === undefined ? 'null' : JSON.stringify(payload);
     if (jsonBytes(request) > this.payloadBytes) {
-      throw new StatesError(
-        'Lambda.RequestTooLargeException',
-        `Request must be smaller than ${this.payloadBytes} bytes for the InvokeFunction operation (Service: Lambda, Status Code: 413, Error Code: RequestTooLargeException)`,
-      );
+      throw lambdaServiceError('RequestTooLargeException', 413, `Request must be smaller than ${this.payloadBytes} bytes for the InvokeFunction operation`);
     }
     // Beyond the account's concurrency, Lambda throttles the invoke: the function does not run.
     if (this.running >= this.concurrencyLimit) {
       this.throttled++;
-      throw new StatesError(
-        'Lambda.TooManyRequestsException',
-        `Rate Exceeded. (Service: Lambda, Status Code: 429, Error Code: TooManyRequestsException, Reason: ConcurrentInvocationLimitExceeded; limit ${this.concurrencyLimit})`,
-      );
+      throw lambdaServiceError('TooManyRequestsException', 429, `Rate Exceeded. Reason: ConcurrentInvocationLimitExceeded (${this.concurrencyLimit} concurrent executions).`);
     }
     this.running++;
     const event = JSON.parse(request) as unknown;
@@ -158,7 +157,7 @@ export class LocalLambda implements TaskInvoker {
     const { FunctionName, Payload } = (parameters ?? {}) as { FunctionName?: string; Payload?: unknown };
     if (!FunctionName) throw new StatesError('States.Runtime', 'lambda:invoke needs a FunctionName');
     const fault = this.faults?.decide('lambda', LAMBDA_FAULTS);
-    if (fault) throw new StatesError(fault.error, fault.cause);
+    if (fault) throw fault();
     const result = await this.invokeFunction(FunctionName, Payload ?? {});
     return { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
   }
