@@ -78,6 +78,7 @@ describe(`Lambda's 6 MB synchronous payloads (${LAMBDA_QUOTAS}, ${LAMBDA_INVOKE}
     const refused = await statesErrorOf(lambda.invoke(INVOKE, { FunctionName: arnOf('echo'), Payload: { s: `${atLimit.s}x` } }));
     expect(refused?.error).toBe('Lambda.RequestTooLargeException');
     expect(refused?.cause).toContain(`smaller than ${LAMBDA_PAYLOAD_BYTES} bytes`);
+    expect(refused?.cause).toContain('Status Code: 413; Error Code: RequestTooLargeException');
   });
 
   it('measures the request as Lambda does, escaped: 3.2 MB of quotes is a 6.4 MB request', async () => {
@@ -116,6 +117,7 @@ describe(`Lambda's account concurrency (${LAMBDA_QUOTAS}, ${SFN_LAMBDA_ERRORS})`
     const throttled = await statesErrorOf(lambda.invoke(INVOKE, { FunctionName: arnOf('echo'), Payload: {} }));
     expect(throttled?.error).toBe('Lambda.TooManyRequestsException');
     expect(throttled?.cause).toContain('ConcurrentInvocationLimitExceeded');
+    expect(throttled?.cause).toMatch(/\(Service: AWSLambda; Status Code: 429; Error Code: TooManyRequestsException; Request ID: [0-9a-f-]{36}; Proxy: null\)$/);
     expect(lambda.concurrentInvocations).toBe(2);
 
     open();
