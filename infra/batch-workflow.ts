@@ -2,10 +2,13 @@
  * The batch workflow: the one definition AWS runs and local mode runs.
  *
  *   Start batch ─▶ Capacity granted? ─yes─▶ Run tasks (Distributed Map, one child per task) ─▶ Finish batch
- *        ▲                 └─no─▶ Wait for capacity ─┐
- *        └───────────────────────────────────────────┘
+ *                          └─no (cancelled before it started)─▶ Not started
  *                     └─ child: Run task ──(final failure)──▶ Failure recorded
  *                                └──(timeout backstop, crash)──▶ Record failure
+ *
+ * An execution starts only once admission gave its batch a share of the
+ * fleet-wide cap (lambdas/domain/capacity-coordinator.ts): a waiting batch
+ * has no execution, so no history grows while it waits.
  *
  * With per-type workers the child starts with a Choice on `$.task.type`: one
  * `Run <type> task` state per configured type (each with the same Retry,
@@ -24,7 +27,7 @@ import { WORKER_ERROR } from '../lambdas/domain/errors';
 export const STATE_NAMES = Object.freeze({
   startBatch: 'Start batch',
   capacityGranted: 'Capacity granted?',
-  waitForCapacity: 'Wait for capacity',
+  notStarted: 'Not started',
   runTasks: 'Run tasks',
   finishBatch: 'Finish batch',
   runTask: 'Run task',
@@ -46,6 +49,22 @@ export const LAMBDA_TRANSIENT_ERRORS = [
   'Lambda.SdkClientException',
   'Lambda.TooManyRequestsException',
 ];
+
+/**
+ * Start and Finish batch only read and write the table (and, for a retry,
+ * the tasks bucket): any error of theirs is the fleet's, transient (storage
+ * throttled or unreachable), never the batch's. Retried for about 25 minutes
+ * (2 s doubling to 60 s, 30 attempts) before the execution fails; the
+ * reconcile then redrives it.
+ */
+const LIFECYCLE_RETRY: sfn.RetryProps = {
+  errors: ['States.ALL'],
+  interval: Duration.seconds(2),
+  backoffRate: 2,
+  maxDelay: Duration.seconds(60),
+  jitterStrategy: sfn.JitterType.FULL,
+  maxAttempts: 30,
+};
 
 export interface BatchWorkflowProps {
   startBatchFunction: lambda.IFunction;
@@ -83,6 +102,7 @@ export class BatchWorkflow extends Construct {
       outputPath: '$.Payload',
       retryOnServiceExceptions: true,
     });
+    startBatch.addRetry(LIFECYCLE_RETRY);
 
     // One attempt of one task on `workerFunction`: the same payload, Retry and
     // backstop timeout whichever function runs the task.
@@ -184,14 +204,15 @@ export class BatchWorkflow extends Construct {
       outputPath: '$.Payload',
       retryOnServiceExceptions: true,
     });
+    finishBatch.addRetry(LIFECYCLE_RETRY);
     runTasks.addCatch(finishBatch, { errors: ['States.ALL'], resultPath: '$.failure' });
 
-    // maxConcurrentWorkers is fleet-wide: a batch runs only once it holds a
-    // share of it; until then it stays pending and asks again.
-    const waitForCapacity = new sfn.Wait(this, STATE_NAMES.waitForCapacity, { time: sfn.WaitTime.secondsPath('$.pollSeconds') });
+    // Admission started this execution once the batch held a share of the cap;
+    // a batch cancelled in the meantime runs nothing.
+    const notStarted = new sfn.Succeed(this, STATE_NAMES.notStarted, { comment: 'The batch was cancelled before its execution started.' });
     const capacityGranted = new sfn.Choice(this, STATE_NAMES.capacityGranted)
       .when(sfn.Condition.booleanEquals('$.admitted', true), runTasks.next(finishBatch))
-      .otherwise(waitForCapacity.next(startBatch));
+      .otherwise(notStarted);
     this.definition = startBatch.next(capacityGranted);
   }
 }

@@ -217,6 +217,10 @@ export class Fleet extends Construct {
   readonly autoscalingSchedule?: scheduler.Schedule;
   readonly startBatchFunction: nodejs.NodejsFunction;
   readonly finishBatchFunction: nodejs.NodejsFunction;
+  /** Reconciles admission every minute (lambdas/admission-reconciler.ts). */
+  readonly admissionReconcilerFunction: nodejs.NodejsFunction;
+  /** Invokes the admission reconciler every minute. */
+  readonly admissionReconcilerSchedule: scheduler.Schedule;
   readonly stateMachine: sfn.StateMachine;
   readonly httpApi: apigw.HttpApi;
   /** The API's `$default` stage, with its throttling and access log. */
@@ -359,12 +363,20 @@ export class Fleet extends Construct {
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
     const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
     this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
-      environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType },
+      environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType, TASKS_BUCKET: this.tasksBucket.bucketName },
+      // A retry-failed run's Start batch writes its tasks file and clears up to every failed result once.
+      timeout: Duration.minutes(15),
     });
     this.finishBatchFunction = fn('FinishBatchFunction', 'lambdas/batch-lifecycle.ts', 'finish', {
+      environment: { TASKS_BUCKET: this.tasksBucket.bucketName },
       // Recounting a 100,000-task batch reads every result once.
       timeout: Duration.minutes(5),
     });
+    // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it
+    // (Finish batch is the same module, so the same code).
+    for (const lifecycle of [this.startBatchFunction, this.finishBatchFunction]) {
+      lifecycle.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
+    }
 
     const workflow = new BatchWorkflow(this, 'Workflow', {
       startBatchFunction: this.startBatchFunction,
@@ -423,27 +435,56 @@ export class Fleet extends Construct {
       ],
     });
     this.apiFunction.addToRolePolicy(updateMapRuns);
-    // Start and Finish batch re-share the fleet-wide cap, so they too change
-    // other batches' Map Runs. A standalone policy: were it in their default
-    // policies, each function would depend on the state machine that invokes
-    // it, a CloudFormation cycle.
+    // Finish batch hands the fleet-wide cap on: it re-shares it (other batches'
+    // Map Runs change) and admits the next batches (their executions start).
+    // The autoscaler and the reconciler do the same. A standalone policy: were
+    // it in the lifecycle functions' default policies, each would depend on the
+    // state machine that invokes it, a CloudFormation cycle.
+    const executionsArn = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
     const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
     const capacitySharing = new iam.Policy(this, 'CapacitySharingPolicy', {
       roles: lifecycleRoles,
       statements: [
-        new iam.PolicyStatement({
-          actions: ['states:ListMapRuns', 'states:DescribeExecution'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 'states',
-              resource: 'execution',
-              resourceName: `${this.stateMachine.stateMachineName}:*`,
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          ],
-        }),
+        new iam.PolicyStatement({ actions: ['states:ListMapRuns', 'states:DescribeExecution'], resources: [executionsArn] }),
+        new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }),
         updateMapRuns,
       ],
+    });
+
+    // The admission safety net: every minute, frees the shares of batches whose
+    // execution ended without Finish batch, redrives executions that failed
+    // outside their tasks, and admits whatever an interrupted pass left queued.
+    const reconciler = fn('AdmissionReconcilerFunction', 'lambdas/admission-reconciler.ts', 'handler', {
+      environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
+      timeout: Duration.minutes(2),
+    });
+    reconciler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
+    this.table.grantReadWriteData(reconciler);
+    if (reconciler.role) {
+      capacitySharing.attachToRole(reconciler.role);
+      // Only the reconciler redrives: an unfinished batch's execution that failed outside its tasks.
+      new iam.Policy(this, 'AdmissionRepairPolicy', {
+        roles: [reconciler.role],
+        statements: [new iam.PolicyStatement({ actions: ['states:RedriveExecution'], resources: [executionsArn] })],
+      });
+    }
+    this.admissionReconcilerFunction = reconciler;
+    this.admissionReconcilerSchedule = new scheduler.Schedule(this, 'AdmissionReconcilerSchedule', {
+      schedule: scheduler.ScheduleExpression.rate(Duration.minutes(1)),
+      // A missed run is not retried: the next one, a minute later, looks afresh.
+      target: new schedulerTargets.LambdaInvoke(reconciler, {
+        input: scheduler.ScheduleTargetInput.fromObject({}),
+        retryAttempts: 0,
+        role: new iam.Role(this, 'AdmissionReconcilerScheduleRole', {
+          assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({ StringEquals: { 'aws:SourceAccount': Stack.of(this).account } }),
+        }),
+      }),
+      description: 'Fleet admission: reclaim capacity held by ended executions, redrive failed ones, admit waiting batches',
     });
 
     if (props.autoscaling) {
@@ -586,6 +627,10 @@ export class Fleet extends Construct {
         "lambda:InvokeFunction on the versions and aliases of the autoscaler function, as CDK grants the schedule's role that invokes it.",
       );
     }
+    ack(
+      `AwsSolutions-IAM5[Resource::<${logicalId(this.admissionReconcilerFunction)}.Arn>:*]`,
+      "lambda:InvokeFunction on the versions and aliases of the admission reconciler, as CDK grants the schedule's role that invokes it.",
+    );
     ack('AwsSolutions-IAM5[Action::s3:Abort*]', 'Part of grantPut on the tasks bucket: s3:AbortMultipartUpload, so an interrupted upload of a large tasks file can be cleaned up.');
     ack(
       `AwsSolutions-IAM5[Resource::${executionsOf(':*')}]`,

@@ -9,13 +9,12 @@ import { DynamoBatchMaintenance } from './adapters/batch-maintenance';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
-import { StepFunctionsWorkflow } from './adapters/workflow';
-import { DynamoCapacityStore } from './adapters/capacity-store';
+import { admissionFor } from './adapters/admission';
 import { DynamoRetryStore } from './adapters/retry-store';
 import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
+import { DynamoStorageHealth } from './adapters/storage-health';
 import { count, countFinishedBatch, instrumented, logger } from './adapters/observability';
-import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
 import { FleetService } from './domain/fleet-service';
@@ -35,13 +34,12 @@ const env = loadEnv({
 const taskStore = new S3TaskStore(s3(), env.TASKS_BUCKET);
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
 const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
-// A retried batch runs `<batchId>-retry-<n>`: stop and UpdateMapRun look its current execution up.
-const workflow = new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN, { executionNameOf: (batchId) => retryStore.currentExecutionName(batchId) });
+const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
 const service = new FleetService({
   repository,
   taskStore,
   workflow,
-  capacity: new CapacityCoordinator({ store: new DynamoCapacityStore(dynamo(), env.TABLE_NAME), repository, workflow }),
+  capacity: coordinator,
   maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
   taskFiles: taskStore,
   retry: { store: retryStore, taskFiles: new S3RetryTaskFiles(s3(), env.TASKS_BUCKET), workflow },
@@ -50,6 +48,8 @@ const service = new FleetService({
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
+
+const storage = new DynamoStorageHealth(dynamo(), env.TABLE_NAME);
 
 type Result = APIGatewayProxyStructuredResultV2;
 
@@ -90,7 +90,22 @@ interface Route {
 const query = (event: APIGatewayProxyEventV2, name: string) => event.queryStringParameters?.[name];
 
 const routes: Route[] = [
-  { pattern: /^\/healthz$/, methods: { GET: async () => json(200, { ok: true }) } },
+  {
+    pattern: /^\/healthz$/,
+    methods: {
+      // 503 names the dependency that is down; the reason itself stays in the log.
+      GET: async () => {
+        const health = await storage.check();
+        if (health.reachable) return json(200, { ok: true });
+        logger.warn('health check: the table is unreachable', { reason: health.reason });
+        return json(503, {
+          ok: false,
+          unavailable: ['dynamodb'],
+          ...errorBody('dependency_unavailable', 'the fleet cannot reach its storage (DynamoDB); batches and results cannot be read or written until it is back'),
+        });
+      },
+    },
+  },
   {
     pattern: /^\/batches$/,
     methods: {

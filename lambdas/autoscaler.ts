@@ -8,12 +8,9 @@
 import { z } from 'zod';
 import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { DynamoBatchRepository } from './adapters/batch-repository';
-import { DynamoCapacityStore } from './adapters/capacity-store';
-import { DynamoRetryStore } from './adapters/retry-store';
+import { admissionFor } from './adapters/admission';
 import { instrumented, logger } from './adapters/observability';
-import { StepFunctionsWorkflow } from './adapters/workflow';
 import { autoscale, parseAutoscalingPolicy, type AutoscaleResult } from './domain/autoscaling';
-import { CapacityCoordinator } from './domain/capacity-coordinator';
 import { FleetService } from './domain/fleet-service';
 
 const env = loadEnv({
@@ -22,14 +19,8 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
-// A retried batch runs `<batchId>-retry-<n>`: UpdateMapRun looks its current execution up.
-const workflow = new StepFunctionsWorkflow(sfn(), env.STATE_MACHINE_ARN, { executionNameOf: (batchId) => retryStore.currentExecutionName(batchId) });
-const service = new FleetService({
-  repository,
-  workflow,
-  capacity: new CapacityCoordinator({ store: new DynamoCapacityStore(dynamo(), env.TABLE_NAME), repository, workflow }),
-});
+const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
+const service = new FleetService({ repository, workflow, capacity: coordinator });
 
 /** The event is the schedule's input: the policy, `{min, max, tasksPerWorker?, deadBand?}`. */
 export const handler = instrumented(

@@ -1,10 +1,12 @@
 /**
  * The parent state machine's bookends, one Lambda with two entry points:
  *
- * - `start`: asks for a share of the fleet-wide capacity. Once admitted it
- *   marks the batch processing and fixes the settings it runs with (the
- *   Map's MaxConcurrency and each attempt's retry and timeout rules); until
- *   then the batch stays pending and the state machine polls again.
+ * - `start`: the batch was admitted (its execution only starts once it holds
+ *   a share of the fleet-wide capacity, see capacity-coordinator.ts). It
+ *   marks the batch processing and fixes the settings it runs with (the Map's
+ *   MaxConcurrency and each attempt's retry and timeout rules). For a
+ *   retry-failed run it first prepares the retry's tasks file. A batch
+ *   cancelled before its execution started does not start.
  * - `finish`: the completion step. Counts exactly, sets the final status and
  *   hands the batch's capacity on.
  *
@@ -13,21 +15,23 @@
  * CloudFormation dependency cycle.
  */
 import { z } from 'zod';
-import { dynamo, loadEnv, sfn } from './adapters/clients';
+import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
+import { admissionFor } from './adapters/admission';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoCapacityStore } from './adapters/capacity-store';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { DynamoRetryStore } from './adapters/retry-store';
-import { StepFunctionsWorkflow } from './adapters/workflow';
-import { CapacityCoordinator } from './domain/capacity-coordinator';
+import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { finalStatusOf } from './domain/batch';
 import { settingsForBatch } from './domain/config';
 import type { BatchExecutionInput } from './domain/ports';
+import { prepareRetry } from './domain/retry-failed';
 import type { BatchState, TaskSettings } from './domain/types';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
+  TASKS_BUCKET: z.string().min(1),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
   FLEET_CHILD_EXECUTION_TYPE: z.enum(['EXPRESS', 'STANDARD']).default('EXPRESS'),
 });
@@ -36,14 +40,7 @@ const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
 const capacityStore = new DynamoCapacityStore(dynamo(), env.TABLE_NAME);
 const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
-
-// A retried batch runs `<batchId>-retry-<n>`: capacity checks look its current execution up.
-const coordinatorFor = (stateMachineArn: string) =>
-  new CapacityCoordinator({
-    store: capacityStore,
-    repository,
-    workflow: new StepFunctionsWorkflow(sfn(), stateMachineArn, { executionNameOf: (batchId) => retryStore.currentExecutionName(batchId) }),
-  });
+const retryTaskFiles = new S3RetryTaskFiles(s3(), env.TASKS_BUCKET);
 
 /** What the state machine hands the lifecycle functions. */
 export interface LifecycleEvent<T> {
@@ -51,38 +48,38 @@ export interface LifecycleEvent<T> {
   stateMachineArn: string;
 }
 
-export interface StartInput extends BatchExecutionInput {
-  /** Polls made so far while waiting for capacity. */
-  waits?: number;
-}
+export type StartInput = BatchExecutionInput;
 
-export interface StartedBatch extends StartInput {
+export interface StartedBatch extends BatchExecutionInput {
+  /** False for a batch cancelled before its execution started: it runs nothing. */
   admitted: boolean;
-  /** Seconds to wait before asking again, while not admitted. */
-  pollSeconds: number;
   maxConcurrency: number;
   settings: TaskSettings | null;
 }
 
-/** Waiting batches poll at 1 s, slowing to 10 s, so a long wait stays far from the 25,000-event history limit. */
-const pollSecondsAfter = (waits: number) => Math.min(10, 1 + Math.floor(waits / 5));
-
 /** Log lines carry the batch id. */
 const batchKeys = (event: LifecycleEvent<{ batchId?: string }>) => ({ batchId: event?.state?.batchId });
 
-export const start = instrumented(async ({ state, stateMachineArn }: LifecycleEvent<StartInput>): Promise<StartedBatch> => {
+export const start = instrumented(async ({ state }: LifecycleEvent<StartInput>): Promise<StartedBatch> => {
   const batch = await repository.getBatch(state.batchId);
   if (!batch) throw new Error(`batch ${state.batchId} does not exist`);
-  const waits = (state.waits ?? -1) + 1;
-  const base = { batchId: state.batchId, tasksBucket: state.tasksBucket, tasksKey: state.tasksKey, waits };
-  const slots = await coordinatorFor(stateMachineArn).requestStart(batch);
-  if (slots === 0) return { ...base, admitted: false, pollSeconds: pollSecondsAfter(waits), maxConcurrency: 0, settings: null };
-  const config = await repository.getConfig();
+  const base = { batchId: state.batchId, tasksBucket: state.tasksBucket, tasksKey: state.tasksKey };
+  if (batch.status !== 'pending' && batch.status !== 'processing') return { ...base, admitted: false, maxConcurrency: 0, settings: null };
+  // Its share now: the cap may have been re-shared since admission passed it in.
+  const [{ state: capacity }, config] = await Promise.all([capacityStore.load(), repository.getConfig()]);
+  const slots = capacity.running[state.batchId]?.slots ?? state.maxConcurrency ?? 1;
+  // A retry-failed run reads the tasks its retry left to run.
+  const file =
+    state.retry === undefined
+      ? { bucket: state.tasksBucket, key: state.tasksKey }
+      : await prepareRetry({ store: retryStore, taskFiles: retryTaskFiles, retentionDays: env.FLEET_RETENTION_DAYS }, batch, state.retry);
+  // pending → processing; a retried Start batch finds it processing already.
   const record = (await repository.markStarted(state.batchId, Date.now())) ?? batch;
   return {
-    ...base,
+    batchId: state.batchId,
+    tasksBucket: file.bucket,
+    tasksKey: file.key,
     admitted: true,
-    pollSeconds: 0,
     maxConcurrency: slots,
     settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE),
   };
@@ -132,6 +129,6 @@ export const finish = instrumented(async ({ state: event, stateMachineArn }: Lif
     // One line per batch, not per task: its outcome, for Logs Insights.
     logger.info('batch finished', { status, ...counts });
   }
-  await coordinatorFor(stateMachineArn).release(event.batchId);
+  await admissionFor(sfn(), env.TABLE_NAME, stateMachineArn, repository).coordinator.release(event.batchId);
   return { batchId: event.batchId, status };
 }, batchKeys);

@@ -46,7 +46,7 @@ export const COMPACT_BYTES = 64 * 1024 * 1024;
 /** One journal line. `x` numbers the execution, `m` its Map Run, both within this file. */
 export type JournalEntry =
   | { e: 'start'; x: number; arn: string; sm: string; name: string; input: string; at: string }
-  | { e: 'state'; x: number; name: string; input: unknown }
+  | { e: 'state'; x: number; name: string; input: unknown; h?: number }
   | { e: 'map'; x: number; m: number; state: string; arn: string }
   | { e: 'conc'; x: number; m: number; c: number }
   | { e: 'launch'; x: number; m: number; i: number }
@@ -75,7 +75,7 @@ export interface JournaledExecution {
   input: string;
   startDate: Date;
   /** The last top-level state entered and its input: where a resumed execution continues. */
-  state?: { name: string; input: unknown };
+  state?: { name: string; input: unknown; historyEvents?: number };
   /** The Map Run of the current state, if that state is a Distributed Map. */
   mapRun?: JournaledMapRun;
   /** Absent while it runs. */
@@ -188,13 +188,14 @@ export class ExecutionJournal {
     const execution = this.get(x);
     let first = resuming;
     return {
-      stateEntered: (name, input) => {
+      stateEntered: (name, input, historyEvents) => {
         // A resumed execution re-enters the state the journal already has.
         if (first) {
           first = false;
           if (execution.state?.name === name) return;
         }
-        this.write({ e: 'state', x, name, input });
+        // The history count goes with it, so a resumed execution keeps counting toward its 25,000 events.
+        this.write({ e: 'state', x, name, input, ...(historyEvents !== undefined ? { h: historyEvents } : {}) });
       },
       mapRunStarting: (stateName): ResumedMapRun | undefined => {
         const mapRun = execution.mapRun;
@@ -270,7 +271,7 @@ export class ExecutionJournal {
     if (!execution) return; // its start was compacted away: it had ended
     switch (entry.e) {
       case 'state':
-        execution.state = { name: entry.name, input: entry.input };
+        execution.state = { name: entry.name, input: entry.input, ...(entry.h !== undefined ? { historyEvents: entry.h } : {}) };
         // A new state: the previous one (and its Map Run) is over.
         execution.mapRun = undefined;
         break;

@@ -2,15 +2,21 @@
  * The local fleet: the synthesized stack on one machine.
  *
  * - DynamoDB: dynalite, on disk under the data folder (or in memory), with
- *   the tables the template defines, in a child process (dynamodb-process.ts).
+ *   the tables the template defines, in a supervised child process
+ *   (dynamodb-process.ts): restarted with its data if it dies.
  * - S3: s3rver, on disk, with the template's buckets (the tasks' JSONL files).
  * - Step Functions: the template's definition, run by the local interpreter
  *   behind the service's own JSON protocol.
  * - Lambda: the same handler modules CDK deploys, run in this process.
  * - API Gateway: a local HTTP server producing payload format 2.0 events.
+ *
+ * The emulators listen on loopback only and serve nobody but the fleet: every
+ * request must be signed with credentials made up at each start
+ * (emulator-guard.ts), and none carries CORS headers.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +31,7 @@ import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
+import { guardServer, newLocalCredentials, type LocalCredentials } from './emulator-guard';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
 import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
@@ -56,6 +63,8 @@ export interface LocalFleetOptions {
   inMemory?: boolean;
   /** Milliseconds per second of Step Functions retry delay. @default 1000 (as on AWS) */
   retryUnitMs?: number;
+  /** How long an Express child execution may run before it ends TIMED_OUT, for tests. @default 300000 (AWS's 5 minutes) */
+  expressMaxDurationMs?: number;
   /** Most tasks in one batch. @default 100000 */
   maxTasksPerBatch?: number;
   /**
@@ -110,6 +119,13 @@ export interface LocalFleetOptions {
    * @default the FLEET_AUTOSCALE_INTERVAL_MS environment variable, else each schedule's own rate (1 minute)
    */
   autoscaleIntervalMs?: number;
+  /**
+   * Called once when the local DynamoDB cannot be kept running: in memory as
+   * soon as its process dies (its data died with it), on disk when restarts
+   * keep failing. The fleet can store nothing from then on.
+   * @default logs why and exits the process with code 1, so a supervisor starts it again
+   */
+  onStorageLost?: (error: Error) => void;
 }
 
 export interface LocalFleet {
@@ -118,13 +134,19 @@ export interface LocalFleet {
   stepFunctions: LocalStepFunctions;
   /** Executions the journal had left running, resumed at start (crash recovery; 0 in memory). */
   resumedExecutions: number;
-  /** The local service endpoints the handlers use (AWS_ENDPOINT_URL_*). */
+  /** The local service endpoints (AWS_ENDPOINT_URL_*); with FLEET_FAULTS, the handlers reach DynamoDB and S3 through fault proxies in front of these. */
   endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string };
   lambda: LocalLambda;
+  /** The local DynamoDB's process (it runs beside this one; a restart changes it). */
+  readonly dynamoDbPid: number;
+  /**
+   * The credentials the emulators accept, made up for this run: the handlers
+   * sign with them (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), and so must
+   * anything else that talks to `endpoints`.
+   */
+  credentials: LocalCredentials;
   /** The transient-fault injector (FLEET_FAULTS / `faults`), when one is active: `injected` counts its faults. */
   faults: FaultInjector | undefined;
-  /** The local DynamoDB's process (it runs beside this one). */
-  dynamoDbPid: number;
   /** Resolves when no batch execution is running. */
   idle(): Promise<void>;
   /**
@@ -133,6 +155,11 @@ export interface LocalFleet {
    * and the executions resume on the next start. In memory they are stopped.
    */
   close(options?: { drainMs?: number }): Promise<{ drained: boolean }>;
+}
+
+/** s3rver's one account (lib/models/account.js), which holds the keys it accepts. */
+interface S3rverAccounts {
+  DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void; revokeAccessKey(accessKeyId: string): void };
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -198,7 +225,9 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
 
   // SQS: fauxqs, in this process and on loopback only (its CLI listens on every
   // interface). First, since a queue's URL (its Ref) names the server's port.
+  const credentials = newLocalCredentials();
   const fauxqs = buildFauxqs({ logger: false });
+  guardServer(fauxqs.server, { service: 'sqs', credentials });
   await fauxqs.listen({ port: 0, host: '127.0.0.1' });
   const sqsPort = (fauxqs.server.address() as AddressInfo).port;
   const sqsEndpoint = `http://127.0.0.1:${sqsPort}`;
@@ -208,13 +237,19 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   const resources = resolveTemplate(synthesizeTemplate(options.fleetProps), { queueUrl });
 
   // DynamoDB: dynalite in a process of its own, on the second core.
-  const dynamo = await startDynamoDbProcess(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') });
-  // S3
+  const dynamo = await startDynamoDbProcess({
+    ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }),
+    credentials,
+    ...(options.onStorageLost ? { onFatal: options.onStorageLost } : {}),
+  });
+  // S3. s3rver checks signatures against its own account's keys: this run's are added to them.
+  const s3rverAccount = (createRequire(import.meta.url)('s3rver/lib/models/account') as S3rverAccounts).DUMMY_ACCOUNT;
+  s3rverAccount.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: scratch ?? path.join(dataDir, 's3') });
   const s3Address = (await s3rver.run()) as AddressInfo;
+  // Still before any request can arrive: run() resolves in the tick it starts listening.
+  guardServer((s3rver as unknown as { httpServer: http.Server }).httpServer, { service: 's3', credentials });
 
-  // s3rver accepts only its own well-known local credentials; dynalite accepts any.
-  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const endpoints = {
     dynamodb: dynamo.endpoint,
     s3: `http://127.0.0.1:${s3Address.port}`,
@@ -268,9 +303,15 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   });
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
-  const stepFunctions = new LocalStepFunctions({ invoker: lambda, objects, retryUnitMs: options.retryUnitMs ?? 1000, journal });
+  const stepFunctions = new LocalStepFunctions({
+    invoker: lambda,
+    objects,
+    retryUnitMs: options.retryUnitMs ?? 1000,
+    ...(options.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: options.expressMaxDurationMs } : {}),
+    journal,
+  });
   stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
-  const sfnEndpoint = await serveStepFunctions(stepFunctions, { faults });
+  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
 
   // The handlers read their configuration from the environment, as on Lambda.
   const environment: Record<string, string> = {
@@ -352,8 +393,11 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     resumedExecutions,
     endpoints: { ...endpoints, sqs: sqsEndpoint, stepFunctions: sfnEndpoint.url },
     lambda,
+    get dynamoDbPid() {
+      return dynamo.pid;
+    },
+    credentials,
     faults,
-    dynamoDbPid: dynamo.pid,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
       await schedules.stop();
@@ -367,6 +411,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       await Promise.all(proxies.map((proxy) => proxy.close()));
       s3.destroy();
       await s3rver.close();
+      s3rverAccount.revokeAccessKey(credentials.accessKeyId);
       await fauxqs.close();
       await dynamo.close();
       if (scratch) rmSync(scratch, { recursive: true, force: true });

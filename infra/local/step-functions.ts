@@ -9,8 +9,18 @@ import type { AddressInfo } from 'node:net';
 import { ApiThrottle } from './api-throttle';
 import { loadDefinition, type StateMachineDefinition } from './asl/definition';
 import type { FaultInjector } from './faults';
-import { Interpreter, MapRun, StatesError, type InterpreterOptions } from './asl/interpreter';
+import {
+  ExecutionHistory,
+  HISTORY_EVENT_LIMIT,
+  Interpreter,
+  isHistoryLimitFailure,
+  MapRun,
+  PAYLOAD_LIMIT_BYTES,
+  StatesError,
+  type InterpreterOptions,
+} from './asl/interpreter';
 import { ExecutionJournal, REDRIVABLE, REDRIVE_DAYS, type ExecutionStatus, type JournaledExecution } from './journal';
+import { refuse, requestVerifier, type LocalCredentials } from './emulator-guard';
 
 export interface LocalExecution {
   executionArn: string;
@@ -32,6 +42,8 @@ export interface LocalExecution {
   redriveDate?: Date;
   /** The local fleet is stopping: the execution stops in this process but stays running in the journal, and resumes on the next start. */
   suspended: boolean;
+  /** Its history's event count (the parent is a Standard execution: 25,000 at most). */
+  history: ExecutionHistory;
 }
 
 export type { ExecutionStatus };
@@ -83,6 +95,15 @@ export class LocalStepFunctions {
     } catch {
       throw new ServiceError('InvalidExecutionInput', 'Invalid execution input: not JSON');
     }
+    // StartExecution's input: "Length constraints apply to the payload size, and are expressed as bytes in
+    // UTF-8 encoding. Maximum length of 262144." (API_StartExecution.html). Refused before the execution exists.
+    const inputBytes = Buffer.byteLength(input, 'utf8');
+    if (inputBytes > PAYLOAD_LIMIT_BYTES) {
+      throw new ServiceError(
+        'ValidationException',
+        `1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to ${PAYLOAD_LIMIT_BYTES} (it has ${inputBytes} bytes)`,
+      );
+    }
     const executionArn = `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
     const existing = this.executions.get(executionArn);
     if (existing) {
@@ -114,6 +135,8 @@ export class LocalStepFunctions {
     for (const journaled of this.journal.running()) {
       if (this.executions.has(journaled.executionArn)) continue;
       const execution = this.register(journaled);
+      // Counting goes on from the last state the journal has (the events after it, at most one state's, are lost).
+      execution.history = new ExecutionHistory(HISTORY_EVENT_LIMIT, journaled.state?.historyEvents ?? 1);
       const machine = this.machines.get(journaled.stateMachineArn);
       if (!machine) {
         this.end(execution, { status: 'FAILED', error: 'States.Runtime', cause: `the state machine ${journaled.stateMachineArn} no longer exists` });
@@ -141,6 +164,7 @@ export class LocalStepFunctions {
       redriveCount: journaled.redriveCount,
       ...(journaled.redriveDate ? { redriveDate: journaled.redriveDate } : {}),
       suspended: false,
+      history: new ExecutionHistory(HISTORY_EVENT_LIMIT),
     };
     this.executions.set(execution.executionArn, execution);
     return execution;
@@ -169,6 +193,7 @@ export class LocalStepFunctions {
             this.mapRuns.set(mapRun.arn, mapRun);
           },
           checkpoint: this.journal.checkpointFor(execution.journalId, resumeAt !== undefined),
+          history: execution.history,
         },
         resumeAt?.name,
       )
@@ -242,6 +267,10 @@ export class LocalStepFunctions {
     if (!REDRIVABLE.has(execution.status)) {
       throw new ServiceError('ExecutionNotRedrivable', `Execution is ${execution.status}: only FAILED and TIMED_OUT executions can be redriven locally`);
     }
+    if (isHistoryLimitFailure(execution.error, execution.cause)) {
+      // Redrive continues the same history, which is full (API_DescribeExecution.html's redriveStatusReason: "Execution history event limit exceeded.").
+      throw new ServiceError('ExecutionNotRedrivable', 'Execution failed because it reached the maximum number of history events (25000); it cannot be redriven');
+    }
     if (execution.stopDate && Date.now() - execution.stopDate.getTime() > REDRIVE_DAYS * 86_400_000) {
       throw new ServiceError('ExecutionNotRedrivable', `Execution stopped more than ${REDRIVE_DAYS} days ago`);
     }
@@ -250,7 +279,9 @@ export class LocalStepFunctions {
     if (this.suspending) throw new ServiceError('ServiceUnavailable', 'the local fleet is stopping', 503);
     const redriveDate = new Date();
     const journaled = this.journal.redriven(execution.journalId, redriveDate);
-    Object.assign(execution, { status: 'RUNNING', redriveCount: journaled.redriveCount, redriveDate, suspended: false });
+    // A redriven execution keeps its history: its ExecutionFailed (or TimedOut) event, then ExecutionRedriven.
+    const history = new ExecutionHistory(HISTORY_EVENT_LIMIT, Math.max(execution.history.events, journaled.state?.historyEvents ?? 1) + 2);
+    Object.assign(execution, { status: 'RUNNING', redriveCount: journaled.redriveCount, redriveDate, suspended: false, history });
     delete execution.stopDate;
     delete execution.output;
     delete execution.error;
@@ -341,7 +372,7 @@ function mapRunCounts(mapRun: MapRun) {
     running: c.running,
     succeeded: c.succeeded,
     failed: c.failed,
-    timedOut: 0,
+    timedOut: c.timedOut,
     aborted: c.aborted,
     total: c.total,
     resultsWritten: mapRun.status === 'SUCCEEDED' ? c.succeeded : 0,
@@ -374,7 +405,9 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
         cause: e.cause,
         redriveCount: e.redriveCount,
         redriveDate: seconds(e.redriveDate),
-        redriveStatus: REDRIVABLE.has(e.status) ? 'REDRIVABLE' : 'NOT_REDRIVABLE',
+        redriveStatus: REDRIVABLE.has(e.status) && !isHistoryLimitFailure(e.error, e.cause) ? 'REDRIVABLE' : 'NOT_REDRIVABLE',
+        // DescribeExecution's own wording for this reason.
+        redriveStatusReason: isHistoryLimitFailure(e.error, e.cause) ? 'Execution history event limit exceeded.' : undefined,
       };
     },
     RedriveExecution: (b) => ({ redriveDate: seconds(service.redriveExecution(String(b.executionArn)).redriveDate) }),
@@ -413,6 +446,8 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
 }
 
 export interface StepFunctionsEndpointOptions {
+  /** Only requests signed with these are served (emulator-guard.ts). */
+  credentials?: LocalCredentials;
   /** The control plane's token buckets. @default ApiThrottle with AWS's documented quotas (api-throttle.ts) */
   throttle?: ApiThrottle;
   /** Injects ThrottlingException at the FLEET_FAULTS `sfn` rate. */
@@ -422,17 +457,29 @@ export interface StepFunctionsEndpointOptions {
 /** The service's throttling error, as the JSON protocol carries it (HTTP 400, `__type`). */
 const throttled = (action: string) => new ServiceError('ThrottlingException', `Rate exceeded for ${action}`, 400);
 
-/** Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. */
+/**
+ * Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. With `credentials`, as on
+ * the other local emulators (emulator-guard.ts), only requests signed with
+ * them are served: no web page or other process can start or stop executions.
+ */
 export async function serveStepFunctions(
   service: LocalStepFunctions,
   options: StepFunctionsEndpointOptions = {},
 ): Promise<{ url: string; close: () => Promise<void> }> {
   const operations = stepFunctionsOperations(service);
+  const verifier = options.credentials ? requestVerifier('states', options.credentials) : undefined;
   const throttle = options.throttle ?? new ApiThrottle();
   const server = http.createServer((req, res) => {
+    const early = verifier?.precheck(req);
+    if (early) {
+      req.resume();
+      return refuse(res, 'states', early);
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      const refusal = verifier?.check(req, Buffer.concat(chunks));
+      if (refusal) return refuse(res, 'states', refusal);
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(body));

@@ -12,7 +12,7 @@ export const retryTasksKeyOf = (batchId: string, retry: number) => `batches/${ba
 export class S3RetryTaskFiles implements RetryTaskFiles {
   constructor(
     private readonly client: S3Client,
-    private readonly bucket: string,
+    readonly bucket: string,
   ) {}
 
   async readTasks(tasksKey: string): Promise<Task[]> {
@@ -29,11 +29,6 @@ export class S3RetryTaskFiles implements RetryTaskFiles {
     const body = tasks.map((task) => JSON.stringify(task)).join('\n');
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson' }));
     return { bucket: this.bucket, key };
-  }
-
-  async readRetryTasks(batchId: string, retry: number): Promise<{ tasks: Task[]; bucket: string; key: string }> {
-    const key = retryTasksKeyOf(batchId, retry);
-    return { tasks: await this.readTasks(key), bucket: this.bucket, key };
   }
 
   async deleteRetryTasks(batchId: string, retries: number): Promise<void> {

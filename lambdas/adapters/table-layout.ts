@@ -9,6 +9,8 @@
  *   STATS#S<n>        / TOTALS                      fleet totals, sharded
  *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
  *   FLEET             / CONFIG                      the fleet's config
+ *   FLEET             / CAPACITY                    running batches' shares of the cap
+ *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
  *
  * One module, so the adapters that share a batch's items cannot drift apart.
  */
@@ -40,3 +42,12 @@ export const COUNTER_LAYOUT_ATTRIBUTE = 'counterShards';
 export const configKey = () => ({ pk: 'FLEET', sk: 'CONFIG' });
 export const statsKey = (shard: number) => ({ pk: `STATS#S${shard}`, sk: 'TOTALS' });
 export const countedKey = (batchId: string) => ({ pk: `STATS#BATCH#${batchId}`, sk: 'COUNTED' });
+
+/** The admission queue's one partition, sorted by rank (see admission-queue.ts). */
+export const QUEUE_PARTITION = 'QUEUE';
+/** Ranks are epoch-ms-sized and may be negative (a high priority): offset so they sort as fixed-width text. */
+const RANK_OFFSET = 1e15;
+export const queueKey = (rank: number, batchId: string) => ({
+  pk: QUEUE_PARTITION,
+  sk: `${String(Math.round(rank + RANK_OFFSET)).padStart(16, '0')}#${batchId}`,
+});

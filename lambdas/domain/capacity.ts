@@ -3,9 +3,16 @@
  *
  * Each running batch holds `slots`, which is its Map Run's MaxConcurrency. The
  * sum of all slots never exceeds the cap; a batch that cannot get a slot
- * waits `pending`. Capacity goes to batches by effective priority: the
- * batch's priority plus one for every AGING_MS it has waited, so no batch
- * waits forever. Ties go to the older batch.
+ * waits `pending`, in the admission queue, with no execution yet. Capacity
+ * goes to batches by effective priority: the batch's priority plus one for
+ * every AGING_MS it has waited, so no batch waits forever. Ties go to the
+ * older batch.
+ *
+ * Effective priority grows with time at the same rate for every waiting
+ * batch, so their order never changes while they wait: it is the order of
+ * `queueRank` (the moment a batch would have had to start waiting, at
+ * priority 0, to be where it is now). The queue is stored sorted by it, and
+ * admission reads only its head.
  *
  * Slots only move where that is safe: a running batch is shrunk to its
  * remaining tasks (it can never run more than that anyway), and capacity a
@@ -17,6 +24,8 @@ export interface RunningBatch {
   slots: number;
   priority: number;
   createdAt: number;
+  /** Times the reconciler redrove its execution after it failed outside the tasks (e.g. storage lost). */
+  redrives?: number;
 }
 
 export interface WaitingBatch {
@@ -42,6 +51,19 @@ export function effectivePriority(batch: WaitingBatch, now: number): number {
   return batch.priority + Math.floor(Math.max(0, now - batch.since) / AGING_MS);
 }
 
+/**
+ * A waiting batch's place in the queue: lower goes first. `since - priority ×
+ * AGING_MS`, so a higher priority, or a longer wait, puts it earlier.
+ */
+export const queueRankOf = (batch: Pick<WaitingBatch, 'priority' | 'since'>): number => batch.since - batch.priority * AGING_MS;
+
+/**
+ * Open Map Runs per account (Step Functions quota): one per running batch,
+ * so at most this many batches run at once, whatever the cap.
+ * https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+ */
+export const MAX_OPEN_MAP_RUNS = 1_000;
+
 const byRank =
   <T extends { priority: number; createdAt: number }>(rank: (b: T) => number) =>
   ([idA, a]: [string, T], [idB, b]: [string, T]) =>
@@ -57,8 +79,16 @@ export interface Rebalanced {
 /**
  * Recomputes every allocation under `cap`.
  * @param remaining tasks not yet finished, per running batch (unknown ones keep their slots)
+ * @param maxRunningBatches most batches running at once
  */
-export function rebalance(previous: CapacityState, cap: number, remaining: Readonly<Record<string, number>>, now: number): Rebalanced {
+export function rebalance(
+  previous: CapacityState,
+  cap: number,
+  remaining: Readonly<Record<string, number>>,
+  // The order of waiting batches does not change with time (see queueRankOf).
+  _now: number,
+  maxRunningBatches = MAX_OPEN_MAP_RUNS,
+): Rebalanced {
   const running: Record<string, RunningBatch> = {};
   for (const [id, batch] of Object.entries(previous.running)) running[id] = { ...batch };
   const waiting: Record<string, WaitingBatch> = {};
@@ -81,10 +111,12 @@ export function rebalance(previous: CapacityState, cap: number, remaining: Reado
   }
   // 3. Admit waiting batches, highest effective priority first, while slots are free.
   const admitted: string[] = [];
-  const queue = Object.entries(waiting).sort(byRank<WaitingBatch>((b) => effectivePriority(b, now)));
+  const queue = Object.entries(waiting).sort(byRank<WaitingBatch>((b) => -queueRankOf(b)));
+  let runningCount = Object.keys(running).length;
   for (const [id, batch] of queue) {
     const free = cap - used;
-    if (free < 1) break;
+    if (free < 1 || runningCount >= maxRunningBatches) break;
+    runningCount++;
     const slots = Math.max(1, Math.min(free, batch.demand));
     running[id] = { slots, priority: batch.priority, createdAt: batch.createdAt };
     delete waiting[id];

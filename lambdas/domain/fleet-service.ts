@@ -4,12 +4,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import { orderByPriority } from './batch';
-import type { CapacityCoordinator } from './capacity-coordinator';
+import { queuedBatchOf, type CapacityCoordinator } from './capacity-coordinator';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
 import { ConflictError, NotFoundError } from './errors';
 import { fingerprintSubmitRequest, hashIdempotencyKey } from './idempotency';
-import type { BatchMaintenance, BatchRecord, BatchRepository, IdempotencyRecord, IdempotencyStore, Page, TaskFileRemover, TaskStore, WorkflowStarter } from './ports';
+import type {
+  BatchExecutionInput,
+  BatchMaintenance,
+  BatchRecord,
+  BatchRepository,
+  IdempotencyRecord,
+  IdempotencyStore,
+  Page,
+  TaskFileRemover,
+  TaskStore,
+  WorkflowStarter,
+} from './ports';
 import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits, type SubmitRequest } from './schemas';
 import { summarizeBatch, type BatchSummary } from './summary';
 import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently } from './fleet-activity';
@@ -28,7 +39,11 @@ export interface FleetServiceDeps {
   /** Needed to submit batches only (the autoscaler only scales). @default - submitBatch and submitBatchOnce throw */
   taskStore?: TaskStore;
   workflow: WorkflowStarter;
-  /** Shares maxConcurrentWorkers across batches; without it each batch gets the whole cap. */
+  /**
+   * Admission: shares maxConcurrentWorkers across batches, and starts a
+   * batch's execution once it holds a share. Without it each batch starts at
+   * once and gets the whole cap.
+   */
   capacity?: CapacityCoordinator;
   /** Needed by deleteBatch only. @default - deleteBatch throws */
   maintenance?: BatchMaintenance;
@@ -110,10 +125,10 @@ export class FleetService {
       return this.createAndStart(held.batchId, request, held.keyHash);
     }
     if (held.state === 'creating') await this.deps.idempotency.markCreated(held.keyHash, held.batchId);
-    // A batch still pending whose execution is not running never got started: start it.
+    // A batch still pending whose execution is not running may never have been queued or started: do it (both are idempotent).
     if (record.status === 'pending' && !(await this.deps.workflow.isBatchRunning(held.batchId))) {
       const { bucket, key } = await this.tasks('submitBatchOnce').putTasks(held.batchId, orderByPriority(request.tasks));
-      await this.deps.workflow.startBatch({ batchId: held.batchId, tasksBucket: bucket, tasksKey: key });
+      await this.startOrQueue(record, { batchId: held.batchId, tasksBucket: bucket, tasksKey: key });
     }
     return { status: await this.getBatchStatus(held.batchId), created: false };
   }
@@ -152,7 +167,7 @@ export class FleetService {
     // Before the start: a batch that runs is always in the totals.
     if (created) await this.deps.activity?.addSubmittedBatch(record.totalTasks);
     if (keyHash) await this.deps.idempotency?.markCreated(keyHash, batchId);
-    await this.deps.workflow.startBatch({ batchId, tasksBucket: bucket, tasksKey: key });
+    await this.startOrQueue(record, { batchId, tasksBucket: bucket, tasksKey: key });
     if (!created) return { status: await this.getBatchStatus(batchId), created };
     return {
       status: {
@@ -168,6 +183,19 @@ export class FleetService {
       },
       created,
     };
+  }
+
+  /**
+   * Queues the batch for admission, which starts its execution once it holds
+   * a share of the cap (at once when the fleet has room); without admission,
+   * starts it now.
+   */
+  private async startOrQueue(record: BatchRecord, input: BatchExecutionInput): Promise<void> {
+    if (!this.deps.capacity) {
+      await this.deps.workflow.startBatch(input);
+      return;
+    }
+    await this.deps.capacity.enqueue(queuedBatchOf(record, { input, executionName: input.batchId, demand: record.totalTasks }));
   }
 
   async getBatchStatus(batchId: string): Promise<BatchStatus> {
@@ -220,7 +248,17 @@ export class FleetService {
    */
   retryFailed(batchId: string): Promise<RetryFailedResult> {
     if (!this.deps.retry) throw new Error('FleetService was built without retry; retryFailed needs it');
-    return retryFailedTasks({ ...this.deps.retry, repository: this.deps.repository, retentionDays: this.deps.retentionDays, now: this.now }, batchId);
+    const { capacity } = this.deps;
+    return retryFailedTasks(
+      {
+        ...this.deps.retry,
+        repository: this.deps.repository,
+        retentionDays: this.deps.retentionDays,
+        now: this.now,
+        ...(capacity ? { queue: async (record, run) => void (await capacity.enqueue(queuedBatchOf(record, run))) } : {}),
+      },
+      batchId,
+    );
   }
 
   listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>> {
@@ -231,10 +269,15 @@ export class FleetService {
    * getStats: the stored totals (every submitted batch, every finished
    * batch's final counts) plus the counts of unfinished batches. The reads
    * go in this order so no task is counted twice (see combineStats).
+   *
+   * With admission, only running batches are read: a waiting batch has run
+   * nothing (or, waiting for a retry, is already in the totals), and a batch
+   * leaves the running ones only once its counts are in the totals. So a
+   * call reads O(running batches), however many wait.
    */
   async getStats(): Promise<FleetStatistics> {
     const activity = this.activity('getStats');
-    const activeBatchIds = await this.deps.repository.listActiveBatchIds();
+    const activeBatchIds = this.deps.capacity ? await this.deps.capacity.runningBatchIds() : await this.deps.repository.listActiveBatchIds();
     const [totals, activeWorkers] = await Promise.all([activity.readTotals(), activity.countWorkers()]);
     const counted = await activity.countedBatchIds(activeBatchIds);
     const uncounted = activeBatchIds.filter((batchId) => !counted.has(batchId));
@@ -265,6 +308,11 @@ export class FleetService {
   async cancelBatch(batchId: string): Promise<boolean> {
     const batch = await this.deps.repository.getBatch(batchId);
     if (!batch || FINISHED_STATES.has(batch.status)) return false;
+    // Off the queue first, so admission cannot start it; then stop an execution already started.
+    if (this.deps.capacity && batch.status === 'pending') {
+      const retriedAt = (await this.deps.retry?.store.getRetryState(batchId))?.retriedAt;
+      await this.deps.capacity.dequeue(queuedBatchOf(batch, { input: { batchId, tasksBucket: '', tasksKey: '' }, executionName: batchId, demand: 1, since: retriedAt }));
+    }
     await this.deps.workflow.stopBatch(batchId);
     const status = await this.deps.repository.getStatus(batchId);
     const now = this.now();
@@ -274,11 +322,12 @@ export class FleetService {
       completedAt: now,
       expiresAt: Math.floor(now / 1000 + (this.deps.retentionDays ?? 7) * 86_400),
     });
+    // Its counts as of now join the fleet totals (before it leaves the running
+    // batches, which getStats reads); tasks still running finish into its status only.
+    if (cancelled && this.deps.activity) await countFinishedBatch(this.deps.repository, this.deps.activity, batchId);
     // Its share of the fleet goes to the next batch. On AWS its EXPRESS children
     // still running cannot be stopped, so the cap may briefly be exceeded by them.
     if (cancelled) await this.deps.capacity?.release(batchId);
-    // Its counts as of now join the fleet totals; tasks still running finish into its status only.
-    if (cancelled && this.deps.activity) await countFinishedBatch(this.deps.repository, this.deps.activity, batchId);
     return cancelled;
   }
 

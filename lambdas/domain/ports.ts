@@ -90,6 +90,10 @@ export interface BatchExecutionInput {
   batchId: string;
   tasksBucket: string;
   tasksKey: string;
+  /** The Map Run's MaxConcurrency, as admission granted it; Start batch reads the current share. */
+  maxConcurrency?: number;
+  /** Set for a retry-failed run: Start batch prepares its tasks file and clears the failed results first. */
+  retry?: number;
 }
 
 /** The stored part of the fleet's statistics: every submitted batch, and the final counts of finished ones. */
@@ -141,6 +145,35 @@ export interface FleetActivity {
   /** Workers running now, oldest first, at most `limit`. */
   listWorkers(limit: number): Promise<WorkerInfo[]>;
   countWorkers(): Promise<number>;
+}
+
+/**
+ * A batch waiting for capacity, with what its execution needs once admitted:
+ * it has no execution until then, so waiting costs nothing (no polling).
+ */
+export interface QueuedBatch {
+  batchId: string;
+  /** Its place in the queue (capacity.ts queueRankOf): lower goes first. */
+  rank: number;
+  priority: number;
+  createdAt: number;
+  /** When it started waiting (epoch ms): its creation, or its latest retry-failed. */
+  since: number;
+  /** Tasks it will run: how many slots it can use. */
+  demand: number;
+  /** The execution to start: named after the batch, or `<batchId>-retry-<n>` for retry-failed. */
+  executionName: string;
+  input: BatchExecutionInput;
+}
+
+/** Batches waiting for capacity, in admission order (README: "Admission"). */
+export interface AdmissionQueue {
+  /** Adds the batch, or leaves an entry already there. */
+  enqueue(entry: QueuedBatch): Promise<void>;
+  /** The first `limit` entries in admission order, read strongly consistently. */
+  head(limit: number): Promise<QueuedBatch[]>;
+  /** Removes the batch's entry, if any. */
+  remove(entry: Pick<QueuedBatch, 'batchId' | 'rank'>): Promise<void>;
 }
 
 /** The fleet's capacity allocations, under optimistic locking. */
@@ -256,10 +289,10 @@ export interface RetryStore {
 
 /** Task files of retries: the original tasks are read, the failed ones written for the retry's ItemReader. */
 export interface RetryTaskFiles {
+  /** The bucket the batches' tasks files are in. */
+  readonly bucket: string;
   readTasks(tasksKey: string): Promise<Task[]>;
   putRetryTasks(batchId: string, retry: number, tasks: readonly Task[]): Promise<{ bucket: string; key: string }>;
-  /** Reads back what putRetryTasks wrote for this retry. */
-  readRetryTasks(batchId: string, retry: number): Promise<{ tasks: Task[]; bucket: string; key: string }>;
   /** Deletes the retry files of a batch retried `retries` times; idempotent. */
   deleteRetryTasks(batchId: string, retries: number): Promise<void>;
 }

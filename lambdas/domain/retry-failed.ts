@@ -6,21 +6,22 @@
  * its child succeeds, and a batch with failed tasks ends in an execution that
  * SUCCEEDED, which cannot be redriven. So a retry is a new execution of the
  * same state machine, named `<batchId>-retry-<n>`, over a tasks file holding
- * only the tasks without a successful result:
+ * only the tasks without a successful result.
  *
- * 1. Read the batch's tasks and the ids of its successful results; the rest
- *    (failed tasks, and tasks lost without a result) are the ones to retry.
- * 2. Write them to `batches/<id>/retry-<n>.jsonl`.
- * 3. Claim the batch: finished → pending, as retry n (a conditional write, so
+ * The request does O(1) work, whatever the batch's size (API Gateway gives it
+ * 30 s; clearing 100,000 failed results takes far longer):
+ * 1. Claim the batch: finished → pending, as retry n (a conditional write, so
  *    of two concurrent calls one wins; the other gets 409).
- * 4. Clear each failed result (into the batch's history; its counter goes
- *    down by one), so the new attempt's result can be recorded: results stay
- *    first-write-wins, one per task.
- * 5. Start the execution. Start batch admits it under the fleet-wide cap,
- *    Finish batch counts exactly and sets the final status again.
- *
- * A call interrupted between 3 and 5 leaves the batch pending with no
- * execution; calling again finishes the job (steps 4 and 5 are idempotent).
+ * 2. Queue it for admission, as a new batch is queued.
+ * The rest runs in the retry's own execution, in Start batch (`prepareRetry`),
+ * once the batch is admitted, and is resumable (Start batch is retried):
+ * 3. Read the batch's tasks and the ids of its successful results; write the
+ *    others (failed tasks, and tasks lost without a result) to
+ *    `batches/<id>/retry-<n>.jsonl`.
+ * 4. Clear each failed result recorded before the claim (into the batch's
+ *    history; its counter goes down by one), so the new attempt's result can
+ *    be recorded: results stay first-write-wins, one per task.
+ * Finish batch then counts exactly and sets the final status again.
  *
  * RedriveExecution is used where it does apply: an unfinished batch whose
  * execution itself FAILED or TIMED_OUT (e.g. Finish batch failed for good)
@@ -28,14 +29,19 @@
  */
 import { ConflictError, NotFoundError } from './errors';
 import { mapConcurrently } from './fleet-activity';
-import type { BatchRepository, RetryStore, RetryTaskFiles, RetryWorkflow } from './ports';
-import { FINISHED_STATES, type BatchState, type Task } from './types';
+import type { BatchExecutionInput, BatchRecord, BatchRepository, RetryStore, RetryTaskFiles, RetryWorkflow } from './ports';
+import { FINISHED_STATES, type BatchState } from './types';
 
 export interface RetryFailedDeps {
   repository: Pick<BatchRepository, 'getBatch' | 'getStatus'>;
   store: RetryStore;
   taskFiles: RetryTaskFiles;
   workflow: RetryWorkflow;
+  /**
+   * Queues the retry for admission, which starts its execution. Idempotent.
+   * @default - the execution starts at once
+   */
+  queue?: (record: BatchRecord, run: { input: BatchExecutionInput; executionName: string; demand: number; since: number }) => Promise<void>;
   /** Days a cleared failed result is kept in the batch's history. @default 7 */
   retentionDays?: number;
   now?: () => number;
@@ -78,44 +84,55 @@ export async function retryFailedTasks(deps: RetryFailedDeps, batchId: string): 
       const unfinished = status ? status.totalTasks - status.completedTasks - status.failedTasks : batch.totalTasks;
       return { batchId, mode: 'redrive', retry: null, retriedTasks: Math.max(0, unfinished), executionName: state.executionName, status: batch.status };
     }
-    // An earlier retry-failed claimed the batch but never started its execution: finish it.
-    const interrupted = batch.status === 'pending' && state.retries > 0 && execution === undefined && state.retriedAt !== undefined;
-    if (!interrupted) {
+    // Claimed by an earlier retry-failed and not started yet: waiting for
+    // capacity, or interrupted before it was queued. Queueing is idempotent.
+    const waiting = batch.status === 'pending' && state.retries > 0 && execution === undefined && state.retriedAt !== undefined;
+    if (!waiting) {
       throw new ConflictError(`batch ${batchId} is ${batch.status}: only a finished batch's failed tasks can be retried`);
     }
-    const retry = state.retries;
-    const { tasks, ...file } = await deps.taskFiles.readRetryTasks(batchId, retry);
-    return run(deps, batchId, retry, tasks, file, state.retriedAt ?? now());
+    return queueRetry(deps, batch, state.retries, state.retriedAt ?? now());
   }
   if (batch.status === 'cancelled') {
     throw new ConflictError(`batch ${batchId} was cancelled: only a completed, partial or failed batch's failed tasks can be retried`);
   }
-
-  const [tasks, succeeded] = await Promise.all([deps.taskFiles.readTasks(batch.tasksKey), deps.store.listSucceededTaskIds(batchId)]);
-  const failed = tasks.filter((task) => !succeeded.has(task.id));
-  if (failed.length === 0) return { batchId, mode: 'none', retry: null, retriedTasks: 0, executionName: null, status: batch.status };
+  // A finished batch's counts are exact: every task without a success runs again.
+  if (batch.completedTasks >= batch.totalTasks) return { batchId, mode: 'none', retry: null, retriedTasks: 0, executionName: null, status: batch.status };
 
   const retry = state.retries + 1;
-  const file = await deps.taskFiles.putRetryTasks(batchId, retry, failed);
   const claimedAt = now();
   if (!(await deps.store.claimRetry(batchId, { retry, executionName: retryExecutionName(batchId, retry), claimedAt }))) {
     throw new ConflictError(`batch ${batchId} changed while its failed tasks were being retried (another retry-failed?); read it and try again`);
   }
-  return run(deps, batchId, retry, failed, file, claimedAt);
+  return queueRetry(deps, batch, retry, claimedAt);
 }
 
-/** Steps 4 and 5: clear the failed results, then start the retry's execution over its tasks file. */
-async function run(
-  deps: RetryFailedDeps,
-  batchId: string,
+/** Step 2: queue (or, without admission, start) the retry's execution. Start batch prepares its tasks. */
+async function queueRetry(deps: RetryFailedDeps, batch: BatchRecord, retry: number, claimedAt: number): Promise<RetryFailedResult> {
+  const executionName = retryExecutionName(batch.batchId, retry);
+  const input: BatchExecutionInput = { batchId: batch.batchId, tasksBucket: deps.taskFiles.bucket, tasksKey: batch.tasksKey, retry };
+  const retriedTasks = Math.max(0, batch.totalTasks - batch.completedTasks);
+  if (deps.queue) await deps.queue(batch, { input, executionName, demand: retriedTasks, since: claimedAt });
+  else await deps.workflow.startRetry(input, executionName);
+  return { batchId: batch.batchId, mode: 'execution', retry, retriedTasks, executionName, status: 'pending' };
+}
+
+/**
+ * Steps 3 and 4, in the retry's Start batch: writes the retry's tasks file
+ * and clears the failed results. Idempotent, so a Start batch that is retried
+ * (or timed out midway) picks up where it stopped. Returns the file the Map reads.
+ */
+export async function prepareRetry(
+  deps: Pick<RetryFailedDeps, 'store' | 'taskFiles' | 'retentionDays'>,
+  record: Pick<BatchRecord, 'batchId' | 'tasksKey'>,
   retry: number,
-  tasks: readonly Task[],
-  file: { bucket: string; key: string },
-  claimedAt: number,
-): Promise<RetryFailedResult> {
+): Promise<{ bucket: string; key: string; tasks: number }> {
+  const { batchId } = record;
+  const state = await deps.store.getRetryState(batchId);
+  const claimedAt = state?.retriedAt ?? 0;
+  const [tasks, succeeded] = await Promise.all([deps.taskFiles.readTasks(record.tasksKey), deps.store.listSucceededTaskIds(batchId)]);
+  const failed = tasks.filter((task) => !succeeded.has(task.id));
+  const file = await deps.taskFiles.putRetryTasks(batchId, retry, failed);
   const expiresAt = Math.floor(claimedAt / 1000 + (deps.retentionDays ?? 7) * 86_400);
-  await mapConcurrently(tasks, CLEAR_CONCURRENCY, (task) => deps.store.clearFailedResult(batchId, task.id, { retry, before: claimedAt, expiresAt }));
-  const executionName = retryExecutionName(batchId, retry);
-  await deps.workflow.startRetry({ batchId, tasksBucket: file.bucket, tasksKey: file.key }, executionName);
-  return { batchId, mode: 'execution', retry, retriedTasks: tasks.length, executionName, status: 'pending' };
+  await mapConcurrently(failed, CLEAR_CONCURRENCY, (task) => deps.store.clearFailedResult(batchId, task.id, { retry, before: claimedAt, expiresAt }));
+  return { ...file, tasks: failed.length };
 }

@@ -8,7 +8,7 @@
  */
 import { vi } from 'vitest';
 import { loadDefinition, type StateMachineDefinition } from '../../infra/local/asl/definition';
-import { Interpreter, StatesError, type MapRun, type ObjectStore, type TaskInvoker } from '../../infra/local/asl/interpreter';
+import { ExecutionHistory, HISTORY_EVENT_LIMIT, Interpreter, StatesError, type MapRun, type ObjectStore, type TaskInvoker } from '../../infra/local/asl/interpreter';
 
 export const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
 export const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:conformance';
@@ -105,6 +105,10 @@ export interface ExecuteOptions {
   executionName?: string;
   startTime?: string;
   mapRuns?: MapRun[];
+  /** The execution's history count. @default a Standard execution's (25,000-event limit) */
+  history?: ExecutionHistory;
+  /** Milliseconds an Express child may run. @default 5 minutes */
+  expressMaxDurationMs?: number;
 }
 
 /**
@@ -118,6 +122,7 @@ export async function execute(definition: StateMachineDefinition | object, input
     objects: options.objects ?? new MemoryObjects(),
     retryUnitMs: options.retryUnitMs ?? 1,
     random: options.random,
+    expressMaxDurationMs: options.expressMaxDurationMs,
   });
   const name = options.executionName ?? 'exec-1';
   try {
@@ -129,6 +134,7 @@ export async function execute(definition: StateMachineDefinition | object, input
       input,
       signal: new AbortController().signal,
       onMapRun: (mapRun) => options.mapRuns?.push(mapRun),
+      history: options.history ?? new ExecutionHistory(HISTORY_EVENT_LIMIT),
     });
     // What leaves an execution crosses a JSON boundary (DescribeExecution's output string).
     return { status: 'SUCCEEDED', output: JSON.parse(JSON.stringify(output ?? null)) as unknown };
@@ -179,6 +185,10 @@ export const CONNECT_LAMBDA = 'https://docs.aws.amazon.com/step-functions/latest
 export const CONTEXT = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html';
 export const DISTRIBUTED = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html';
 export const ERRORS = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
+export const EXPRESS_VS_STANDARD = 'https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html';
+export const HISTORY_EVENT = 'https://docs.aws.amazon.com/step-functions/latest/apireference/API_HistoryEvent.html';
+export const MAPRUN_COUNTS = 'https://docs.aws.amazon.com/step-functions/latest/apireference/API_MapRunExecutionCounts.html';
+export const QUOTAS = 'https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html';
 export const FILTERING = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-input-output-filtering.html';
 export const INLINE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-inline.html';
 export const INPUTPATH_PARAMETERS = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-inputpath-params.html';

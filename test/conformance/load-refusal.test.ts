@@ -109,6 +109,90 @@ const INVALID_ON_AWS_TOO: [string, Json, string][] = [
   ],
 ];
 
+const ERRORS_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html';
+const TASK_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html';
+const WAIT_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html';
+const DISTRIBUTED_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-map-distributed.html';
+const ITEMREADER_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html';
+const RESULTWRITER_PAGE = 'https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html';
+
+const retrier = (fields: Json): Json => single(task({ Retry: [{ ErrorEquals: ['E'], ...fields }] }));
+
+/**
+ * Values out of the range AWS validates: [what, definition, the field and state the error must name, the page].
+ * Retrier: IntervalSeconds and MaxDelaySeconds are positive integers, MaxAttempts
+ * a non-negative integer (at most 99999999), BackoffRate at least 1.0 (ERRORS_PAGE);
+ * TimeoutSeconds a positive integer (TASK_PAGE); Wait Seconds a non-negative integer.
+ */
+const OUT_OF_RANGE: [string, Json, string, string][] = [
+  ['BackoffRate below 1', retrier({ BackoffRate: 0.5 }), 'States["S"].Retry[0].BackoffRate', ERRORS_PAGE],
+  ['BackoffRate not a number', retrier({ BackoffRate: '2' }), 'States["S"].Retry[0].BackoffRate', ERRORS_PAGE],
+  ['IntervalSeconds 0', retrier({ IntervalSeconds: 0 }), 'States["S"].Retry[0].IntervalSeconds', ERRORS_PAGE],
+  ['IntervalSeconds not an integer', retrier({ IntervalSeconds: 1.5 }), 'States["S"].Retry[0].IntervalSeconds', ERRORS_PAGE],
+  ['IntervalSeconds above 99999999', retrier({ IntervalSeconds: 100_000_000 }), 'States["S"].Retry[0].IntervalSeconds', ERRORS_PAGE],
+  ['MaxDelaySeconds 0', retrier({ MaxDelaySeconds: 0 }), 'States["S"].Retry[0].MaxDelaySeconds', ERRORS_PAGE],
+  ['MaxDelaySeconds above 31622400', retrier({ MaxDelaySeconds: 31_622_401 }), 'States["S"].Retry[0].MaxDelaySeconds', ERRORS_PAGE],
+  ['a negative MaxAttempts', retrier({ MaxAttempts: -1 }), 'States["S"].Retry[0].MaxAttempts', ERRORS_PAGE],
+  ['MaxAttempts above 99999999', retrier({ MaxAttempts: 100_000_000 }), 'States["S"].Retry[0].MaxAttempts', ERRORS_PAGE],
+  ['a Map retrier out of range too', distributedMap({ Retry: [{ ErrorEquals: ['E'], BackoffRate: 0 }] }), 'States["S"].Retry[0].BackoffRate', ERRORS_PAGE],
+  ['Task TimeoutSeconds 0', single(task({ TimeoutSeconds: 0 })), 'States["S"].TimeoutSeconds', TASK_PAGE],
+  ['Task TimeoutSeconds negative', single(task({ TimeoutSeconds: -5 })), 'States["S"].TimeoutSeconds', TASK_PAGE],
+  ['Task TimeoutSeconds not an integer', single(task({ TimeoutSeconds: 2.5 })), 'States["S"].TimeoutSeconds', TASK_PAGE],
+  ['Wait Seconds negative', single({ Type: 'Wait', Seconds: -1, End: true }), 'States["S"].Seconds', WAIT_PAGE],
+  ['Wait Seconds above 99999999', single({ Type: 'Wait', Seconds: 100_000_000, End: true }), 'States["S"].Seconds', WAIT_PAGE],
+  ['ToleratedFailurePercentage above 100', distributedMap({ ToleratedFailurePercentage: 101 }), 'States["S"].ToleratedFailurePercentage', DISTRIBUTED_PAGE],
+  ['ToleratedFailurePercentage negative', distributedMap({ ToleratedFailurePercentage: -1 }), 'States["S"].ToleratedFailurePercentage', DISTRIBUTED_PAGE],
+  ['MaxConcurrency negative', distributedMap({ MaxConcurrency: -1 }), 'States["S"].MaxConcurrency', DISTRIBUTED_PAGE],
+  ['MaxConcurrency above 10,000 on a Distributed Map', distributedMap({ MaxConcurrency: 10_001 }), 'States["S"].MaxConcurrency', DISTRIBUTED_PAGE],
+  ['ReaderConfig MaxItems negative', distributedMap({}, { ReaderConfig: { InputType: 'JSONL', MaxItems: -1 } }), 'ItemReader.ReaderConfig.MaxItems', ITEMREADER_PAGE],
+  [
+    'an unknown WriterConfig OutputType',
+    distributedMap({}, {}, { WriterConfig: { OutputType: 'CSV', Transformation: 'COMPACT' } }),
+    'States["S"].ResultWriter.WriterConfig.OutputType',
+    RESULTWRITER_PAGE,
+  ],
+  ['a WriterConfig without OutputType', distributedMap({}, {}, { WriterConfig: { Transformation: 'COMPACT' } }), 'ResultWriter.WriterConfig.OutputType', RESULTWRITER_PAGE],
+  [
+    'an unknown WriterConfig Transformation',
+    distributedMap({}, {}, { WriterConfig: { OutputType: 'JSONL', Transformation: 'SQUASH' } }),
+    'States["S"].ResultWriter.WriterConfig.Transformation',
+    RESULTWRITER_PAGE,
+  ],
+];
+
+describe('loadDefinition refuses values out of the range AWS validates, naming the field and its state', () => {
+  for (const [what, definition, field, page] of OUT_OF_RANGE) {
+    it(`${what} (${page})`, () => {
+      expect(() => loadDefinition(JSON.stringify(definition))).toThrow(DefinitionError);
+      expect(() => loadDefinition(JSON.stringify(definition))).toThrow(field);
+    });
+  }
+
+  it('a state inside a Map ItemProcessor is named with its path', () => {
+    const definition = distributedMap({
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' }, StartAt: 'T', States: { T: task({ TimeoutSeconds: 0 }) } },
+    });
+    expect(() => loadDefinition(JSON.stringify(definition))).toThrow('$.States["S"].ItemProcessor.States["T"].TimeoutSeconds');
+  });
+
+  it('accepts the bounds themselves: the refusals above are about range, not the fields', () => {
+    const bounds = single(
+      task({
+        TimeoutSeconds: 1,
+        Retry: [
+          { ErrorEquals: ['A'], IntervalSeconds: 1, MaxAttempts: 0, BackoffRate: 1, MaxDelaySeconds: 1 },
+          { ErrorEquals: ['B'], IntervalSeconds: 99_999_999, MaxAttempts: 99_999_999, BackoffRate: 1.5, MaxDelaySeconds: 31_622_400 },
+        ],
+      }),
+    );
+    expect(() => loadDefinition(JSON.stringify(bounds))).not.toThrow();
+    expect(() => loadDefinition(JSON.stringify(single({ Type: 'Wait', Seconds: 0, End: true })))).not.toThrow();
+    expect(() => loadDefinition(JSON.stringify(distributedMap({ MaxConcurrency: 10_000, ToleratedFailurePercentage: 100 })))).not.toThrow();
+    expect(() => loadDefinition(JSON.stringify(distributedMap({ MaxConcurrency: 0, ToleratedFailurePercentage: 0 })))).not.toThrow();
+    expect(() => loadDefinition(JSON.stringify(distributedMap({}, {}, { WriterConfig: { OutputType: 'JSON', Transformation: 'NONE' } })))).not.toThrow();
+  });
+});
+
 describe('loadDefinition refuses what the local runner does not implement, naming the field', () => {
   it.each(UNSUPPORTED)('%s', (_what, definition, field) => {
     expect(() => loadDefinition(JSON.stringify(definition))).toThrow(field);

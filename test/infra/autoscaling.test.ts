@@ -45,7 +45,8 @@ describe('autoscaling (FleetProps.autoscaling)', () => {
     });
     const input = JSON.parse((schedule?.Properties?.Target as { Input: string }).Input) as unknown;
     expect(input).toEqual({ min: 2, max: 40, tasksPerWorker: 4, deadBand: 0.5 });
-    synthesized.template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    // This one, and the admission reconciler's, which every fleet has.
+    synthesized.template.resourceCountIs('AWS::Scheduler::Schedule', 2);
   });
 
   it("invokes it with a role of Fleet's own, which Scheduler alone may assume and which may only invoke the autoscaler", () => {
@@ -88,14 +89,15 @@ describe('autoscaling (FleetProps.autoscaling)', () => {
     expect(fn?.Metadata?.['fleet:local-entry']).toEqual({ entry: 'lambdas/autoscaler.ts', handler: 'handler' });
   });
 
-  it('may read and write the table and change running Map Runs, but not start, stop or redrive executions', () => {
+  it('may read and write the table, change running Map Runs and start the batches a raised cap admits, but not stop or redrive executions', () => {
     const statements = statementsOf(synthesized.resources, ids.autoscalerRole);
     const granted = (action: string) => statements.filter((s) => asArray(s.Action).includes(action)).flatMap((s) => asArray(s.Resource)).map((r) => JSON.stringify(r));
     const table = JSON.stringify({ 'Fn::GetAtt': [ids.table, 'Arn'] });
     for (const action of ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem']) expect(granted(action), action).toContain(table);
     expect(granted('states:UpdateMapRun').some((r) => r.includes(':mapRun:'))).toBe(true);
     for (const action of ['states:ListMapRuns', 'states:DescribeExecution']) expect(granted(action).some((r) => r.includes(':execution:')), action).toBe(true);
-    for (const action of ['states:StartExecution', 'states:StopExecution', 'states:RedriveExecution', 's3:PutObject', 'sqs:SendMessage']) {
+    expect(granted('states:StartExecution')).toEqual([JSON.stringify({ Ref: ids.machine })]);
+    for (const action of ['states:StopExecution', 'states:RedriveExecution', 's3:PutObject', 'sqs:SendMessage']) {
       expect(statements.some((s) => asArray(s.Action).some((a) => a === action || (a.endsWith('*') && action.startsWith(a.slice(0, -1))))), action).toBe(false);
     }
   });
@@ -108,9 +110,11 @@ describe('autoscaling (FleetProps.autoscaling)', () => {
 });
 
 describe('without autoscaling', () => {
-  it('has no schedule and no autoscaler', () => {
+  it('has no autoscaling schedule and no autoscaler', () => {
     const { stack, template, resources } = synth('NoAutoscaling');
-    template.resourceCountIs('AWS::Scheduler::Schedule', 0);
+    // Only the admission reconciler's.
+    template.resourceCountIs('AWS::Scheduler::Schedule', 1);
+    expect(Object.keys(template.findResources('AWS::Scheduler::Schedule'))[0]).toMatch(/AdmissionReconcilerSchedule/);
     expect(stack.fleet.autoscalerFunction).toBeUndefined();
     expect(Object.values(resources).some((r) => (r.Metadata?.['fleet:local-entry'] as { entry?: string } | undefined)?.entry === 'lambdas/autoscaler.ts')).toBe(false);
   });
@@ -118,7 +122,7 @@ describe('without autoscaling', () => {
 
 describe('the schedule in local mode', () => {
   const template = synthesizeTemplate({ autoscaling: { min: 1, max: 4 } });
-  const scheduleId = Object.keys(template.Resources).find((id) => template.Resources[id]?.Type === 'AWS::Scheduler::Schedule') ?? '';
+  const scheduleId = Object.keys(template.Resources).find((id) => template.Resources[id]?.Type === 'AWS::Scheduler::Schedule' && id.includes('AutoscalingSchedule')) ?? '';
   const withSchedule = (change: (props: Record<string, unknown>) => void) => {
     const copy = structuredClone(template);
     change(copy.Resources[scheduleId]!.Properties!);
@@ -126,7 +130,7 @@ describe('the schedule in local mode', () => {
   };
 
   it('runs the synthesized schedule: every minute, the autoscaler, with the policy as input', () => {
-    const [schedule] = resolveTemplate(template).schedules;
+    const schedule = resolveTemplate(template).schedules.find((s) => s.logicalId === scheduleId);
     expect(schedule).toMatchObject({ intervalMs: 60_000, input: { min: 1, max: 4, tasksPerWorker: 2, deadBand: 0.5 } });
   });
 

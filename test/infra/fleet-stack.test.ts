@@ -167,11 +167,11 @@ describe('FleetStack (default props)', () => {
       synthesized.template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
     });
 
-    it('runs Start batch → (Capacity granted? / Wait for capacity) → Run tasks → Finish batch', () => {
+    it('runs Start batch → (Capacity granted? / Not started) → Run tasks → Finish batch', () => {
       const { asl } = definition;
 
       expect(asl.StartAt).toBe('Start batch');
-      expect(Object.keys(asl.States).sort()).toEqual(['Capacity granted?', 'Finish batch', 'Run tasks', 'Start batch', 'Wait for capacity']);
+      expect(Object.keys(asl.States).sort()).toEqual(['Capacity granted?', 'Finish batch', 'Not started', 'Run tasks', 'Start batch']);
       expect(state(asl.States, 'Start batch')).toMatchObject({ Type: 'Task', Next: 'Capacity granted?' });
       expect(state(asl.States, 'Run tasks')).toMatchObject({ Type: 'Map', Next: 'Finish batch' });
       expect(state(asl.States, 'Finish batch')).toMatchObject({ Type: 'Task', End: true });
@@ -308,7 +308,8 @@ describe('FleetStack (default props)', () => {
     it('all run Node.js 22 or newer', () => {
       const functions = Object.values(synthesized.resources).filter((r) => r.Type === 'AWS::Lambda::Function');
 
-      expect(functions).toHaveLength(4);
+      // API, worker, Start and Finish batch, the admission reconciler.
+      expect(functions).toHaveLength(5);
       for (const fn of functions) {
         const runtime = String(fn.Properties?.Runtime);
         const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1]);

@@ -54,7 +54,7 @@ const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }
   SendMessageCommand: { action: 'sqs:SendMessage', resource: 'queue' },
 };
 
-type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch' | 'autoscaler';
+type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch' | 'autoscaler' | 'reconciler';
 
 const ENTRIES: Record<FunctionKey, string> = {
   api: 'lambdas/api.ts',
@@ -66,6 +66,7 @@ const ENTRIES: Record<FunctionKey, string> = {
   finishBatch: 'lambdas/batch-lifecycle.ts',
   // With FleetProps.autoscaling, configured on the stack below.
   autoscaler: 'lambdas/autoscaler.ts',
+  reconciler: 'lambdas/admission-reconciler.ts',
 };
 
 const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
@@ -116,6 +117,14 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
     'dynamodb:Scan': 'Part of CDK grantReadWriteData; the autoscaler reads only by key and Query.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the autoscaler writes item by item.',
   },
+  reconciler: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
+    'dynamodb:GetRecords': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:GetShardIterator': 'Part of CDK grantReadWriteData (stream reads); the table has no stream.',
+    'dynamodb:Scan': 'Part of CDK grantReadWriteData; the reconciler reads only by key and Query.',
+    'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the reconciler writes item by item.',
+  },
 };
 
 /**
@@ -149,26 +158,24 @@ const NOT_SENT_BY_WORKER: Record<string, string> = {
 };
 
 /**
- * Start and Finish batch hold a StepFunctionsWorkflow only to hand it to
- * CapacityCoordinator, which calls the methods named here (checked below);
- * starting, stopping and redriving executions is the API's.
+ * Start and Finish batch, the autoscaler and the reconciler hold a
+ * StepFunctionsWorkflow only to hand it to CapacityCoordinator (built in
+ * adapters/admission.ts), which calls the methods named here (checked below).
+ * Admission starts executions; only the coordinator's reconcile() redrives,
+ * and only the reconciler calls it (checked below).
  */
-const COORDINATOR_WORKFLOW_CALLS = ['isBatchRunning', 'setBatchConcurrency'];
+const COORDINATOR_WORKFLOW_CALLS = ['executionStatus', 'redrive', 'setBatchConcurrency', 'startRetry'];
 const NOT_SENT_BY_LIFECYCLE: Record<string, string> = {
-  'states:StartExecution': 'StepFunctionsWorkflow.startBatch/startRetry: the API starts executions.',
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
-  'states:RedriveExecution': 'StepFunctionsWorkflow.redrive: only retry-failed, in the API.',
+  's3:DeleteObject': 'S3RetryTaskFiles.deleteRetryTasks: only DELETE /batches/{id}, in the API.',
+  'states:RedriveExecution': "CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.",
 };
-
-/**
- * The autoscaler calls FleetService.scaleWorkers only, on a service built with
- * a CapacityCoordinator (checked below), so its workflow is used through the
- * coordinator's isBatchRunning and setBatchConcurrency alone.
- */
 const NOT_SENT_BY_AUTOSCALER: Record<string, string> = {
-  'states:StartExecution': 'StepFunctionsWorkflow.startBatch/startRetry: the API starts executions.',
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
-  'states:RedriveExecution': 'StepFunctionsWorkflow.redrive: only retry-failed, in the API.',
+  'states:RedriveExecution': "CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.",
+};
+const NOT_SENT_BY_RECONCILER: Record<string, string> = {
+  'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
 };
 
 /** Per function, actions a reachable module contains that the function provably never sends. */
@@ -179,6 +186,7 @@ const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
   startBatch: NOT_SENT_BY_LIFECYCLE,
   finishBatch: NOT_SENT_BY_LIFECYCLE,
   autoscaler: NOT_SENT_BY_AUTOSCALER,
+  reconciler: NOT_SENT_BY_RECONCILER,
 };
 
 /** The body of a class method, up to its closing brace at class indentation. */
@@ -324,7 +332,15 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const thumbnailWorker = fleet.typeWorkerFunctions.thumbnail;
     const autoscaler = fleet.autoscalerFunction;
     if (!thumbnailWorker || !autoscaler) throw new Error('the stack has no thumbnail worker or autoscaler function');
-    return { api: fleet.apiFunction, worker: fleet.workerFunction, thumbnailWorker, startBatch: fleet.startBatchFunction, finishBatch: fleet.finishBatchFunction, autoscaler }[key];
+    return {
+      api: fleet.apiFunction,
+      worker: fleet.workerFunction,
+      thumbnailWorker,
+      startBatch: fleet.startBatchFunction,
+      finishBatch: fleet.finishBatchFunction,
+      autoscaler,
+      reconciler: fleet.admissionReconcilerFunction,
+    }[key];
   };
 
   /** Every Allow statement of every inline policy attached to the function's role. */
@@ -438,24 +454,34 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(worker.match(/new DynamoBatchRepository\(/g)).toHaveLength(1);
   });
 
-  it('Start and Finish batch send Step Functions commands only through CapacityCoordinator', () => {
-    const lifecycle = readFileSync(path.join(repoRoot, ENTRIES.startBatch), 'utf8');
-    // One workflow, built inline as CapacityCoordinator's dependency, and used nowhere else.
-    expect(lifecycle.match(/StepFunctionsWorkflow/g)?.length).toBe(2); // the import and the one `new`
-    expect(lifecycle).toMatch(/workflow: new StepFunctionsWorkflow\(/);
+  it('Start and Finish batch, the autoscaler and the reconciler send Step Functions commands only through CapacityCoordinator', () => {
+    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.reconciler]) {
+      const source = readFileSync(path.join(repoRoot, entry), 'utf8');
+      // The workflow comes from the one admission wiring, and is used nowhere else.
+      expect(source, entry).not.toMatch(/new StepFunctionsWorkflow\(/);
+      expect(source, entry).toMatch(/admissionFor\(/);
+      expect(source.match(/\bworkflow\.\w+\(/g) ?? [], entry).toEqual([]);
+    }
+    const wiring = readFileSync(path.join(repoRoot, 'lambdas/adapters/admission.ts'), 'utf8');
+    expect(wiring.match(/new StepFunctionsWorkflow\(/g)).toHaveLength(1);
     const coordinator = readFileSync(path.join(repoRoot, 'lambdas/domain/capacity-coordinator.ts'), 'utf8');
     const called = new Set([...coordinator.matchAll(/\bworkflow\.(\w+)\(/g)].map((m) => m[1]));
     expect([...called].sort()).toEqual([...COORDINATOR_WORKFLOW_CALLS].sort());
     const sent = COORDINATOR_WORKFLOW_CALLS.flatMap((method) => actionsOfMethod('lambdas/adapters/workflow.ts', method));
-    expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun']));
-    for (const action of sent) expect(Object.keys(NOT_SENT_BY_LIFECYCLE)).not.toContain(action);
+    expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun', 'states:StartExecution', 'states:RedriveExecution']));
+    // Redrive is reached only through reconcile(), which only the reconciler calls.
+    expect(methodBody('lambdas/domain/capacity-coordinator.ts', 'redriveFailed')).toContain('workflow.redrive(');
+    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, 'lambdas/domain/fleet-service.ts', 'lambdas/api.ts']) {
+      expect(readFileSync(path.join(repoRoot, entry), 'utf8'), entry).not.toMatch(/\.reconcile\(/);
+    }
+    expect(readFileSync(path.join(repoRoot, ENTRIES.reconciler), 'utf8')).toMatch(/coordinator\.reconcile\(\)/);
   });
 
   it('the autoscaler changes the fleet only through FleetService.scaleWorkers, on a service with a CapacityCoordinator', () => {
     const source = readFileSync(path.join(repoRoot, ENTRIES.autoscaler), 'utf8');
     const called = new Set([...source.matchAll(/\bservice\.(\w+)\(/g)].map((m) => m[1]));
     expect([...called]).toEqual(['scaleWorkers']);
-    expect(source).toMatch(/capacity: new CapacityCoordinator\(/);
+    expect(source).toMatch(/capacity: coordinator/);
     // scaleWorkers re-shares the cap through the coordinator when it has one.
     const service = readFileSync(path.join(repoRoot, 'lambdas/domain/fleet-service.ts'), 'utf8');
     expect(service).toMatch(/if \(this\.deps\.capacity\) return [^\n]*this\.deps\.capacity\.rescale\(\)/);

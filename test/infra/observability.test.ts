@@ -69,7 +69,13 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
     it('sets the Powertools environment on each function, the same service for all (local mode runs them in one process)', () => {
       const functions = fleetFunctions(deployed.resources);
       expect(functions.map(([id]) => id).sort()).toEqual(
-        [deployed.stack.fleet.apiFunction, deployed.stack.fleet.workerFunction, deployed.stack.fleet.startBatchFunction, deployed.stack.fleet.finishBatchFunction]
+        [
+          deployed.stack.fleet.apiFunction,
+          deployed.stack.fleet.workerFunction,
+          deployed.stack.fleet.startBatchFunction,
+          deployed.stack.fleet.finishBatchFunction,
+          deployed.stack.fleet.admissionReconcilerFunction,
+        ]
           .map((fn) => logicalIdOf(deployed.stack, fn))
           .sort(),
       );
@@ -86,7 +92,8 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
     });
 
     it('grants each function X-Ray, which tracing needs', () => {
-      for (const fn of [deployed.stack.fleet.apiFunction, deployed.stack.fleet.workerFunction, deployed.stack.fleet.startBatchFunction, deployed.stack.fleet.finishBatchFunction]) {
+      const { fleet } = deployed.stack;
+      for (const fn of [fleet.apiFunction, fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction, fleet.admissionReconcilerFunction]) {
         const role = logicalIdOf(deployed.stack, fn.role!);
         deployed.template.hasResourceProperties('AWS::IAM::Policy', {
           Roles: Match.arrayWith([{ Ref: role }]),
@@ -98,7 +105,8 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
     it('follows the logLevel and tracing props, per-type workers included', () => {
       const { resources } = fleetStack('Quiet', { logLevel: 'DEBUG', tracing: false, workers: { thumbnail: { entry: THUMBNAIL_ENTRY } } });
       const functions = fleetFunctions(resources);
-      expect(functions).toHaveLength(5);
+      // API, worker, thumbnail worker, Start and Finish batch, the admission reconciler.
+      expect(functions).toHaveLength(6);
       for (const [id, fn] of functions) {
         expect((fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables, id).toMatchObject({
           POWERTOOLS_SERVICE_NAME: 'Quiet/Fleet',

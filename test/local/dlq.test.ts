@@ -20,7 +20,7 @@ beforeAll(async () => {
   const queue = fleet.resources.queues.find((q) => q.logicalId.startsWith('FleetDeadLetterQueue'));
   if (!queue) throw new Error(`the template has no dead-letter queue: ${fleet.resources.queues.map((q) => q.logicalId).join(', ')}`);
   queueUrl = queue.url;
-  sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: fleet.credentials });
 });
 afterAll(async () => {
   sqs?.destroy();

@@ -105,7 +105,7 @@ describe('per-type workers (FleetProps.workers), locally', () => {
 
     const queue = fleet.resources.queues.find((q) => q.logicalId.startsWith('FleetDeadLetterQueue'));
     if (!queue) throw new Error('the template has no dead-letter queue');
-    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: fleet.credentials });
     try {
       const messages: Message[] = [];
       for (let round = 0; round < 10 && messages.length === 0; round++) {

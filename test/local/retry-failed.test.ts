@@ -129,14 +129,13 @@ describe('POST /batches/{batchId}/retry-failed', () => {
 
   it('redrives a batch whose own execution failed: it continues from the state that failed, without running tasks again', async () => {
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 3 });
-    // The fault: Finish batch fails once with an error its Retry does not cover, so the execution FAILS.
+    // The fault: Finish batch fails on every try, past all of its retries, so the execution FAILS.
     const finish = fleet.resources.functions.find((fn) => fn.entry === 'lambdas/batch-lifecycle.ts' && fn.handler === 'finish');
     if (!finish) throw new Error('no Finish batch function in the template');
     const invoke = fleet.lambda.invoke.bind(fleet.lambda);
     let inject = true;
     fleet.lambda.invoke = async (resource: string, parameters: unknown) => {
       if (inject && (parameters as { FunctionName?: string }).FunctionName === finish.arn) {
-        inject = false;
         throw new StatesError('Fleet.InjectedFault', 'Finish batch could not reach its table');
       }
       return invoke(resource, parameters);
@@ -144,6 +143,7 @@ describe('POST /batches/{batchId}/retry-failed', () => {
     try {
       const batchId = await submit(Array.from({ length: 10 }, (_, i) => ({ id: `t${i}`, type: 'echo', data: i })));
       await waitUntil(() => (fleet.stepFunctions.describeExecution(executionArn(batchId)).status === 'FAILED' ? true : undefined));
+      inject = false;
       expect((await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`)).body).toMatchObject({ status: 'processing', completedTasks: 10 });
       const before = await resultsById(batchId);
 

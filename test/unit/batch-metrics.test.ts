@@ -130,7 +130,7 @@ describe('Finish batch: batches finished, by final status', () => {
     const { DynamoFleetActivity } = await import('../../lambdas/adapters/fleet-activity');
     vi.spyOn(DynamoFleetActivity.prototype, 'addFinishedBatch').mockResolvedValue(true);
     const { CapacityCoordinator } = await import('../../lambdas/domain/capacity-coordinator');
-    vi.spyOn(CapacityCoordinator.prototype, 'release').mockResolvedValue();
+    vi.spyOn(CapacityCoordinator.prototype, 'release').mockResolvedValue({ admitted: [], changed: {} });
     return finish({ state: { batchId: 'batch-2' }, stateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:Fleet' });
   };
 

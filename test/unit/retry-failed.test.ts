@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StepFunctionsWorkflow } from '../../lambdas/adapters/workflow';
 import { ConflictError } from '../../lambdas/domain/errors';
 import type { BatchRecord, RetryState, RetryStore, RetryTaskFiles, RetryWorkflow } from '../../lambdas/domain/ports';
-import { retryFailedTasks, type RetryFailedDeps } from '../../lambdas/domain/retry-failed';
+import { prepareRetry, retryFailedTasks, type RetryFailedDeps } from '../../lambdas/domain/retry-failed';
 import type { BatchState, Task } from '../../lambdas/domain/types';
 
 const task = (id: string): Task => ({ id, type: 'echo', data: id });
@@ -52,7 +52,7 @@ function fakes(status: BatchState, retryState?: RetryState) {
       calls.push(`put ${key} ${tasks.map((t) => t.id).join(',')}`);
       return { bucket: 'bucket', key };
     },
-    readRetryTasks: async (_id, retry) => ({ tasks: files.get(`batches/b/retry-${retry}.jsonl`) ?? [], bucket: 'bucket', key: `batches/b/retry-${retry}.jsonl` }),
+    bucket: 'bucket',
     deleteRetryTasks: async () => undefined,
   };
   const executions = new Map<string, string>();
@@ -80,22 +80,38 @@ function fakes(status: BatchState, retryState?: RetryState) {
 }
 
 describe('retryFailedTasks', () => {
-  it('writes the tasks without a successful result, claims the batch, clears their failures, then starts the retry', async () => {
+  it('claims the batch and starts the retry at once: no work that grows with the batch happens in the request', async () => {
     // Arrange
     const { deps, calls } = fakes('partial', { retries: 1, executionName: 'b-retry-1' });
 
     // Act
     const result = await retryFailedTasks(deps, 'b');
 
-    // Assert: in this order, so a new attempt can always record and a crash leaves a resumable claim.
+    // Assert: the tasks without a success (5 - 3) come from the batch's exact final counts.
     expect(result).toEqual({ batchId: 'b', mode: 'execution', retry: 2, retriedTasks: 2, executionName: 'b-retry-2', status: 'pending' });
-    expect(calls).toEqual([
-      'put batches/b/retry-2.jsonl d,e',
-      'claim 2 b-retry-2',
-      'clear d 2 1000',
-      'clear e 2 1000',
-      'start b-retry-2 batches/b/retry-2.jsonl',
+    expect(calls).toEqual(['claim 2 b-retry-2', 'start b-retry-2 batches/b/tasks.jsonl']);
+  });
+
+  it('queues the retry for admission when there is admission, with its claim time as when it started waiting', async () => {
+    const { deps, calls } = fakes('failed');
+    const queued: unknown[] = [];
+    await retryFailedTasks({ ...deps, queue: async (record, run) => void queued.push({ batchId: record.batchId, ...run }) }, 'b');
+    expect(calls).toEqual(['claim 1 b-retry-1']);
+    expect(queued).toEqual([
+      { batchId: 'b', executionName: 'b-retry-1', demand: 2, since: 1_000, input: { batchId: 'b', tasksBucket: 'bucket', tasksKey: 'batches/b/tasks.jsonl', retry: 1 } },
     ]);
+  });
+
+  it("prepares the retry in its Start batch: writes the tasks without a success, then clears their failures recorded before the claim", async () => {
+    // Arrange: claimed as retry 2 at t=500.
+    const { deps, calls } = fakes('pending', { retries: 2, executionName: 'b-retry-2', retriedAt: 500 });
+
+    // Act
+    const file = await prepareRetry(deps, { batchId: 'b', tasksKey: 'batches/b/tasks.jsonl' }, 2);
+
+    // Assert: the file first, so a Start batch retried midway finds it; clearing is idempotent.
+    expect(file).toEqual({ bucket: 'bucket', key: 'batches/b/retry-2.jsonl', tasks: 2 });
+    expect(calls).toEqual(['put batches/b/retry-2.jsonl d,e', 'clear d 2 500', 'clear e 2 500']);
   });
 
   it('is a conflict when a concurrent retry-failed claimed the batch first', async () => {
@@ -104,17 +120,16 @@ describe('retryFailedTasks', () => {
     await expect(retryFailedTasks(deps, 'b')).rejects.toBeInstanceOf(ConflictError);
   });
 
-  it('finishes a retry-failed interrupted after its claim: same retry, same tasks file, same claim time', async () => {
-    // Arrange: claimed as retry 1 at t=500, its file written, but no execution started.
-    const { deps, calls, files } = fakes('pending', { retries: 1, executionName: 'b-retry-1', retriedAt: 500 });
-    files.set('batches/b/retry-1.jsonl', [task('d'), task('e')]);
+  it('finishes a retry-failed interrupted after its claim: same retry, same claim, started again (idempotent)', async () => {
+    // Arrange: claimed as retry 1 at t=500, but no execution started.
+    const { deps, calls } = fakes('pending', { retries: 1, executionName: 'b-retry-1', retriedAt: 500 });
 
     // Act
     const result = await retryFailedTasks(deps, 'b');
 
     // Assert
     expect(result).toMatchObject({ mode: 'execution', retry: 1, retriedTasks: 2 });
-    expect(calls).toEqual(['clear d 1 500', 'clear e 1 500', 'start b-retry-1 batches/b/retry-1.jsonl']);
+    expect(calls).toEqual(['start b-retry-1 batches/b/tasks.jsonl']);
   });
 
   it('redrives the current execution of an unfinished batch when that execution FAILED, and refuses a running one', async () => {

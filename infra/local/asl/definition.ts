@@ -146,6 +146,32 @@ export const SUPPORTED_RESOURCES = [/^arn:[a-z-]+:states:::lambda:invoke$/];
 const ITEM_READER_RESOURCE = /^arn:[a-z-]+:states:::s3:getObject$/;
 const RESULT_WRITER_RESOURCE = /^arn:[a-z-]+:states:::s3:putObject$/;
 
+/**
+ * Value ranges AWS refuses when it validates a definition (CreateStateMachine's
+ * InvalidDefinition), from the Amazon States Language pages of the developer
+ * guide and AWS's own ASL schema: Retry
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html),
+ * Task (https://docs.aws.amazon.com/step-functions/latest/dg/state-task.html),
+ * Wait (https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html).
+ */
+export const RANGES = {
+  IntervalSeconds: { min: 1, max: 99_999_999 },
+  MaxAttempts: { min: 0, max: 99_999_999 },
+  MaxDelaySeconds: { min: 1, max: 31_622_400 },
+  TimeoutSeconds: { min: 1, max: 99_999_999 },
+  WaitSeconds: { min: 0, max: 99_999_999 },
+  /** A Distributed Map's: at most 10,000 children at once; 0 means that maximum. */
+  MaxConcurrency: { min: 0, max: 10_000 },
+  MaxItems: { min: 0, max: 100_000_000 },
+} as const;
+
+function checkInteger(value: unknown, where: string, range: { min: number; max: number }): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < range.min || value > range.max) {
+    throw new DefinitionError(`${where} must be an integer from ${range.min} to ${range.max}, got ${JSON.stringify(value)}`);
+  }
+}
+
 function refuseUnknown(object: Record<string, unknown>, allowed: readonly string[], where: string): void {
   for (const key of Object.keys(object)) {
     if (!allowed.includes(key)) {
@@ -190,6 +216,12 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       if (!Array.isArray(retrier.ErrorEquals) || retrier.ErrorEquals.length === 0) {
         throw new DefinitionError(`${at}.Retry[${i}].ErrorEquals must be a non-empty array`);
       }
+      checkInteger(retrier.IntervalSeconds, `${at}.Retry[${i}].IntervalSeconds`, RANGES.IntervalSeconds);
+      checkInteger(retrier.MaxAttempts, `${at}.Retry[${i}].MaxAttempts`, RANGES.MaxAttempts);
+      checkInteger(retrier.MaxDelaySeconds, `${at}.Retry[${i}].MaxDelaySeconds`, RANGES.MaxDelaySeconds);
+      if (retrier.BackoffRate !== undefined && (typeof retrier.BackoffRate !== 'number' || !Number.isFinite(retrier.BackoffRate) || retrier.BackoffRate < 1)) {
+        throw new DefinitionError(`${at}.Retry[${i}].BackoffRate must be a number of at least 1.0, got ${JSON.stringify(retrier.BackoffRate)}`);
+      }
       if (retrier.JitterStrategy !== undefined && retrier.JitterStrategy !== 'FULL' && retrier.JitterStrategy !== 'NONE') {
         throw new DefinitionError(`${at}.Retry[${i}].JitterStrategy must be FULL or NONE`);
       }
@@ -214,6 +246,7 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       if (state.TimeoutSeconds !== undefined && state.TimeoutSecondsPath !== undefined) {
         throw new DefinitionError(`${at}: TimeoutSeconds and TimeoutSecondsPath are mutually exclusive`);
       }
+      checkInteger(state.TimeoutSeconds, `${at}.TimeoutSeconds`, RANGES.TimeoutSeconds);
       checkPath(state.TimeoutSecondsPath, `${at}.TimeoutSecondsPath`, false);
     }
     if (state.Type === 'Map') checkMap(state, at);
@@ -221,9 +254,7 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       if ((state.Seconds === undefined) === (state.SecondsPath === undefined)) {
         throw new DefinitionError(`${at}: needs exactly one of Seconds and SecondsPath (Timestamp is not implemented by Fleet's local runner)`);
       }
-      if (state.Seconds !== undefined && (!Number.isInteger(state.Seconds) || state.Seconds < 0)) {
-        throw new DefinitionError(`${at}.Seconds must be a non-negative integer`);
-      }
+      checkInteger(state.Seconds, `${at}.Seconds`, RANGES.WaitSeconds);
       checkPath(state.SecondsPath, `${at}.SecondsPath`, false);
     }
   }
@@ -260,6 +291,8 @@ function checkMap(state: StateDefinition, at: string): void {
   if (state.MaxConcurrency !== undefined && state.MaxConcurrencyPath !== undefined) {
     throw new DefinitionError(`${at}: MaxConcurrency and MaxConcurrencyPath are mutually exclusive`);
   }
+  // A Distributed Map runs at most 10,000 children at once (the Distributed Map page); local mode refuses more rather than cap it silently.
+  checkInteger(state.MaxConcurrency, `${at}.MaxConcurrency`, distributed ? RANGES.MaxConcurrency : { min: 0, max: Number.MAX_SAFE_INTEGER });
   checkPath(state.MaxConcurrencyPath, `${at}.MaxConcurrencyPath`, false);
   const tolerated = state.ToleratedFailurePercentage;
   if (tolerated !== undefined && (typeof tolerated !== 'number' || tolerated < 0 || tolerated > 100)) {
@@ -278,6 +311,7 @@ function checkMap(state: StateDefinition, at: string): void {
       throw new DefinitionError(`${at}.ItemReader.Resource "${reader.Resource}" is not implemented (only s3:getObject is)`);
     }
     refuseUnknown((reader.ReaderConfig ?? {}) as Record<string, unknown>, ['InputType', 'MaxItems'], `${at}.ItemReader.ReaderConfig`);
+    checkInteger(reader.ReaderConfig?.MaxItems, `${at}.ItemReader.ReaderConfig.MaxItems`, RANGES.MaxItems);
     const type = reader.ReaderConfig?.InputType;
     if (type !== 'JSONL' && type !== 'JSON') {
       throw new DefinitionError(`${at}.ItemReader.ReaderConfig.InputType "${String(type)}" is not implemented (JSON and JSONL are)`);
@@ -294,9 +328,19 @@ function checkMap(state: StateDefinition, at: string): void {
     refuseUnknown((writer.Parameters ?? {}) as Record<string, unknown>, ['Bucket', 'Bucket.$', 'Prefix', 'Prefix.$'], `${at}.ResultWriter.Parameters`);
     checkTemplate(writer.Parameters, `${at}.ResultWriter.Parameters`);
     refuseUnknown((writer.WriterConfig ?? {}) as Record<string, unknown>, ['Transformation', 'OutputType'], `${at}.ResultWriter.WriterConfig`);
-    const transformation = writer.WriterConfig?.Transformation;
-    if (transformation !== undefined && transformation !== 'COMPACT' && transformation !== 'NONE') {
-      throw new DefinitionError(`${at}.ResultWriter.WriterConfig.Transformation "${transformation}" is not implemented (COMPACT and NONE are)`);
+    if (writer.WriterConfig !== undefined) {
+      // The ResultWriter page lists OutputType JSON or JSONL (required in a
+      // WriterConfig) and Transformation NONE, COMPACT or FLATTEN.
+      const { OutputType: outputType, Transformation: transformation } = writer.WriterConfig;
+      if (outputType !== 'JSON' && outputType !== 'JSONL') {
+        throw new DefinitionError(`${at}.ResultWriter.WriterConfig.OutputType must be JSON or JSONL, got ${JSON.stringify(outputType)}`);
+      }
+      if (transformation !== undefined && !['NONE', 'COMPACT', 'FLATTEN'].includes(transformation)) {
+        throw new DefinitionError(`${at}.ResultWriter.WriterConfig.Transformation must be NONE, COMPACT or FLATTEN, got ${JSON.stringify(transformation)}`);
+      }
+      if (transformation === 'FLATTEN') {
+        throw new DefinitionError(`${at}.ResultWriter.WriterConfig.Transformation "FLATTEN" is not implemented (COMPACT and NONE are)`);
+      }
     }
   }
   checkStates(processor, `${at}.ItemProcessor`, PROCESSOR_FIELDS);

@@ -13,13 +13,31 @@
  *   while running (UpdateMapRun), one child execution per item, children launched
  *   in item order, ToleratedFailurePercentage (default 0), ResultWriter to S3.
  *
+ * - Quotas (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html):
+ *   a state's input or output, a Task's parameters and result over 256 KiB of
+ *   UTF-8 fail with States.DataLimitExceeded, which no Retry or Catch matches;
+ *   a Standard execution fails with States.Runtime when its history reaches
+ *   25,000 events (counted as docs/local-mode-limits.md describes); an Express
+ *   child ends TIMED_OUT after 5 minutes.
+ *
  * Retry delays are scaled by `retryUnitMs` (1000 = AWS's seconds) so tests can
- * run retries in milliseconds; nothing else is scaled.
+ * run retries in milliseconds; the Express duration is `expressMaxDurationMs`;
+ * nothing else is scaled.
  */
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { CHOICE_COMPARISONS, type Catcher, type ChoiceRule, type Retrier, type StateDefinition, type StateMachineDefinition } from './definition';
 import { applyTemplate, readPath, writeResultPath } from './json-path';
+
+/** Step Functions' payload quota: a state's input or output, a task's parameters and result, an execution's input. */
+export const PAYLOAD_LIMIT_BYTES = 262_144;
+/** Events in one Standard execution's history; the event that would be the 25,000th fails the execution instead. */
+export const HISTORY_EVENT_LIMIT = 25_000;
+/** How long an Express execution may run. */
+export const EXPRESS_MAX_DURATION_MS = 5 * 60 * 1000;
+
+/** Errors no Retry or Catch matches, States.ALL included: they end the execution. */
+const UNCATCHABLE = new Set(['States.Runtime', 'States.DataLimitExceeded']);
 
 /** An error as Step Functions names it: `Error` and `Cause`. */
 export class StatesError extends Error {
@@ -29,6 +47,58 @@ export class StatesError extends Error {
   ) {
     super(`${error}: ${cause_}`);
     this.name = error;
+  }
+}
+
+/**
+ * One execution's history, as a count of events by type (the events
+ * themselves are not kept). A Standard execution has a limit: the event that
+ * would be number `limit` is the ExecutionFailed event instead, so at most
+ * `limit - 1` events are recorded. Express executions keep no history and
+ * have no limit.
+ */
+export class ExecutionHistory {
+  readonly byType = new Map<string, number>();
+
+  /** @param events events the execution already has (1: ExecutionStarted) */
+  constructor(
+    readonly limit: number | undefined,
+    public events = 1,
+  ) {
+    if (events === 1) this.byType.set('ExecutionStarted', 1);
+  }
+
+  /** Records events in order; throws States.Runtime, uncatchable, when the limit is reached. */
+  add(...types: string[]): void {
+    for (const type of types) {
+      if (this.limit !== undefined && this.events + 1 >= this.limit) {
+        throw new StatesError('States.Runtime', `The execution reached the maximum number of history events (${this.limit}).`);
+      }
+      this.events++;
+      this.byType.set(type, (this.byType.get(type) ?? 0) + 1);
+    }
+  }
+}
+
+/** Why an execution failed, when no redrive can help: the history limit. */
+export const isHistoryLimitFailure = (error: string | undefined, cause: string | undefined): boolean =>
+  error === 'States.Runtime' && (cause ?? '').startsWith('The execution reached the maximum number of history events');
+
+/** Throws States.DataLimitExceeded when `value`, as JSON in UTF-8, is over 256 KiB. */
+export function checkPayload(value: unknown, what: string): void {
+  const text = JSON.stringify(value ?? null);
+  // A UTF-16 code unit is at most 3 bytes of UTF-8: most payloads need no count.
+  if (text.length * 3 <= PAYLOAD_LIMIT_BYTES) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > PAYLOAD_LIMIT_BYTES) {
+    throw new StatesError('States.DataLimitExceeded', `${what} is ${bytes} bytes, over the ${PAYLOAD_LIMIT_BYTES}-byte (256 KiB) quota`);
+  }
+}
+
+/** An Express execution that ran past its maximum duration: it ends TIMED_OUT, which is not a state error. */
+export class ExecutionTimedOut extends StatesError {
+  constructor(durationMs: number) {
+    super('States.Timeout', `The execution ran longer than the Express maximum of ${durationMs / 1000} s`);
   }
 }
 
@@ -49,7 +119,7 @@ export interface ChildRecord {
   StateMachineArn: string;
   StartDate: string;
   StopDate?: string;
-  Status?: 'SUCCEEDED' | 'FAILED';
+  Status?: 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT';
   Input: unknown;
   Output?: unknown;
 }
@@ -59,6 +129,8 @@ export interface MapRunCounts {
   running: number;
   succeeded: number;
   failed: number;
+  /** Express children that ran past 5 minutes; they count toward the tolerated failures. */
+  timedOut: number;
   aborted: number;
   total: number;
 }
@@ -81,7 +153,7 @@ export class MapRun {
     arn?: string,
   ) {
     this.arn = arn ?? `${executionArn.replace(':execution:', ':mapRun:')}/${label}:${randomUUID()}`;
-    this.counts = { pending: total, running: 0, succeeded: 0, failed: 0, aborted: 0, total };
+    this.counts = { pending: total, running: 0, succeeded: 0, failed: 0, timedOut: 0, aborted: 0, total };
   }
 
   get maxConcurrency(): number {
@@ -122,8 +194,8 @@ export interface ResumedMapRun {
  * redriven Map Run does. Only the top-level execution carries these hooks.
  */
 export interface ExecutionCheckpoint {
-  /** A top-level state is about to run with this (raw) input. */
-  stateEntered(stateName: string, input: unknown): void;
+  /** A top-level state is about to run with this (raw) input; `historyEvents`: the events the execution had then. */
+  stateEntered(stateName: string, input: unknown, historyEvents?: number): void;
   /** A Distributed Map is about to start a Map Run: the one to resume, if any. */
   mapRunStarting(stateName: string): ResumedMapRun | undefined;
   mapRunStarted(stateName: string, mapRun: MapRun): void;
@@ -141,6 +213,8 @@ export interface ExecutionContext {
   onMapRun?: (mapRun: MapRun) => void;
   /** Top-level executions only. */
   checkpoint?: ExecutionCheckpoint;
+  /** Its history's event count; absent for an Express execution, which keeps none. */
+  history?: ExecutionHistory;
 }
 
 export interface InterpreterOptions {
@@ -148,6 +222,8 @@ export interface InterpreterOptions {
   objects: ObjectStore;
   /** Milliseconds per "second" of retry delay. @default 1000 */
   retryUnitMs?: number;
+  /** How long an Express child execution may run before it ends TIMED_OUT. @default EXPRESS_MAX_DURATION_MS (5 minutes) */
+  expressMaxDurationMs?: number;
   random?: () => number;
 }
 
@@ -172,8 +248,14 @@ function toStatesError(error: unknown): StatesError {
   return new StatesError('States.Runtime', String(error));
 }
 
+/**
+ * States.ALL "can't catch the States.DataLimitExceeded terminal error or
+ * Runtime error types" (concepts-error-handling.html). The page calls
+ * DataLimitExceeded terminal; local mode lets no retrier or catcher match
+ * either, not even one naming it, which is never kinder than AWS.
+ */
 function matches(errorEquals: readonly string[], name: string): boolean {
-  if (name === 'States.Runtime') return false;
+  if (UNCATCHABLE.has(name)) return false;
   return errorEquals.some(
     (candidate) => candidate === name || candidate === 'States.ALL' || (candidate === 'States.TaskFailed' && name !== 'States.Timeout'),
   );
@@ -224,10 +306,12 @@ function choiceMatches(rule: ChoiceRule, input: unknown, context: unknown): bool
 
 export class Interpreter {
   private readonly retryUnitMs: number;
+  private readonly expressMaxDurationMs: number;
   private readonly random: () => number;
 
   constructor(private readonly options: InterpreterOptions) {
     this.retryUnitMs = options.retryUnitMs ?? 1000;
+    this.expressMaxDurationMs = options.expressMaxDurationMs ?? EXPRESS_MAX_DURATION_MS;
     this.random = options.random ?? Math.random;
   }
 
@@ -242,8 +326,10 @@ export class Interpreter {
       if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
       const state = machine.States[name];
       if (!state) throw new StatesError('States.Runtime', `no state named "${name}"`);
-      execution.checkpoint?.stateEntered(name, value);
+      execution.checkpoint?.stateEntered(name, value, execution.history?.events);
+      checkPayload(value, `the input of state "${name}"`);
       const { output, next } = await this.runState(name, state, value, execution);
+      checkPayload(output, `the output of state "${name}"`);
       if (state.Type === 'Succeed') return output;
       if (next === undefined) return output;
       name = next;
@@ -268,27 +354,37 @@ export class Interpreter {
   ): Promise<{ output: unknown; next: string | undefined }> {
     switch (state.Type) {
       case 'Succeed': {
+        execution.history?.add('SucceedStateEntered');
         const context = this.contextObject(execution, name, 0);
-        return { output: selectPath(state.OutputPath, selectPath(state.InputPath, input, context), context), next: undefined };
+        const output = selectPath(state.OutputPath, selectPath(state.InputPath, input, context), context);
+        execution.history?.add('SucceedStateExited');
+        return { output, next: undefined };
       }
       case 'Fail':
+        execution.history?.add('FailStateEntered');
         throw new StatesError(state.Error ?? 'States.Fail', state.Cause ?? '');
       case 'Pass': {
+        execution.history?.add('PassStateEntered');
         const context = this.contextObject(execution, name, 0);
         const effective = selectPath(state.InputPath, input, context);
         const result = state.Result !== undefined ? state.Result : state.Parameters !== undefined ? applyTemplate(state.Parameters, effective, context) : effective;
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, result), context);
+        execution.history?.add('PassStateExited');
         return { output, next: state.End ? undefined : state.Next };
       }
       case 'Choice': {
+        execution.history?.add('ChoiceStateEntered');
         const context = this.contextObject(execution, name, 0);
         const effective = selectPath(state.InputPath, input, context);
         const rule = (state.Choices ?? []).find((r) => choiceMatches(r, effective, context));
         const next = rule?.Next ?? state.Default;
         if (!next) throw new StatesError('States.NoChoiceMatched', `no Choice rule matched in state "${name}" and it has no Default`);
-        return { output: selectPath(state.OutputPath, effective, context), next };
+        const output = selectPath(state.OutputPath, effective, context);
+        execution.history?.add('ChoiceStateExited');
+        return { output, next };
       }
       case 'Wait': {
+        execution.history?.add('WaitStateEntered');
         const context = this.contextObject(execution, name, 0);
         const effective = selectPath(state.InputPath, input, context);
         const seconds = state.SecondsPath !== undefined ? readPath(state.SecondsPath, effective, context) : state.Seconds;
@@ -297,7 +393,9 @@ export class Interpreter {
         }
         // Real seconds, as on AWS (only retry delays are scaled locally).
         await sleep(seconds * 1000, execution.signal);
-        return { output: selectPath(state.OutputPath, effective, context), next: state.End ? undefined : state.Next };
+        const output = selectPath(state.OutputPath, effective, context);
+        execution.history?.add('WaitStateExited');
+        return { output, next: state.End ? undefined : state.Next };
       }
       case 'Task':
       case 'Map':
@@ -318,6 +416,7 @@ export class Interpreter {
     const counts = new Array<number>(retriers.length).fill(0);
     const countsByError = retriers.map(() => new Map<string, number>());
     let retryCount = 0;
+    execution.history?.add(`${state.Type}StateEntered`);
     for (;;) {
       const context = this.contextObject(execution, name, retryCount);
       try {
@@ -326,10 +425,12 @@ export class Interpreter {
           state.Type === 'Task' ? await this.runTask(state, effective, context, execution) : await this.runMap(name, state, effective, context, execution);
         const selected = state.ResultSelector !== undefined ? applyTemplate(state.ResultSelector, raw, context) : raw;
         const output = selectPath(state.OutputPath, writeResultPath(state.ResultPath, input, selected), context);
+        execution.history?.add(`${state.Type}StateExited`);
         return { output, next: state.End ? undefined : state.Next };
       } catch (thrown) {
         const error = toStatesError(thrown);
         if (execution.signal.aborted) throw new StatesError('States.Aborted', 'the execution was stopped');
+        if (UNCATCHABLE.has(error.error)) throw error;
         const index = retriers.findIndex((retrier) => matches(retrier.ErrorEquals, error.error));
         const retrier = index >= 0 ? retriers[index] : undefined;
         const byError = index >= 0 ? countsByError[index] : undefined;
@@ -346,7 +447,9 @@ export class Interpreter {
         }
         const catcher: Catcher | undefined = (state.Catch ?? []).find((c) => matches(c.ErrorEquals, error.error));
         if (catcher) {
-          return { output: writeResultPath(catcher.ResultPath, input, { Error: error.error, Cause: error.cause_ }), next: catcher.Next };
+          const output = writeResultPath(catcher.ResultPath, input, { Error: error.error, Cause: error.cause_ });
+          execution.history?.add(`${state.Type}StateExited`);
+          return { output, next: catcher.Next };
         }
         throw error;
       }
@@ -355,6 +458,8 @@ export class Interpreter {
 
   private async runTask(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown> {
     const parameters = state.Parameters !== undefined ? applyTemplate(state.Parameters, input, context) : input;
+    // "The state input is larger than the payload size quota after Parameters processing" (concepts-error-handling.html).
+    checkPayload(parameters, 'the task input after Parameters');
     let timeoutSeconds = state.TimeoutSeconds;
     if (state.TimeoutSecondsPath !== undefined) {
       const value = readPath(state.TimeoutSecondsPath, input, context);
@@ -367,18 +472,29 @@ export class Interpreter {
     const onAbort = () => controller.abort(execution.signal.reason);
     execution.signal.addEventListener('abort', onAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
+    execution.history?.add('TaskScheduled', 'TaskStarted');
+    let result: unknown;
     try {
       const invocation = this.options.invoker.invoke(state.Resource ?? '', parameters, controller.signal);
-      if (timeoutSeconds === undefined) return await invocation;
-      invocation.catch(() => undefined);
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new StatesError('States.Timeout', `the state exceeded its ${timeoutSeconds} s timeout`)), timeoutSeconds * 1000);
-      });
-      return await Promise.race([invocation, timeout]);
+      if (timeoutSeconds === undefined) result = await invocation;
+      else {
+        invocation.catch(() => undefined);
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StatesError('States.Timeout', `the state exceeded its ${timeoutSeconds} s timeout`)), timeoutSeconds * 1000);
+        });
+        result = await Promise.race([invocation, timeout]);
+      }
+    } catch (error) {
+      if (!execution.signal.aborted) execution.history?.add(error instanceof StatesError && error.error === 'States.Timeout' ? 'TaskTimedOut' : 'TaskFailed');
+      throw error;
     } finally {
       if (timer) clearTimeout(timer);
       execution.signal.removeEventListener('abort', onAbort);
     }
+    // "The connector output is larger than the payload size quota".
+    checkPayload(result, 'the task result');
+    execution.history?.add('TaskSucceeded');
+    return result;
   }
 
   private async readItems(state: StateDefinition, input: unknown, context: unknown): Promise<{ count: number; item: (i: number) => unknown }> {
@@ -439,6 +555,8 @@ export class Interpreter {
       maxConcurrency = value;
     }
     const distributed = processor.ProcessorConfig?.Mode === 'DISTRIBUTED';
+    const express = distributed && processor.ProcessorConfig?.ExecutionType === 'EXPRESS';
+    execution.history?.add(distributed ? 'MapRunStarted' : 'MapStateStarted');
     const checkpoint = distributed ? execution.checkpoint : undefined;
     const resumed = checkpoint?.mapRunStarting(name);
     const mapRun = new MapRun(execution.executionArn, state.Label ?? 'Map', 0, count, resumed?.arn);
@@ -469,9 +587,10 @@ export class Interpreter {
         outputs[index] = outcome.output;
         mapRun.counts.succeeded++;
       } else {
-        mapRun.counts.failed++;
+        if (express && outcome.error === 'States.Timeout') mapRun.counts.timedOut++;
+        else mapRun.counts.failed++;
         failures.set(index, new StatesError(outcome.error, outcome.cause));
-        if (mapRun.counts.failed > tolerated) firstFailure ??= new StatesError(outcome.error, outcome.cause);
+        if (mapRun.counts.failed + mapRun.counts.timedOut > tolerated) firstFailure ??= new StatesError(outcome.error, outcome.cause);
       }
     }
     try {
@@ -497,7 +616,8 @@ export class Interpreter {
                 if (controller.signal.aborted) mapRun.counts.aborted++;
                 else {
                   const failure = toStatesError(error);
-                  mapRun.counts.failed++;
+                  if (error instanceof ExecutionTimedOut) mapRun.counts.timedOut++;
+                  else mapRun.counts.failed++;
                   failures.set(index, failure);
                   checkpoint?.childEnded(mapRun, index, {
                     status: 'FAILED',
@@ -505,7 +625,8 @@ export class Interpreter {
                     cause: failure.cause_,
                     ...(records?.[index] ? { record: records[index] } : {}),
                   });
-                  if (mapRun.counts.failed > tolerated) firstFailure ??= failure;
+                  // Timed-out children count as failures toward the threshold.
+                  if (mapRun.counts.failed + mapRun.counts.timedOut > tolerated) firstFailure ??= failure;
                 }
                 pump();
               },
@@ -531,11 +652,13 @@ export class Interpreter {
     }
     if (firstFailure) {
       mapRun.status = 'FAILED';
+      execution.history?.add(distributed ? 'MapRunFailed' : 'MapStateFailed');
       // An inline Map fails with its iteration's own error; a Map Run with the threshold's.
       if (!distributed) throw firstFailure;
       throw new StatesError('States.ExceedToleratedFailureThreshold', `a child execution failed: ${firstFailure.message}`);
     }
     mapRun.status = 'SUCCEEDED';
+    execution.history?.add(distributed ? 'MapRunSucceeded' : 'MapStateSucceeded');
     if (!state.ResultWriter) return outputs;
     return this.writeResults(state, input, context, mapRun, outputs, failures, records);
   }
@@ -554,9 +677,12 @@ export class Interpreter {
     const value = item(index);
     const mapContext = { ...(context as object), Map: { Item: { Index: index, Value: value } } };
     const childInput = state.ItemSelector !== undefined ? applyTemplate(state.ItemSelector, input, mapContext) : value;
-    // Inline iterations run in the context of the workflow that contains the Map.
-    if (state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') return this.run(processor, childInput, { ...execution, signal, checkpoint: undefined });
+    // Inline iterations run in the context of the workflow that contains the Map, and count in its history.
+    if (state.ItemProcessor?.ProcessorConfig?.Mode !== 'DISTRIBUTED') return this.runIteration(processor, childInput, { ...execution, signal, checkpoint: undefined });
+    const express = state.ItemProcessor.ProcessorConfig.ExecutionType === 'EXPRESS';
     const childName = `${execution.executionName}-${index}`;
+    // An Express child has its own deadline: the parent cannot stop it, and the child cannot catch it.
+    const childController = express ? new AbortController() : undefined;
     const child: ExecutionContext = {
       executionArn: `${execution.executionArn}:${childName}`,
       executionName: childName,
@@ -564,18 +690,67 @@ export class Interpreter {
       stateMachineArn: `${execution.stateMachineArn}/${state.Label ?? 'Map'}`,
       startTime: new Date().toISOString(),
       input: childInput,
-      signal,
+      signal: childController?.signal ?? signal,
+      // Each child is an execution with its own history; only a Standard one keeps (and is bounded by) it.
+      ...(express ? {} : { history: new ExecutionHistory(HISTORY_EVENT_LIMIT) }),
     };
-    if (!records) return this.run(processor, childInput, child);
-    const record: ChildRecord = { ExecutionArn: child.executionArn, Name: childName, StateMachineArn: child.stateMachineArn, StartDate: child.startTime, Input: childInput };
-    records[index] = record;
+    const record: ChildRecord | undefined = records
+      ? { ExecutionArn: child.executionArn, Name: childName, StateMachineArn: child.stateMachineArn, StartDate: child.startTime, Input: childInput }
+      : undefined;
+    if (records && record) records[index] = record;
     try {
-      const output = await this.run(processor, childInput, child);
-      Object.assign(record, { Status: 'SUCCEEDED', Output: output, StopDate: new Date().toISOString() });
+      const output = childController ? await this.runExpress(processor, childInput, child, childController, signal) : await this.run(processor, childInput, child);
+      if (record) Object.assign(record, { Status: 'SUCCEEDED', Output: output, StopDate: new Date().toISOString() });
       return output;
     } catch (error) {
-      Object.assign(record, { Status: 'FAILED', StopDate: new Date().toISOString() });
+      if (record) Object.assign(record, { Status: error instanceof ExecutionTimedOut ? 'TIMED_OUT' : 'FAILED', StopDate: new Date().toISOString() });
       throw error;
+    }
+  }
+
+  /** An inline Map iteration, with its MapIteration* events in the execution's history. */
+  private async runIteration(processor: StateMachineDefinition, input: unknown, execution: ExecutionContext): Promise<unknown> {
+    execution.history?.add('MapIterationStarted');
+    try {
+      const output = await this.run(processor, input, execution);
+      execution.history?.add('MapIterationSucceeded');
+      return output;
+    } catch (error) {
+      if (!execution.signal.aborted && !UNCATCHABLE.has(toStatesError(error).error)) execution.history?.add('MapIterationFailed');
+      throw error;
+    }
+  }
+
+  /**
+   * An Express child: after expressMaxDurationMs it ends TIMED_OUT at once
+   * (States.Timeout), and runs no further state; a Lambda it was waiting for
+   * runs on, as it does on AWS. Stopping the parent stops launching, not this.
+   */
+  private async runExpress(
+    processor: StateMachineDefinition,
+    input: unknown,
+    child: ExecutionContext,
+    controller: AbortController,
+    mapSignal: AbortSignal,
+  ): Promise<unknown> {
+    // A failed or stopped Map Run still ends its running children locally (see runMap's abort).
+    const onAbort = () => controller.abort(mapSignal.reason);
+    mapSignal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const timedOut = new ExecutionTimedOut(this.expressMaxDurationMs);
+          controller.abort(timedOut);
+          reject(timedOut);
+        }, this.expressMaxDurationMs);
+      });
+      const run = this.run(processor, input, child);
+      run.catch(() => undefined);
+      return await Promise.race([run, deadline]);
+    } finally {
+      clearTimeout(timer);
+      mapSignal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -609,7 +784,7 @@ export class Interpreter {
     for (let i = 0; i < outputs.length; i++) {
       const failure = failures.get(i);
       if (failure) {
-        failed.push(withMetadata(records?.[i], { Status: 'FAILED', Error: failure.error, Cause: failure.cause_ }));
+        failed.push(withMetadata(records?.[i], { Status: records?.[i]?.Status === 'TIMED_OUT' ? 'TIMED_OUT' : 'FAILED', Error: failure.error, Cause: failure.cause_ }));
       } else if (records) {
         const record = records[i];
         succeeded.push(withMetadata(record, { Output: JSON.stringify(record?.Output ?? null), OutputDetails: { Included: true } }));

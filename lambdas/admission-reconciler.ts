@@ -1,0 +1,30 @@
+/**
+ * Admission reconciler Lambda: invoked every minute by an EventBridge
+ * Scheduler schedule (locally, by a timer). Admission is driven by events
+ * (a submit, a batch finishing, the cap changing); this is the safety net for
+ * the ones that were lost: a pass interrupted by a crash or a throttle, an
+ * execution stopped from the console, one that failed outside its tasks.
+ */
+import { z } from 'zod';
+import { dynamo, loadEnv, sfn } from './adapters/clients';
+import { admissionFor } from './adapters/admission';
+import { DynamoBatchRepository } from './adapters/batch-repository';
+import { instrumented, logger } from './adapters/observability';
+import type { AdmissionResult } from './domain/capacity-coordinator';
+
+const env = loadEnv({
+  TABLE_NAME: z.string().min(1),
+  STATE_MACHINE_ARN: z.string().min(1),
+});
+
+const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
+const { coordinator } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
+
+export const handler = instrumented(
+  async (): Promise<AdmissionResult> => {
+    const result = await coordinator.reconcile();
+    if (result.admitted.length > 0) logger.info(`admission reconcile: admitted ${result.admitted.length} batch(es)`, { admitted: result.admitted });
+    return result;
+  },
+  () => ({}),
+);
