@@ -19,6 +19,7 @@ import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
 import { FleetService } from './domain/fleet-service';
 import { FLEET_METRICS } from './domain/metrics';
+import { escapedStringBytes } from './domain/payload-size';
 import { parseBatchId, parseIdempotencyKey, parseLimit } from './domain/schemas';
 
 const env = loadEnv({
@@ -62,10 +63,16 @@ const errorBody = (code: string, message: string, field?: string) => ({ error: {
 
 function readJsonBody(event: APIGatewayProxyEventV2): unknown {
   const raw = event.body ?? '';
-  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
-  if (Buffer.byteLength(text) > env.FLEET_MAX_BODY_BYTES) {
-    throw new PayloadTooLargeError(`body is larger than ${env.FLEET_MAX_BODY_BYTES} bytes`);
+  // Measured as the event carries it (escaped, or base64), since that is what
+  // counts against Lambda's 6 MB: a body that fits raw may not fit escaped.
+  const size = escapedStringBytes(raw);
+  if (size > env.FLEET_MAX_BODY_BYTES) {
+    throw new PayloadTooLargeError(
+      `body is larger than ${env.FLEET_MAX_BODY_BYTES} bytes as the API event carries it (${size} bytes once JSON-escaped${event.isBase64Encoded ? ' and base64-encoded' : ''}); ` +
+        `Lambda's synchronous payload limit is ${LIMITS.lambdaPayloadBytes} bytes for the whole event`,
+    );
   }
+  const text = event.isBase64Encoded ? Buffer.from(raw, 'base64').toString('utf8') : raw;
   if (text.trim() === '') throw new ValidationError('body', 'is empty; send a JSON object');
   try {
     return JSON.parse(text) as unknown;

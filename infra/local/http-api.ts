@@ -156,9 +156,55 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'the request took too long to arrive'],
 };
 
+/**
+ * API Gateway HTTP API's own limits, and its answers when they are hit:
+ * a 10 MB request payload, a 30 s integration timeout (then 503), and a
+ * Lambda integration that fails to invoke (e.g. the event is over Lambda's
+ * 6 MB) gets 500. These answers come from API Gateway, not from Fleet, so
+ * they carry its `{"message": ...}` body, not Fleet's error envelope.
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-lambda.html
+ */
+export const API_GATEWAY_LIMITS = Object.freeze({
+  payloadBytes: 10 * 1024 * 1024,
+  integrationTimeoutMs: 30_000,
+});
+
+/** Writes one of API Gateway's own error responses. */
+function apiGatewayError(res: http.ServerResponse, status: 413 | 500 | 503, message: string): void {
+  if (res.headersSent) return void res.destroy();
+  const body = JSON.stringify({ message });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'apigw-requestid': randomUUID() });
+  res.end(body);
+}
+
+/** What API Gateway makes of one integration call: the function's result, a failed invoke, or a timeout. */
+type IntegrationOutcome = { ok: true; result: APIGatewayProxyStructuredResultV2 } | { ok: false; reason: 'failed' | 'timeout'; error?: unknown };
+
+async function invokeIntegration(invoke: ApiInvoker, event: APIGatewayProxyEventV2, timeoutMs: number): Promise<IntegrationOutcome> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<IntegrationOutcome>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, reason: 'timeout' }), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      invoke(event).then(
+        (result): IntegrationOutcome => ({ ok: true, result }),
+        (error: unknown): IntegrationOutcome => ({ ok: false, reason: 'failed', error }),
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function serveHttpApi(options: {
   invoke: ApiInvoker;
-  maxBodyBytes: number;
+  /** API Gateway's request payload quota. @default API_GATEWAY_LIMITS.payloadBytes (10 MB) */
+  maxBodyBytes?: number;
+  /** API Gateway's integration timeout. @default API_GATEWAY_LIMITS.integrationTimeoutMs (30 s) */
+  integrationTimeoutMs?: number;
   routes?: LocalRoute[];
   publicRoutes?: PublicRoute[];
   token?: string;
@@ -169,6 +215,8 @@ export function serveHttpApi(options: {
   allowedHosts?: readonly string[];
 }): http.Server {
   const allowedHosts = new Set([...LOOPBACK_HOST_NAMES, ...(options.allowedHosts ?? []).map(normalizeHostName)]);
+  const maxBodyBytes = options.maxBodyBytes ?? API_GATEWAY_LIMITS.payloadBytes;
+  const integrationTimeoutMs = options.integrationTimeoutMs ?? API_GATEWAY_LIMITS.integrationTimeoutMs;
   const server = http.createServer((req, res) => {
     const fail = (status: number, code: string, message: string, field?: string) => {
       if (res.headersSent) return res.destroy();
@@ -193,13 +241,13 @@ export function serveHttpApi(options: {
     let tooLarge = false;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > options.maxBodyBytes) tooLarge = true;
+      if (size > maxBodyBytes) tooLarge = true;
       else chunks.push(chunk);
     });
     req.on('error', () => res.destroy());
     req.on('end', () => {
       void (async () => {
-        if (tooLarge) return fail(413, 'payload_too_large', `body is larger than ${options.maxBodyBytes} bytes`);
+        if (tooLarge) return apiGatewayError(res, 413, 'Request Entity Too Large');
         for (const route of options.routes ?? []) if (await route(req, res)) return;
         let event: APIGatewayProxyEventV2;
         try {
@@ -208,7 +256,13 @@ export function serveHttpApi(options: {
           // e.g. a request target like "//[" that is no URL at all; API Gateway answers 400 too.
           return fail(400, 'bad_request', 'the request target is not a valid URL');
         }
-        const result = await options.invoke(event);
+        const outcome = await invokeIntegration(options.invoke, event, integrationTimeoutMs);
+        if (!outcome.ok) {
+          if (outcome.reason === 'timeout') return apiGatewayError(res, 503, 'Service Unavailable');
+          console.error('local API: the Lambda integration failed', outcome.error);
+          return apiGatewayError(res, 500, 'Internal Server Error');
+        }
+        const { result } = outcome;
         const headers: Record<string, string> = {};
         for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = String(value);
         res.writeHead(result.statusCode ?? 200, headers);

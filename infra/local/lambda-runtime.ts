@@ -3,19 +3,69 @@
  * Lambda's contract: the event and the result cross a JSON boundary, the
  * function's timeout is enforced (Sandbox.Timedout), and an error reaches
  * Step Functions as {Error: errorType, Cause: {"errorType","errorMessage"}}.
+ *
+ * Lambda's own limits hold here as on AWS, at the same point and with the
+ * same error: the 6 MB synchronous request and response payloads (measured on
+ * the serialized JSON, as Lambda measures them), and the account's
+ * concurrency (1,000 concurrent executions by default, across all functions).
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StatesError, type TaskInvoker } from './asl/interpreter';
+import type { FaultInjector } from './faults';
 import type { LocalFunction } from './template';
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
-const roundTrip = (value: unknown): unknown => (value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown));
+/** Lambda's synchronous invocation payload quota: 6 MB for the request and 6 MB for the response. */
+export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** Lambda's default account concurrency, shared by every function in the Region. */
+export const LAMBDA_DEFAULT_CONCURRENCY = 1000;
+
+/**
+ * An error of the Lambda service itself (not of the function) as Step
+ * Functions reports it: `Lambda.<exception>`, with the SDK's description of
+ * the failed call as its Cause.
+ */
+const lambdaServiceError = (exception: string, status: number, message: string) =>
+  new StatesError(`Lambda.${exception}`, `${message} (Service: AWSLambda; Status Code: ${status}; Error Code: ${exception}; Request ID: ${crypto.randomUUID()}; Proxy: null)`);
+
+/** Lambda's transient errors, for fault injection. */
+const LAMBDA_FAULTS = [
+  () => lambdaServiceError('ServiceException', 500, 'Lambda encountered an internal error.'),
+  () => lambdaServiceError('TooManyRequestsException', 429, 'Rate Exceeded.'),
+] as const;
+
+export interface LocalLambdaLimits {
+  /**
+   * Concurrent invocations across all functions; one more fails with
+   * Lambda.TooManyRequestsException. @default 1000 (Lambda's default account quota)
+   */
+  concurrencyLimit?: number;
+  /** Injects Lambda's transient errors into Step Functions' invokes (FLEET_FAULTS). */
+  faults?: FaultInjector;
+  /**
+   * The request and response payload cap. Only the benchmark lifts it
+   * (LocalFleetOptions.liftApiLimits). @default LAMBDA_PAYLOAD_BYTES (6 MB, as on AWS)
+   */
+  payloadBytes?: number;
+}
+
+/** The serialized size Lambda measures a payload by: its JSON, in UTF-8 bytes. */
+const jsonBytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
 export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
   private readonly loaded = new Map<string, Promise<Handler>>();
+  /** Concurrent invocations allowed across all functions. */
+  readonly concurrencyLimit: number;
+  private readonly faults: FaultInjector | undefined;
+  private readonly payloadBytes: number;
+  /** Invocations running now, across all functions (the account's concurrency). */
+  private running = 0;
+  /** Invokes refused so far for want of concurrency. */
+  throttled = 0;
 
   /**
    * For Fleet's own tests: sees every Invoke before the function runs. An
@@ -30,8 +80,20 @@ export class LocalLambda implements TaskInvoker {
   constructor(
     functions: readonly LocalFunction[],
     private readonly repoRoot: string,
+    limits: LocalLambdaLimits = {},
   ) {
     for (const fn of functions) this.byArn.set(fn.arn, fn);
+    this.concurrencyLimit = limits.concurrencyLimit ?? LAMBDA_DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(this.concurrencyLimit) || this.concurrencyLimit < 1) {
+      throw new Error(`the Lambda concurrency limit must be a positive whole number, got ${this.concurrencyLimit}`);
+    }
+    this.faults = limits.faults;
+    this.payloadBytes = limits.payloadBytes ?? LAMBDA_PAYLOAD_BYTES;
+  }
+
+  /** Invocations running now, across all functions. */
+  get concurrentInvocations(): number {
+    return this.running;
   }
 
   private load(fn: LocalFunction): Promise<Handler> {
@@ -56,7 +118,18 @@ export class LocalLambda implements TaskInvoker {
     if (fault instanceof StatesError) throw fault;
     if (fault instanceof Promise) await fault;
     const handler: Handler = fault === 'hang' ? () => new Promise<never>(() => undefined) : await this.load(fn);
-    const event = roundTrip(payload);
+    // Lambda refuses the request before running anything: the Invoke API's 413.
+    const request = payload === undefined ? 'null' : JSON.stringify(payload);
+    if (jsonBytes(request) > this.payloadBytes) {
+      throw lambdaServiceError('RequestTooLargeException', 413, `Request must be smaller than ${this.payloadBytes} bytes for the InvokeFunction operation`);
+    }
+    // Beyond the account's concurrency, Lambda throttles the invoke: the function does not run.
+    if (this.running >= this.concurrencyLimit) {
+      this.throttled++;
+      throw lambdaServiceError('TooManyRequestsException', 429, `Rate Exceeded. Reason: ConcurrentInvocationLimitExceeded (${this.concurrencyLimit} concurrent executions).`);
+    }
+    this.running++;
+    const event = JSON.parse(request) as unknown;
     const deadline = Date.now() + fn.timeoutSeconds * 1000;
     const context = {
       functionName: fn.logicalId,
@@ -74,13 +147,21 @@ export class LocalLambda implements TaskInvoker {
         if (fault === 'hang') timer.unref();
       });
       const result = await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout]);
-      return roundTrip(result);
+      const response = result === undefined ? 'null' : JSON.stringify(result);
+      // The function ran, but Lambda cannot return what it answered: a function error.
+      if (jsonBytes(response) > this.payloadBytes) {
+        const errorType = 'Function.ResponseSizeTooLarge';
+        const errorMessage = `Response payload size exceeded maximum allowed payload size (${this.payloadBytes} bytes).`;
+        throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
+      }
+      return JSON.parse(response) as unknown;
     } catch (error) {
       if (error instanceof StatesError) throw error;
       const errorType = error instanceof Error ? error.name || 'Error' : 'Error';
       const errorMessage = error instanceof Error ? error.message : String(error);
       throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage, trace: [] }));
     } finally {
+      this.running--;
       if (timer) clearTimeout(timer);
     }
   }
@@ -90,6 +171,8 @@ export class LocalLambda implements TaskInvoker {
     if (!/:states:::lambda:invoke$/.test(resource)) throw new StatesError('States.Runtime', `unsupported resource ${resource}`);
     const { FunctionName, Payload } = (parameters ?? {}) as { FunctionName?: string; Payload?: unknown };
     if (!FunctionName) throw new StatesError('States.Runtime', 'lambda:invoke needs a FunctionName');
+    const fault = this.faults?.decide('lambda', LAMBDA_FAULTS);
+    if (fault) throw fault();
     const result = await this.invokeFunction(FunctionName, Payload ?? {});
     return { ExecutedVersion: '$LATEST', Payload: result, StatusCode: 200 };
   }

@@ -32,7 +32,9 @@ import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
 import { startDynamoDbProcess } from './dynamodb-process';
 import { guardServer, newLocalCredentials, type LocalCredentials } from './emulator-guard';
-import { serveHttpApi, type LocalRoute } from './http-api';
+import { startFaultProxy, type FaultProxy } from './fault-proxy';
+import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
+import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
 import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
 import { ExecutionJournal } from './journal';
@@ -74,8 +76,35 @@ export interface LocalFleetOptions {
   expressMaxDurationMs?: number;
   /** Most tasks in one batch. @default 100000 */
   maxTasksPerBatch?: number;
-  /** Largest request body. @default 5 MiB */
+  /**
+   * Largest request body the API function accepts, measured as the body sits
+   * in its payload-2.0 event (JSON-escaped, or base64). @default 5 MiB
+   */
   maxBodyBytes?: number;
+  /**
+   * API Gateway's integration timeout: past it the client gets 503
+   * {"message":"Service Unavailable"}. Shorter only for tests. @default 30000 (as on AWS)
+   */
+  apiIntegrationTimeoutMs?: number;
+  /**
+   * Lifts API Gateway's 10 MB payload and 30 s timeout and Lambda's 6 MB
+   * payloads, so `maxBodyBytes` alone bounds a request. Only for the
+   * benchmark's million-task batch, a request AWS cannot take at all: never
+   * set it to make a test pass. @default false
+   */
+  liftApiLimits?: boolean;
+  /**
+   * Concurrent Lambda invocations across all local functions; one more fails
+   * with Lambda.TooManyRequestsException, as Lambda's account concurrency does.
+   * @default the FLEET_LAMBDA_CONCURRENCY environment variable, else 1000 (Lambda's default quota)
+   */
+  lambdaConcurrencyLimit?: number;
+  /**
+   * Transient AWS faults to inject, e.g. "lambda=0.02,dynamodb=0.01,s3=0.01,sfn=0.02,seed=42"
+   * (see infra/local/faults.ts and docs/local-mode-faults.md).
+   * @default the FLEET_FAULTS environment variable, else none
+   */
+  faults?: string | FaultProfile;
   /** Extra HTTP routes served before the API. */
   routes?: LocalRoute[];
   /** Serve the dashboard page at `/` (its files are public; its API calls need the token). @default true */
@@ -114,7 +143,7 @@ export interface LocalFleet {
   stepFunctions: LocalStepFunctions;
   /** Executions the journal had left running, resumed at start (crash recovery; 0 in memory). */
   resumedExecutions: number;
-  /** The local service endpoints the handlers use (AWS_ENDPOINT_URL_*). */
+  /** The local service endpoints (AWS_ENDPOINT_URL_*); with FLEET_FAULTS, the handlers reach DynamoDB and S3 through fault proxies in front of these. */
   endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string };
   lambda: LocalLambda;
   /** The local DynamoDB's process (it runs beside this one; a restart changes it). */
@@ -125,6 +154,8 @@ export interface LocalFleet {
    * anything else that talks to `endpoints`.
    */
   credentials: LocalCredentials;
+  /** The transient-fault injector (FLEET_FAULTS / `faults`), when one is active: `injected` counts its faults. */
+  faults: FaultInjector | undefined;
   /** Resolves when no batch execution is running. */
   idle(): Promise<void>;
   /**
@@ -279,7 +310,22 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   }
   sqs.destroy();
 
-  const lambda = new LocalLambda(resources.functions, REPO_ROOT);
+  // Transient faults: the handlers reach DynamoDB and S3 through proxies that inject them on the wire.
+  const faults = faultInjectorFrom(options.faults);
+  const proxies: FaultProxy[] = [];
+  const handlerEndpoints = { ...endpoints };
+  for (const service of ['dynamodb', 's3'] as const) {
+    if (!faults || !((faults.profile.rates[service] ?? 0) > 0)) continue;
+    const proxy = await startFaultProxy({ target: endpoints[service], service, injector: faults });
+    proxies.push(proxy);
+    handlerEndpoints[service] = proxy.endpoint;
+  }
+  const concurrencyLimit = options.lambdaConcurrencyLimit ?? (process.env.FLEET_LAMBDA_CONCURRENCY ? Number(process.env.FLEET_LAMBDA_CONCURRENCY) : undefined);
+  const lambda = new LocalLambda(resources.functions, REPO_ROOT, {
+    concurrencyLimit,
+    faults,
+    ...(options.liftApiLimits ? { payloadBytes: Number.POSITIVE_INFINITY } : {}),
+  });
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
   const stepFunctions = new LocalStepFunctions({
@@ -290,15 +336,15 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     journal,
   });
   stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
-  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials });
+  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
 
   // The handlers read their configuration from the environment, as on Lambda.
   const environment: Record<string, string> = {
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
-    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_DYNAMODB: handlerEndpoints.dynamodb,
+    AWS_ENDPOINT_URL_S3: handlerEndpoints.s3,
     AWS_ENDPOINT_URL_SQS: sqsEndpoint,
     AWS_ENDPOINT_URL_SFN: sfnEndpoint.url,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -338,10 +384,11 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
 
   const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
   if (!apiFunction) throw new Error('the template has no API function');
-  const maxBodyBytes = options.maxBodyBytes ?? Number(process.env.FLEET_MAX_BODY_BYTES ?? 5 * 1024 * 1024);
+  // API Gateway's own limits (10 MB, 30 s) hold in front; the API function applies Fleet's body limit.
   const server = serveHttpApi({
     invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
-    maxBodyBytes,
+    ...(options.apiIntegrationTimeoutMs !== undefined ? { integrationTimeoutMs: options.apiIntegrationTimeoutMs } : {}),
+    ...(options.liftApiLimits ? { maxBodyBytes: Math.max(options.maxBodyBytes ?? 0, API_GATEWAY_LIMITS.payloadBytes), integrationTimeoutMs: 2 ** 31 - 1 } : {}),
     routes: options.routes,
     publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
     token: options.token,
@@ -376,6 +423,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       return dynamo.pid;
     },
     credentials,
+    faults,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
       await schedules.stop();
@@ -386,6 +434,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       else await stepFunctions.stopAll();
       await sfnEndpoint.close();
       await sweeper.stop();
+      await Promise.all(proxies.map((proxy) => proxy.close()));
       s3.destroy();
       await s3rver.close();
       s3rverAccount.revokeAccessKey(credentials.accessKeyId);

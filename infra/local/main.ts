@@ -8,7 +8,9 @@
  * FLEET_MAX_TASKS_PER_BATCH, FLEET_DRAIN_MS (how long SIGTERM/SIGINT lets
  * running tasks finish; default 10000), FLEET_AUTOSCALE_INTERVAL_MS (ms between
  * autoscaler runs when infra/fleet-config.ts turns autoscaling on; default the
- * schedule's minute).
+ * schedule's minute), FLEET_LAMBDA_CONCURRENCY (Lambda's account concurrency;
+ * default 1000), FLEET_FAULTS (transient AWS faults to inject, e.g.
+ * "lambda=0.02,dynamodb=0.01,seed=42"; see docs/local-mode-faults.md).
  *
  * Stopping: SIGTERM or Ctrl-C stops launching tasks, lets running ones finish
  * (up to FLEET_DRAIN_MS), and exits 0; batches that were running resume on the

@@ -6,7 +6,9 @@
 import { setMaxListeners } from 'node:events';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { ApiThrottle } from './api-throttle';
 import { loadDefinition, type StateMachineDefinition } from './asl/definition';
+import type { FaultInjector } from './faults';
 import {
   ExecutionHistory,
   HISTORY_EVENT_LIMIT,
@@ -456,6 +458,18 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
   };
 }
 
+export interface StepFunctionsEndpointOptions {
+  /** Only requests signed with these are served (emulator-guard.ts). */
+  credentials?: LocalCredentials;
+  /** The control plane's token buckets. @default ApiThrottle with AWS's documented quotas (api-throttle.ts) */
+  throttle?: ApiThrottle;
+  /** Injects ThrottlingException at the FLEET_FAULTS `sfn` rate. */
+  faults?: FaultInjector;
+}
+
+/** The service's throttling error, as the JSON protocol carries it (HTTP 400, `__type`). */
+const throttled = (action: string) => new ServiceError('ThrottlingException', `Rate exceeded for ${action}`, 400);
+
 /**
  * Serves the JSON protocol on 127.0.0.1; returns the endpoint URL. With `credentials`, as on
  * the other local emulators (emulator-guard.ts), only requests signed with
@@ -463,10 +477,11 @@ export function stepFunctionsOperations(service: LocalStepFunctions): Record<str
  */
 export async function serveStepFunctions(
   service: LocalStepFunctions,
-  options: { credentials?: LocalCredentials } = {},
+  options: StepFunctionsEndpointOptions = {},
 ): Promise<{ url: string; close: () => Promise<void> }> {
   const operations = stepFunctionsOperations(service);
   const verifier = options.credentials ? requestVerifier('states', options.credentials) : undefined;
+  const throttle = options.throttle ?? new ApiThrottle();
   const server = http.createServer((req, res) => {
     const early = verifier?.precheck(req);
     if (early) {
@@ -487,6 +502,8 @@ export async function serveStepFunctions(
       const operation = operations[name];
       if (!operation) return reply(400, { __type: 'UnknownOperationException', message: `${name || 'this operation'} is not served locally` });
       try {
+        // Throttled before anything is read or done, as the service answers a call over its quota.
+        if (!throttle.admit(name) || options.faults?.decide('sfn', [name])) throw throttled(name);
         const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
         reply(200, operation(body));
       } catch (error) {

@@ -19,6 +19,7 @@ import { ValidationError } from '../domain/errors';
 import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
 import { FINISHED_STATES } from '../domain/types';
+import { escapedJsonBytes } from '../domain/payload-size';
 import { unlessConditionFails } from './conditional-write';
 import { BatchWriteIncomplete, sendBatchWrite } from './batch-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
@@ -449,13 +450,15 @@ export class DynamoBatchRepository implements BatchRepository {
     return this.finish(batchId, { status: 'cancelled', ...fields });
   }
 
-  async listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>> {
+  async listResults(batchId: string, limit: number, cursor: string | undefined, options: { maxBytes?: number } = {}): Promise<Page<TaskResult>> {
     const position = cursor ? decodeCursor(cursor, isResultCursor) : { s: 0 };
     const items: TaskResult[] = [];
     let shard = position.s;
     let startSk = position.k;
+    let bytes = 0;
+    let full = false;
     const at = nowSeconds();
-    while (shard < RESULT_SHARDS && items.length < limit) {
+    while (shard < RESULT_SHARDS && items.length < limit && !full) {
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
@@ -465,7 +468,21 @@ export class DynamoBatchRepository implements BatchRepository {
           ...(startSk ? { ExclusiveStartKey: { pk: shardPk(batchId, shard), sk: `${RESULT_PREFIX}${startSk}` } } : {}),
         }),
       );
-      for (const item of page.Items ?? []) if (!isExpired(item, at)) items.push(toResult(item));
+      for (const item of page.Items ?? []) {
+        if (!isExpired(item, at)) {
+          const result = toResult(item);
+          // A page stops before its size would pass the budget (one result always fits: items are at most 400 KB).
+          const size = options.maxBytes === undefined ? 0 : escapedJsonBytes(result) + 1;
+          if (options.maxBytes !== undefined && items.length > 0 && bytes + size > options.maxBytes) {
+            full = true;
+            break;
+          }
+          bytes += size;
+          items.push(result);
+        }
+        startSk = String(item.sk).slice(RESULT_PREFIX.length);
+      }
+      if (full) break;
       if (page.LastEvaluatedKey) {
         startSk = String(page.LastEvaluatedKey.sk).slice(RESULT_PREFIX.length);
       } else {

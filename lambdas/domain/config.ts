@@ -29,8 +29,20 @@ export const LIMITS = Object.freeze({
   taskBytes: 32 * 1024,
   /** Tasks in one batch, unless the deployment raises it (FLEET_MAX_TASKS_PER_BATCH). */
   tasksPerBatch: 100_000,
-  /** Request bodies: a synchronous Lambda payload is capped at 6 MB. */
+  /**
+   * Request bodies, measured as the body sits in the API's payload-2.0 event
+   * (JSON-escaped, or base64): the whole event must stay under Lambda's 6 MB
+   * synchronous payload, with room left for the headers and request context.
+   */
   bodyBytes: 5 * 1024 * 1024,
+  /** Lambda's synchronous payload quota, for the request and for the response: 6 MB. */
+  lambdaPayloadBytes: 6 * 1024 * 1024,
+  /**
+   * The most a request or response body may take, JSON-escaped, inside the
+   * API function's event or result: under the 6 MB quota, with room for the
+   * headers, the request context or status, and a page's cursor.
+   */
+  bodyInPayloadBytes: 6 * 1024 * 1024 - 64 * 1024,
   /** `limit` on paginated reads. */
   pageSize: 1000,
 });

@@ -31,6 +31,8 @@ import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
 
 /** Results read per page when summarizing: the repository's largest page. */
 const SUMMARY_PAGE_SIZE = 1000;
+/** The results a page may carry: their escaped JSON, inside the API function's 6 MB response. */
+const RESULTS_PAGE_BYTES = LIMITS.bodyInPayloadBytes;
 
 export interface FleetServiceDeps {
   repository: BatchRepository;
@@ -205,7 +207,8 @@ export class FleetService {
   async getBatchResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>> {
     const batch = await this.deps.repository.getBatch(batchId);
     if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
-    return this.deps.repository.listResults(batchId, limit, cursor);
+    // Whatever `limit` asks, a page stops before the API's response would pass Lambda's 6 MB.
+    return this.deps.repository.listResults(batchId, limit, cursor, { maxBytes: RESULTS_PAGE_BYTES });
   }
 
   /**

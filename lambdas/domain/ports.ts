@@ -54,7 +54,12 @@ export interface BatchRepository {
   listActiveBatchIds(): Promise<string[]>;
   /** Marks an unfinished batch cancelled, keeping its counts; false if it had already finished. */
   cancel(batchId: string, fields: { completedTasks: number; failedTasks: number; completedAt: number; expiresAt: number }): Promise<boolean>;
-  listResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>>;
+  /**
+   * Up to `limit` results from `cursor`; with `maxBytes`, the page also stops
+   * before the results' escaped JSON (escapedJsonBytes) would pass it, always
+   * holding at least one, and its cursor continues right after the last one.
+   */
+  listResults(batchId: string, limit: number, cursor: string | undefined, options?: { maxBytes?: number }): Promise<Page<TaskResult>>;
   getConfig(): Promise<FleetManagerConfig>;
   /**
    * Sets only the fields given (others keep their stored values, so
