@@ -200,6 +200,16 @@ export class BatchWorkflow extends Construct {
       resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },
       retryOnServiceExceptions: true,
     });
+    // A throttled Record failure must not lose its task: Lambda's throttle is
+    // not among retryOnServiceExceptions' errors.
+    recordFailure.addRetry({
+      errors: ['Lambda.TooManyRequestsException'],
+      interval: Duration.seconds(1),
+      backoffRate: 2,
+      maxDelay: Duration.seconds(30),
+      jitterStrategy: sfn.JitterType.FULL,
+      maxAttempts: 6,
+    });
     recordFailure.addRetry({
       errors: [WORKER_ERROR.storageUnavailable],
       interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),

@@ -237,7 +237,7 @@ describe(`API Gateway HTTP API (${HTTP_API_QUOTAS}, ${HTTP_API_LAMBDA})`, () => 
       invoked++;
       return ok(event);
     });
-    const response = await fetch(`${url}/batches`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(API_GATEWAY_LIMITS.payloadBytes + 1) });
+    const response = await fetch(`${url}/batches`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(API_GATEWAY_LIMITS.payloadBytes + 1) });
     expect(response.status).toBe(413);
     expect(await response.json()).toEqual({ message: 'Request Entity Too Large' });
     expect(invoked).toBe(0);
