@@ -61,6 +61,29 @@ export const LAMBDA_TRANSIENT_ERRORS = [
   'Lambda.TooManyRequestsException',
 ];
 
+/** Lambda's own transient errors: 1 s doubling to 30 s, 6 attempts. */
+const lambdaTransientRetry = (errors: string[]): sfn.RetryProps => ({
+  errors,
+  interval: Duration.seconds(1),
+  backoffRate: 2,
+  maxDelay: Duration.seconds(30),
+  jitterStrategy: sfn.JitterType.FULL,
+  maxAttempts: 6,
+});
+
+/**
+ * The worker could not record an outcome (Fleet.StorageUnavailable): the
+ * fleet's fault, not the task's, so it spends no attempt.
+ */
+const STORAGE_UNAVAILABLE_RETRY: sfn.RetryProps = {
+  errors: [WORKER_ERROR.storageUnavailable],
+  interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),
+  backoffRate: STORAGE_RETRY.backoffRate,
+  maxDelay: Duration.seconds(STORAGE_RETRY.maxDelaySeconds),
+  jitterStrategy: sfn.JitterType.FULL,
+  maxAttempts: STORAGE_RETRY.maxAttempts,
+};
+
 /**
  * Start and Finish batch only read and write the table (and, for a retry,
  * the tasks bucket): any error of theirs is the fleet's, transient (storage
@@ -140,22 +163,8 @@ export class BatchWorkflow extends Construct {
       // The worker could not record the attempt's outcome: the fleet's fault,
       // not the task's. Retried generously; the task runs again (at least
       // once), and its result is recorded once (first write wins).
-      invoke.addRetry({
-        errors: [WORKER_ERROR.storageUnavailable],
-        interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),
-        backoffRate: STORAGE_RETRY.backoffRate,
-        maxDelay: Duration.seconds(STORAGE_RETRY.maxDelaySeconds),
-        jitterStrategy: sfn.JitterType.FULL,
-        maxAttempts: STORAGE_RETRY.maxAttempts,
-      });
-      invoke.addRetry({
-        errors: LAMBDA_TRANSIENT_ERRORS,
-        interval: Duration.seconds(1),
-        backoffRate: 2,
-        maxDelay: Duration.seconds(30),
-        jitterStrategy: sfn.JitterType.FULL,
-        maxAttempts: 6,
-      });
+      invoke.addRetry(STORAGE_UNAVAILABLE_RETRY);
+      invoke.addRetry(lambdaTransientRetry(LAMBDA_TRANSIENT_ERRORS));
       const runTask = new sfn.Parallel(this, stateName, {
         parameters: {
           batchId: sfn.JsonPath.stringAt('$.batchId'),
@@ -202,22 +211,8 @@ export class BatchWorkflow extends Construct {
     });
     // A throttled Record failure must not lose its task: Lambda's throttle is
     // not among retryOnServiceExceptions' errors.
-    recordFailure.addRetry({
-      errors: ['Lambda.TooManyRequestsException'],
-      interval: Duration.seconds(1),
-      backoffRate: 2,
-      maxDelay: Duration.seconds(30),
-      jitterStrategy: sfn.JitterType.FULL,
-      maxAttempts: 6,
-    });
-    recordFailure.addRetry({
-      errors: [WORKER_ERROR.storageUnavailable],
-      interval: Duration.seconds(STORAGE_RETRY.intervalSeconds),
-      backoffRate: STORAGE_RETRY.backoffRate,
-      maxDelay: Duration.seconds(STORAGE_RETRY.maxDelaySeconds),
-      jitterStrategy: sfn.JitterType.FULL,
-      maxAttempts: STORAGE_RETRY.maxAttempts,
-    });
+    recordFailure.addRetry(lambdaTransientRetry(['Lambda.TooManyRequestsException']));
+    recordFailure.addRetry(STORAGE_UNAVAILABLE_RETRY);
     // Storage stayed unavailable through every retry: nothing can be recorded,
     // so the child fails. The Map tolerates it and Finish batch counts the task lost.
     const storageUnavailable = new sfn.Fail(this, STATE_NAMES.storageUnavailable, {
