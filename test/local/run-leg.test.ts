@@ -175,7 +175,7 @@ describe('an EXPRESS child\'s 5 minutes hold the attempt, its backstop and the r
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 3, workerTimeout: 1000 });
     const queue = fleet.resources.queues.find((q) => q.logicalId.startsWith('FleetDeadLetterQueue'));
     if (!queue) throw new Error('the template has no dead-letter queue');
-    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: fleet.credentials });
     try {
       const taskId = 'blocks-its-event-loop';
       fleet.lambda.invokeFault = (_fn, payload) => {
