@@ -495,7 +495,8 @@ export class DynamoBatchRepository implements BatchRepository {
   }
 
   async getConfig(): Promise<FleetManagerConfig> {
-    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: configKey() }));
+    // Strongly consistent: admission must never share out a cap that was just changed.
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: configKey(), ConsistentRead: true }));
     return configOf(Item);
   }
 

@@ -136,7 +136,12 @@ export class CapacityCoordinator {
     options: { inspect: false | 'progress' | 'executions' },
   ): Promise<AdmissionResult> {
     for (let attempt = 0; ; attempt++) {
-      const [{ state: loaded, version }, config] = await Promise.all([this.deps.store.load(), this.deps.repository.getConfig()]);
+      // The allocations first, then the cap: a cap changed after this read is
+      // applied by its own rescale, which either saves after this pass (and
+      // corrects it) or makes this pass's save fail on the version. Read the
+      // other way round, a pass could share out a cap that had since been lowered.
+      const { state: loaded, version } = await this.deps.store.load();
+      const config = await this.deps.repository.getConfig();
       const cap = config.maxConcurrentWorkers;
       // Stored by versions before the admission queue: those batches poll by themselves.
       let state: CapacityState = change({ running: loaded.running, waiting: {} });

@@ -137,6 +137,30 @@ describe('admission', () => {
     expect(entries).toEqual([]);
   });
 
+  it('reads the allocations before the cap, so a pass never shares out a cap lowered meanwhile (the version check covers the rest)', async () => {
+    const order: string[] = [];
+    const coordinator = new CapacityCoordinator({
+      store: {
+        load: async () => {
+          order.push('allocations');
+          return { state: emptyCapacity(), version: 0 };
+        },
+        save: async () => true,
+      },
+      queue: { enqueue: async () => undefined, head: async () => [], remove: async () => undefined },
+      repository: {
+        getConfig: async () => {
+          order.push('cap');
+          return { maxConcurrentWorkers: 1 } as FleetManagerConfig;
+        },
+        getStatus: async () => undefined,
+      },
+      workflow: { setBatchConcurrency: async () => true, startRetry: async (_input, name) => name, executionStatus: async () => undefined, redrive: async () => undefined },
+    });
+    await coordinator.admit();
+    expect(order).toEqual(['allocations', 'cap']);
+  });
+
   it('the reconcile frees the share of a batch that finished without handing it on, and admits the next', async () => {
     const statuses: Record<string, BatchStatus> = {};
     const { coordinator, started, batch, stored } = world({ cap: 2, statuses });
