@@ -409,13 +409,24 @@ async function manyWaitingBatches(base: string): Promise<boolean> {
     probes['POST /workers/scale']!.push((await timed(() => api(base, 'POST', '/workers/scale', { count: QUEUE_CAP })))[1]);
   }
   const finals = new Map<string, BatchStatus>();
-  while (finals.size < ids.length) {
+  // A fleet that stops making progress fails the run, loudly, instead of hanging it.
+  const giveUpAfterMs = 20 * 60_000;
+  let lastReport = performance.now();
+  while (finals.size < ids.length && performance.now() - started < giveUpAfterMs) {
     for (const id of ids) {
       if (finals.has(id)) continue;
       const status = await api<BatchStatus>(base, 'GET', `/batches/${id}`);
       if (FINISHED_STATES.has(status.status)) finals.set(id, status);
     }
+    if (performance.now() - lastReport > 30_000) {
+      console.log(`  ${((performance.now() - started) / 1000).toFixed(0)} s: ${finals.size} of ${ids.length} batches final`);
+      lastReport = performance.now();
+    }
     if (finals.size < ids.length) await sleep(500);
+  }
+  if (finals.size < ids.length) {
+    console.log(`!!!!! WARNING: scenario q: only ${finals.size} of ${ids.length} batches reached a final status in ${giveUpAfterMs / 60_000} minutes`);
+    return false;
   }
   const seconds = (performance.now() - started) / 1000;
   const problems: string[] = [];
