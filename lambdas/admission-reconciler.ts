@@ -10,7 +10,7 @@ import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { admissionFor } from './adapters/admission';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { instrumented, logger } from './adapters/observability';
-import type { AdmissionResult } from './domain/capacity-coordinator';
+import { CapacityContendedError, type AdmissionResult } from './domain/capacity-coordinator';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -22,7 +22,15 @@ const { coordinator } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_AR
 
 export const handler = instrumented(
   async (): Promise<AdmissionResult> => {
-    const result = await coordinator.reconcile();
+    let result: AdmissionResult;
+    try {
+      result = await coordinator.reconcile();
+    } catch (error) {
+      // Finishes and submits kept changing the allocations: they admit batches themselves; the next run looks again.
+      if (!(error instanceof CapacityContendedError)) throw error;
+      logger.warn('admission reconcile: the allocations kept changing under it; skipped until the next run');
+      return { admitted: [], changed: {} };
+    }
     if (result.admitted.length > 0) logger.info(`admission reconcile: admitted ${result.admitted.length} batch(es)`, { admitted: result.admitted });
     return result;
   },

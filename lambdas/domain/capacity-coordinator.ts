@@ -35,6 +35,11 @@ export interface CapacityCoordinatorDeps {
   now?: () => number;
 }
 
+/** Every pass of an update lost to other writers: a busy fleet, whose own events are admitting batches. */
+export class CapacityContendedError extends Error {
+  override readonly name = 'CapacityContendedError';
+}
+
 /** How often the reconciler may redrive one batch's failed execution before leaving it failed. */
 export const MAX_REDRIVES = 3;
 
@@ -166,7 +171,7 @@ export class CapacityCoordinator {
       const unchanged = result.admitted.length === 0 && Object.keys(result.changed).length === 0 && !stateDiffers(loaded, result.state);
       const saved = unchanged || (await this.deps.store.save({ running: result.state.running, waiting: {} }, version));
       if (!saved) {
-        if (attempt >= 20) throw new Error('capacity allocations are contended; try again');
+        if (attempt >= 20) throw new CapacityContendedError('capacity allocations are contended; try again');
         await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * (attempt + 1)));
         continue;
       }
