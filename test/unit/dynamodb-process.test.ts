@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, ListTablesCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startDynamoDbProcess, type DynamoDbProcess } from '../../infra/local/dynamodb-process';
 import { newLocalCredentials } from '../../infra/local/emulator-guard';
@@ -79,6 +79,8 @@ describe('startDynamoDbProcess', () => {
         BillingMode: 'PAY_PER_REQUEST',
       }),
     );
+    // As on AWS, a new table is CREATING for a moment: writes wait until it is ACTIVE.
+    await until(async () => (await client.send(new DescribeTableCommand({ TableName: 'kept' }))).Table?.TableStatus === 'ACTIVE', 'the table is active');
     for (let i = 0; i < 50; i++) await client.send(new PutItemCommand({ TableName: 'kept', Item: { pk: { S: `k${i}` }, n: { N: String(i) } } }));
     const firstPid = dynamo.pid;
 
