@@ -69,8 +69,10 @@ describe('cancelBatch: POST /batches/{id}/cancel', () => {
     const cancelReturnedAt = Date.now();
     expect(cancel).toEqual({ status: 200, json: { cancelled: true } });
 
-    // The tasks running at the cancel still end and are recorded: a stopped Map Run ends once they have.
+    // The tasks running at the cancel still end and are recorded: as on AWS, a stopped execution's
+    // EXPRESS children run on. Wait for the Map Run to stop and for their invocations to end.
     await waitUntil(() => (fleet.stepFunctions.list().find((e) => e.name === batchId)?.mapRuns.every((m) => m.stopDate !== undefined) ? true : undefined));
+    await waitUntil(() => (fleet.lambda.concurrentInvocations === 0 ? true : undefined));
     const status = (await call('GET', `/batches/${batchId}`)).json;
     expect(status.status).toBe('cancelled');
     expect(status.completedTasks).toBeGreaterThanOrEqual(8);

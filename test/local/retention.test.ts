@@ -235,9 +235,11 @@ describe('DELETE /batches/{id}', () => {
     await waitUntil(async () => (await api<BatchStatus>(url, 'GET', `/batches/${batchId}`)).body.completedTasks >= 1);
     expect((await api(url, 'DELETE', `/batches/${batchId}`)).status).toBe(409);
     expect((await api(url, 'POST', `/batches/${batchId}/cancel`)).body).toEqual({ cancelled: true });
-    // The task running when cancel returned still ends and records its result: a stopped Map Run
-    // ends once its running children have (infra/local/asl/interpreter.ts). Wait for that.
+    // The task running when cancel returned still ends and records its result: as on AWS, a stopped
+    // execution's EXPRESS children run on (infra/local/asl/interpreter.ts). Wait for the Map Run to stop
+    // and for that last invocation to end.
     await waitUntil(async () => fleet.stepFunctions.list().find((e) => e.name === batchId)?.mapRuns.every((m) => m.stopDate !== undefined) ?? false);
+    await waitUntil(async () => fleet.lambda.concurrentInvocations === 0);
 
     // Act
     const response = await api(url, 'DELETE', `/batches/${batchId}`);
