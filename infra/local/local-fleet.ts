@@ -335,7 +335,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     ...(options.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: options.expressMaxDurationMs } : {}),
     journal,
   });
-  stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
+  for (const machine of resources.stateMachines) stepFunctions.createStateMachine(machine.arn, machine.definition);
   const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
 
   // The handlers read their configuration from the environment, as on Lambda.
