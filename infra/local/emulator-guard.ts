@@ -406,6 +406,21 @@ export function guardServer(server: http.Server, options: { service: GuardedServ
     req.resume();
     refuse(res, service, refusal);
   };
+  if (service === 's3') {
+    // A client that asks before sending its body (Expect: 100-continue, as curl does for a large
+    // upload) gets S3's refusal instead of the go-ahead, so a refused file is never sent.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const refusal = verifier.check(req, undefined) ?? uploadRefusal(req);
+      if (!refusal) {
+        res.writeContinue();
+        server.emit('request', req, res);
+        return;
+      }
+      // The body was never invited: close the connection rather than read it as the next request.
+      res.shouldKeepAlive = false;
+      refuse(res, service, refusal);
+    });
+  }
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const early = verifier.precheck(req);
     if (early) return deny(req, res, early);

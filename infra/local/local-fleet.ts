@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { FleetProps } from '../fleet';
@@ -296,6 +296,9 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     }
   }
   const objects: ObjectStore = {
+    async getSize(bucket, key) {
+      return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength ?? 0;
+    },
     async getText(bucket, key) {
       const result = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return (await result.Body?.transformToString('utf8')) ?? '';

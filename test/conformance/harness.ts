@@ -73,8 +73,21 @@ export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** An in-memory S3 stand-in. */
 export class MemoryObjects implements ObjectStore {
   readonly objects = new Map<string, string>();
+  /** Sizes reported for objects that are never stored (a 10 GB file, say). */
+  readonly reportedSizes = new Map<string, number>();
+  /** The objects read whole, in order. */
+  readonly reads: string[] = [];
+
+  async getSize(bucket: string, key: string): Promise<number> {
+    const reported = this.reportedSizes.get(`${bucket}/${key}`);
+    if (reported !== undefined) return reported;
+    const body = this.objects.get(`${bucket}/${key}`);
+    if (body === undefined) throw namedError('NotFound', `The specified key does not exist: ${key}`);
+    return Buffer.byteLength(body, 'utf8');
+  }
 
   async getText(bucket: string, key: string): Promise<string> {
+    this.reads.push(`${bucket}/${key}`);
     const body = this.objects.get(`${bucket}/${key}`);
     if (body === undefined) throw namedError('NoSuchKey', `The specified key does not exist: ${key}`);
     return body;

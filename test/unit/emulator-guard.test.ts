@@ -335,6 +335,38 @@ describe('presigned URLs end to end: guardServer in front of a real s3rver, as t
     expect(await stored('uploads/huge.jsonl')).toBe(false);
   });
 
+  /** A PUT that sends `body` only once the server answers 100 Continue (Expect: 100-continue, as curl does for big files). */
+  const putOnContinue = (url: string, body: string) =>
+    new Promise<{ status: number; body: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const request = http.request(url, { method: 'PUT', headers: { expect: '100-continue', 'content-length': String(Buffer.byteLength(body)) } }, (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => {
+          request.destroy();
+          resolve({ status: response.statusCode ?? 0, body: text, continued });
+        });
+      });
+      request.on('continue', () => {
+        continued = true;
+        request.end(body);
+      });
+      request.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+      request.flushHeaders();
+    });
+
+  it('a client that waits for 100 Continue is told to send a valid upload, and gets a refusal instead of the go-ahead for an expired one', async () => {
+    const file = '{"id":"t1"}\n';
+    const valid = await putOnContinue(await putTo('uploads/continue.jsonl'), file);
+    expect(valid).toMatchObject({ status: 200, continued: true });
+    const expired = await putOnContinue(await putTo('uploads/continue-late.jsonl', { expiresIn: 60, signingDate: new Date(Date.now() - 61_000) }), file);
+    expect(expired).toMatchObject({ status: 403, continued: false });
+    expect(errorCode(expired.body)).toBe('AccessDenied');
+    expect(await stored('uploads/continue.jsonl')).toBe(true);
+    expect(await stored('uploads/continue-late.jsonl')).toBe(false);
+  });
+
   it('a URL presigned with the default checksums (CRC32 of an empty body) is refused for a real file with 400 BadDigest', async () => {
     const response = await fetch(await putTo('uploads/checksum.jsonl', { checksums: 'WHEN_SUPPORTED' }), { method: 'PUT', body: '{"id":"t1"}\n' });
     expect(response.status).toBe(400);

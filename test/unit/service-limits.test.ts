@@ -180,7 +180,7 @@ describe(`Step Functions API throttling (${SFN_QUOTAS})`, () => {
 
   const endpoint = async (options: Parameters<typeof serveStepFunctions>[1]) => {
     const lambda = new LocalLambda(FUNCTIONS, REPO_ROOT);
-    const service = new LocalStepFunctions({ invoker: lambda, objects: { getText: async () => '', putText: async () => undefined } });
+    const service = new LocalStepFunctions({ invoker: lambda, objects: { getSize: async () => 0, getText: async () => '', putText: async () => undefined } });
     const served = await serveStepFunctions(service, options);
     servers.push(served);
     return new SFNClient({ region: 'us-east-1', endpoint: served.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });

@@ -23,6 +23,9 @@
  *   a Standard execution fails with States.Runtime when its history reaches
  *   25,000 events (counted as docs/local-mode-limits.md describes); an Express
  *   child ends TIMED_OUT after 5 minutes.
+ * - ItemReader (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html):
+ *   a file over 10 GB, known from its size before it is read, or an item over
+ *   8 MB fails the Map with States.ItemReaderFailed.
  *
  * Retry delays are scaled by `retryUnitMs` (1000 = AWS's seconds) so tests can
  * run retries in milliseconds; the Express duration is `expressMaxDurationMs`;
@@ -37,6 +40,24 @@ import { applyTemplate, readPath, writeResultPath } from './json-path';
 export const PAYLOAD_LIMIT_BYTES = 262_144;
 /** Events in one Standard execution's history; the event that would be the 25,000th fails the execution instead. */
 export const HISTORY_EVENT_LIMIT = 25_000;
+/**
+ * The largest S3 object an ItemReader reads: "10 GB" (ItemReader page,
+ * https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html),
+ * taken as 10^10 bytes, the stricter reading.
+ */
+export const ITEM_READER_MAX_OBJECT_BYTES = 10_000_000_000;
+/**
+ * The largest item an ItemReader reads from a JSON, JSON Lines or CSV file:
+ * "up to 8 MB" (same page; the child's input must still fit 256 KiB, after
+ * ItemSelector), taken as 8,000,000 bytes of UTF-8, the stricter reading.
+ */
+export const ITEM_READER_MAX_ITEM_BYTES = 8_000_000;
+/**
+ * What this interpreter can hold: it reads the object into one string, and
+ * V8's strings stop at 2^29 - 24 UTF-16 units. A larger file fails with
+ * States.ItemReaderFailed naming this local limit (AWS would read it).
+ */
+export const LOCAL_ITEM_READER_MAX_OBJECT_BYTES = 2 ** 29 - 24;
 /** How long an Express execution may run. */
 export const EXPRESS_MAX_DURATION_MS = 5 * 60 * 1000;
 
@@ -112,6 +133,8 @@ export interface TaskInvoker {
 }
 
 export interface ObjectStore {
+  /** The object's size in bytes (HeadObject's ContentLength), known before reading it. */
+  getSize(bucket: string, key: string): Promise<number>;
   getText(bucket: string, key: string): Promise<string>;
   putText(bucket: string, key: string, body: string): Promise<void>;
 }
@@ -552,26 +575,57 @@ export class Interpreter {
     }
     const { Bucket, Key } = applyTemplate(reader.Parameters ?? {}, input, context) as { Bucket?: unknown; Key?: unknown };
     if (typeof Bucket !== 'string' || typeof Key !== 'string') throw new StatesError('States.ItemReaderFailed', 'ItemReader needs a Bucket and a Key');
+    const source = `s3://${Bucket}/${Key}`;
+    // The object's size first, as AWS bounds it: a file over the limit is never read.
+    let size: number;
+    try {
+      size = await this.options.objects.getSize(Bucket, Key);
+    } catch (error) {
+      throw new StatesError('States.ItemReaderFailed', `could not read ${source}: ${(error as Error).message}`);
+    }
+    if (size > ITEM_READER_MAX_OBJECT_BYTES) {
+      throw new StatesError('States.ItemReaderFailed', `${source} is ${size} bytes; an ItemReader reads files of up to 10 GB (${ITEM_READER_MAX_OBJECT_BYTES} bytes)`);
+    }
+    if (size > LOCAL_ITEM_READER_MAX_OBJECT_BYTES) {
+      throw new StatesError('States.ItemReaderFailed', `${source} is ${size} bytes; local mode reads files of up to ${LOCAL_ITEM_READER_MAX_OBJECT_BYTES} bytes (AWS reads up to 10 GB)`);
+    }
     let text: string;
     try {
       text = await this.options.objects.getText(Bucket, Key);
     } catch (error) {
-      throw new StatesError('States.ItemReaderFailed', `could not read s3://${Bucket}/${Key}: ${(error as Error).message}`);
+      throw new StatesError('States.ItemReaderFailed', `could not read ${source}: ${(error as Error).message}`);
     }
+    const tooBig = (bytes: number, which: string) =>
+      new StatesError('States.ItemReaderFailed', `${which} of ${source} is ${bytes} bytes; an ItemReader reads items of up to 8 MB (${ITEM_READER_MAX_ITEM_BYTES} bytes)`);
     const max = reader.ReaderConfig?.MaxItems ?? Infinity;
     if (reader.ReaderConfig?.InputType === 'JSON') {
       const items = JSON.parse(text) as unknown;
       if (!Array.isArray(items)) throw new StatesError('States.ItemReaderFailed', 'the JSON file does not hold an array');
       const count = Math.min(items.length, max);
+      for (let i = 0; i < count; i++) {
+        // An item's size as its own compact JSON: no larger than its text in the file.
+        const bytes = Buffer.byteLength(JSON.stringify(items[i]) ?? '', 'utf8');
+        if (bytes > ITEM_READER_MAX_ITEM_BYTES) throw tooBig(bytes, `item ${i + 1}`);
+      }
       return { count, item: (i) => items[i] };
     }
     // JSONL: keep the text and line offsets, parse each line when its child starts.
+    // Every line is measured before any child starts: the stricter reading of
+    // when AWS's readers, which read ahead, would meet an oversized one.
     const starts: number[] = [];
     let at = 0;
     while (at < text.length && starts.length < max) {
       const end = text.indexOf('\n', at);
       const stop = end < 0 ? text.length : end;
-      if (text.slice(at, stop).trim() !== '') starts.push(at);
+      const line = text.slice(at, stop);
+      if (line.trim() !== '') {
+        // A UTF-16 unit is at most 3 bytes of UTF-8: only long lines need counting.
+        if (line.length * 3 > ITEM_READER_MAX_ITEM_BYTES) {
+          const bytes = Buffer.byteLength(line, 'utf8');
+          if (bytes > ITEM_READER_MAX_ITEM_BYTES) throw tooBig(bytes, `line ${starts.length + 1}`);
+        }
+        starts.push(at);
+      }
       at = stop + 1;
     }
     return {
