@@ -38,12 +38,25 @@ const aslValidator = createRequire(import.meta.url)('asl-validator') as (definit
 
 type Join = { 'Fn::Join': [string, unknown[]] };
 
-function definitionStringOf(template: CfnTemplate): { logicalId: string; definitionString: Join; type: unknown } {
+/** Every state machine of the template: the batch one and the file jobs' (infra/file-jobs-workflow.ts). */
+function definitionStringsOf(template: CfnTemplate): { logicalId: string; definitionString: Join; type: unknown }[] {
   const machines = Object.entries(template.Resources).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine');
-  expect(machines).toHaveLength(1);
-  const [logicalId, resource] = machines[0] as [string, { Properties?: Record<string, unknown> }];
-  return { logicalId, definitionString: resource.Properties?.DefinitionString as Join, type: resource.Properties?.StateMachineType };
+  expect(machines.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['FleetBatchStateMachine', 'FleetFileJobsStateMachine']);
+  return machines
+    .map(([logicalId, resource]) => ({
+      logicalId,
+      definitionString: (resource as { Properties?: Record<string, unknown> }).Properties?.DefinitionString as Join,
+      type: (resource as { Properties?: Record<string, unknown> }).Properties?.StateMachineType,
+    }))
+    .sort((a, b) => a.logicalId.localeCompare(b.logicalId));
 }
+
+/** What local mode loads for the state machine `logicalId`. */
+const localDefinitionOf = (logicalId: string): string => {
+  const machine = resources.stateMachines.find((m) => m.logicalId === logicalId);
+  if (!machine) throw new Error(`local mode has no state machine ${logicalId}`);
+  return machine.definition;
+};
 
 /**
  * The local value of each token a definition may hold, written out here
@@ -102,49 +115,56 @@ afterAll(async () => {
 
 describe('the definition local mode runs is the definition cdk synth writes', () => {
   it('DefinitionString is one Fn::Join of literal JSON text and tokens; joined with local values it is, byte for byte, what local mode loads', () => {
-    const { definitionString } = definitionStringOf(template);
-    const [separator, parts] = definitionString['Fn::Join'];
-    expect(Object.keys(definitionString)).toEqual(['Fn::Join']);
+    for (const { logicalId, definitionString } of definitionStringsOf(template)) {
+      const [separator, parts] = definitionString['Fn::Join'];
+      expect(Object.keys(definitionString)).toEqual(['Fn::Join']);
 
-    const joined = parts.map((part) => (typeof part === 'string' ? part : localValue(part, template))).join(separator);
+      const joined = parts.map((part) => (typeof part === 'string' ? part : localValue(part, template))).join(separator);
 
-    expect(resources.stateMachine.definition).toBe(joined);
+      expect(localDefinitionOf(logicalId)).toBe(joined);
+    }
+    // The batch workflow is the one local mode runs batches on.
+    expect(resources.stateMachine.definition).toContain('"DISTRIBUTED"');
   });
 
   it('every token resolves to a resource local mode creates: a function it runs, or a bucket it serves', () => {
-    const { definitionString } = definitionStringOf(template);
-    const tokens = definitionString['Fn::Join'][1].filter((part) => typeof part !== 'string');
     const local = new Set([...resources.functions.map((f) => f.arn), ...resources.buckets.map((b) => b.name), 'aws']);
-
-    expect(tokens.length).toBeGreaterThan(0);
-    for (const token of tokens) expect(local).toContain(localValue(token, template));
+    for (const { definitionString } of definitionStringsOf(template)) {
+      const tokens = definitionString['Fn::Join'][1].filter((part) => typeof part !== 'string');
+      expect(tokens.length).toBeGreaterThan(0);
+      for (const token of tokens) expect(local).toContain(localValue(token, template));
+    }
   });
 
   it('the runner loads it unchanged: loadDefinition accepts it and returns the same ASL', () => {
-    const parsed = JSON.parse(resources.stateMachine.definition) as unknown;
-
-    expect(loadDefinition(resources.stateMachine.definition)).toEqual(parsed);
+    for (const { definition } of resources.stateMachines) {
+      const parsed = JSON.parse(definition) as unknown;
+      expect(loadDefinition(definition)).toEqual(parsed);
+    }
   });
 
   it('asl-validator reports it valid (paths and ARNs checked), and does flag a broken copy', () => {
-    const definition = JSON.parse(resources.stateMachine.definition) as { StartAt: string };
+    expect(resources.stateMachines).toHaveLength(2);
+    for (const machine of resources.stateMachines) {
+      const definition = JSON.parse(machine.definition) as { StartAt: string };
 
-    const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
-    const broken = aslValidator({ ...structuredClone(definition), StartAt: 'No such state' }, { checkPaths: true, checkArn: true });
+      const result = aslValidator(structuredClone(definition), { checkPaths: true, checkArn: true });
+      const broken = aslValidator({ ...structuredClone(definition), StartAt: 'No such state' }, { checkPaths: true, checkArn: true });
 
-    expect(result.errorsText('\n')).toBe('');
-    expect(result.isValid).toBe(true);
-    expect(broken.isValid).toBe(false);
+      expect(result.errorsText('\n'), machine.logicalId).toBe('');
+      expect(result.isValid).toBe(true);
+      expect(broken.isValid).toBe(false);
+    }
   });
 
   it('`npx cdk synth` (cdk.json app and context, bundled) writes the same DefinitionString, tokens included, as the in-process synthesis', async () => {
     const real = await cli;
 
-    const ours = definitionStringOf(template);
-    const theirs = definitionStringOf(real);
+    const ours = definitionStringsOf(template);
+    const theirs = definitionStringsOf(real);
 
-    expect(theirs.logicalId).toBe(ours.logicalId);
-    expect(theirs.type).toBe(ours.type);
-    expect(theirs.definitionString).toEqual(ours.definitionString);
+    expect(theirs.map((m) => m.logicalId)).toEqual(ours.map((m) => m.logicalId));
+    expect(theirs.map((m) => m.type)).toEqual(ours.map((m) => m.type));
+    expect(theirs.map((m) => m.definitionString)).toEqual(ours.map((m) => m.definitionString));
   });
 });
