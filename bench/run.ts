@@ -15,10 +15,14 @@
  *   npm run bench -- --scenario all        a, b, c and d (d takes long)
  *   npm run bench -- --tasks 500 --ms 5 --concurrency 20
  *   npm run bench -- --scenario q          1,000 batches waiting for capacity at once
+ *   npm run bench -- --scenario f          a million ~200-byte tasks as a file, through `fleet submit` (~10 min)
  *
  * Timing never fails the run; a batch that does not finish correctly does.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
@@ -77,7 +81,7 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
     strict: true,
   });
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
-  if (values.scenario === 'q') return [];
+  if (values.scenario === 'q' || values.scenario === 'f') return [];
   if (values.scenario === 'm') {
     if (values.tasks !== undefined || values.ms !== undefined || values.concurrency !== undefined) throw new Error('scenario m has a fixed shape: --tasks, --ms and --concurrency do not apply');
     return [];
@@ -509,13 +513,145 @@ async function memoryAcrossBatches(base: string): Promise<boolean> {
   return ok;
 }
 
+// ---------------------------------------------------------------- scenario f: a million-task file
+
+const FILE_TASKS = 1_000_000;
+const FILE_CONCURRENCY = 100;
+
+/** A task of about 200 bytes, as real ones are: an image to resize, with its options. */
+const fileTask = (i: number) => {
+  const n = String(i).padStart(7, '0');
+  return JSON.stringify({
+    id: `img-${n}`,
+    type: 'echo',
+    data: { url: `https://images.example.com/catalog/2026/12/${n}.jpg`, resize: { width: 1024, height: 768 }, format: 'webp', quality: 82, tags: ['catalog', 'winter'] },
+  });
+};
+
+/** Runs the `fleet` command as a user would, sampling its resident memory; resolves with its exit code, stdout and peak RSS. */
+function runCli(args: string[], url: string): Promise<{ code: number; stdout: string; stderr: string; peakRss: number; ms: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['client/bin/fleet.mjs', ...args], { env: { ...process.env, FLEET_URL: url }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let peakRss = 0;
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  // The CLI runs through tsx: its node process is the child's child; sample the whole tree.
+  const sample = () => {
+    let total = 0;
+    for (const pid of processTree(child.pid ?? 0)) total += rssOf(pid);
+    peakRss = Math.max(peakRss, total);
+  };
+  const timer = setInterval(sample, RSS_SAMPLE_MS);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      resolve({ code: code ?? 1, stdout, stderr, peakRss, ms: performance.now() - started });
+    });
+  });
+}
+
+/** A process and its descendants (Linux /proc). */
+function processTree(root: number): number[] {
+  const out = [root];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
+      if (children) out.push(...children.split(/\s+/).map(Number));
+    } catch {
+      // gone already
+    }
+  }
+  return out;
+}
+
+/**
+ * A million tasks of ~200 bytes (a ~200 MB JSON Lines file), submitted with
+ * `fleet submit big.jsonl --watch`: uploaded to the presigned URL, validated
+ * in one streamed pass, run to completed, then exported and downloaded with
+ * `fleet results <id> --out`. Checks exact counts and one result per task.
+ */
+async function millionTaskFile(url: string, dynamoDbPid: number): Promise<boolean> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'fleet-bench-file-'));
+  try {
+    const file = path.join(dir, 'big.jsonl');
+    const out = createWriteStream(file);
+    for (let i = 0; i < FILE_TASKS; i++) if (!out.write(`${fileTask(i)}\n`)) await once(out, 'drain');
+    out.end();
+    await once(out, 'finish');
+    const bytes = statSync(file).size;
+    console.log(`\n== scenario f: ${FILE_TASKS.toLocaleString('en-US')} tasks of ~${Math.round(bytes / FILE_TASKS)} bytes (${(bytes / 1e6).toFixed(0)} MB file), echo, C = ${FILE_CONCURRENCY}, through \`fleet submit --watch\``);
+    await fetch(`${url}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ maxConcurrentWorkers: FILE_CONCURRENCY }) });
+
+    const rss = new RssSampler(dynamoDbPid);
+    rss.start();
+    const submit = await runCli(['submit', file, '--watch', '--interval', '2000', '--json'], url);
+    const fleetPeak = rss.stop();
+    const batchId = /"batchId"\s*:\s*"([^"]+)"/.exec(submit.stdout)?.[1] ?? /([0-9a-f]{8}-[0-9a-f-]{27})/.exec(submit.stdout)?.[1];
+    if (submit.code !== 0 || !batchId) {
+      console.log(`!!!!! WARNING: scenario f: fleet submit exited ${submit.code}: ${submit.stderr.slice(-800)}`);
+      return false;
+    }
+    const status = (await (await fetch(`${url}/batches/${batchId}`)).json()) as BatchStatus;
+
+    const exportRss = new RssSampler(dynamoDbPid);
+    exportRss.start();
+    const download = path.join(dir, 'results.jsonl');
+    const results = await runCli(['results', batchId, '--out', download, '--interval', '1000'], url);
+    const exportPeak = exportRss.stop();
+    if (results.code !== 0) {
+      console.log(`!!!!! WARNING: scenario f: fleet results --out exited ${results.code}: ${results.stderr.slice(-800)}`);
+      return false;
+    }
+    const ids = new Set<string>();
+    let lines = 0;
+    let succeeded = 0;
+    for await (const row of createInterface({ input: createReadStream(download), crlfDelay: Infinity })) {
+      if (!row) continue;
+      lines++;
+      const result = JSON.parse(row) as TaskResult;
+      ids.add(result.taskId);
+      if (result.success) succeeded++;
+    }
+
+    const problems: string[] = [];
+    if (status.status !== 'completed') problems.push(`status is ${status.status}${status.error ? ` (${status.error})` : ''}`);
+    if (status.totalTasks !== FILE_TASKS || status.completedTasks !== FILE_TASKS || status.failedTasks !== 0) {
+      problems.push(`counts ${status.totalTasks}/${status.completedTasks}/${status.failedTasks}, expected ${FILE_TASKS}/${FILE_TASKS}/0`);
+    }
+    if (lines !== FILE_TASKS || ids.size !== FILE_TASKS || succeeded !== FILE_TASKS) problems.push(`export: ${lines} lines, ${ids.size} distinct tasks, ${succeeded} succeeded`);
+
+    const runS = status.startedAt && status.completedAt ? (status.completedAt - status.startedAt) / 1000 : Number.NaN;
+    const acceptedToStart = status.startedAt ? (status.startedAt - status.createdAt) / 1000 : Number.NaN;
+    const mb = (n: number) => Math.round(n / 1024 / 1024).toLocaleString('en-US');
+    console.log(
+      [
+        `file                          ${(bytes / 1e6).toFixed(1)} MB, ${FILE_TASKS.toLocaleString('en-US')} lines`,
+        `fleet submit --watch, wall    ${(submit.ms / 1000).toFixed(1)} s (upload, validation, queue, run)`,
+        `  submitted → started         ${acceptedToStart.toFixed(1)} s (validation and admission)`,
+        `  started → completed         ${runS.toFixed(1)} s = ${Math.round(FILE_TASKS / runS).toLocaleString('en-US')} tasks/s`,
+        `  end to end                  ${Math.round(FILE_TASKS / (submit.ms / 1000)).toLocaleString('en-US')} tasks/s`,
+        `fleet results --out, wall     ${(results.ms / 1000).toFixed(1)} s (export built, then downloaded: ${(statSync(download).size / 1e6).toFixed(0)} MB)`,
+        `peak RSS MB                   fleet ${mb(Math.max(fleetPeak.fleet, exportPeak.fleet))} · DynamoDB ${mb(Math.max(fleetPeak.dynamoDb, exportPeak.dynamoDb))} · fleet submit ${mb(submit.peakRss)} · fleet results ${mb(results.peakRss)}`,
+        `verified                      ${problems.length === 0 ? `completed, ${FILE_TASKS.toLocaleString('en-US')} results, one per task` : 'NO'}`,
+      ].join('\n'),
+    );
+    for (const problem of problems) console.log(`!!!!! WARNING: scenario f: ${problem}`);
+    return problems.length === 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<number> {
   let scenarios: Scenario[];
   try {
     scenarios = scenariosFromArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|m|q|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
+      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|f|m|q|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
     );
     return 2;
   }
@@ -533,13 +669,15 @@ async function main(): Promise<number> {
     // A million short tasks are a ~47 MB request body; on AWS, API Gateway takes at most 10 MB
     // and Lambda 6 MB, so this one request is possible only with those limits lifted.
     maxBodyBytes: 64 * 1024 * 1024,
-    liftApiLimits: true,
+    // Scenario f goes by the file path, under AWS's limits.
+    liftApiLimits: values.scenario !== 'f',
   });
   console.log(`local fleet at ${fleet.url} (${onDisk ? 'on disk: LevelDB and the execution journal' : 'in memory'}); Node ${process.version}`);
   const rows: Row[] = [];
   let failed = false;
   try {
-    if (scenarios.length === 0) failed = !(values.scenario === 'q' ? await manyWaitingBatches(fleet.url) : await memoryAcrossBatches(fleet.url));
+    if (values.scenario === 'f') failed = !(await millionTaskFile(fleet.url, fleet.dynamoDbPid));
+    else if (scenarios.length === 0) failed = !(values.scenario === 'q' ? await manyWaitingBatches(fleet.url) : await memoryAcrossBatches(fleet.url));
     for (const s of scenarios) {
       try {
         const { row, problems } = await runScenario(fleet.url, fleet.dynamoDbPid, s);
