@@ -235,6 +235,8 @@ const COMMANDS: Record<string, Command> = {
       ...(priority !== undefined ? { priority } : {}),
       ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}),
       onUploadProgress: (sent, total) => upload.update(sent, total),
+      // Ctrl-C stops an upload that may take minutes.
+      ...(io.interrupt ? { signal: io.interrupt } : {}),
     };
     let batchId: string;
     try {
@@ -255,6 +257,10 @@ const COMMANDS: Record<string, Command> = {
           throw error;
         }
       }
+    } catch (error) {
+      upload.stop();
+      if (io.interrupt?.aborted) err('\nfleet: interrupted during the submit; run "fleet list" to see whether the batch was created');
+      throw error;
     } finally {
       upload.stop();
     }

@@ -47,10 +47,16 @@ class Capture extends Writable {
   }
 }
 
-async function fleet(args: string[], options: { env?: Record<string, string>; tty?: boolean } = {}) {
+async function fleet(args: string[], options: { env?: Record<string, string>; tty?: boolean; interrupt?: AbortSignal } = {}) {
   const stdout = new Capture(options.tty);
   const stderr = new Capture(options.tty);
-  const code = await main(args, { stdout, stderr, stdin: new PassThrough(), env: { FLEET_URL: api.url, ...options.env } });
+  const code = await main(args, {
+    stdout,
+    stderr,
+    stdin: new PassThrough(),
+    env: { FLEET_URL: api.url, ...options.env },
+    ...(options.interrupt ? { interrupt: options.interrupt } : {}),
+  });
   return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
@@ -138,6 +144,20 @@ describe('fleet submit: inline or file', () => {
     expect(run.code).toBe(EXIT.failed);
     expect(run.stderr).toMatch(/fleet: PUT tasks file: the presigned URL has expired/);
     expect(run.stdout).toBe('');
+  });
+
+  it('Ctrl-C stops a big submit: exit 130, and no batch is submitted', async () => {
+    api = await startFakeFilesApi();
+    const file = path.join(dir, 'interrupted.jsonl');
+    await writeFile(file, jsonLines(tasksOf(100)));
+    const interrupt = new AbortController();
+    interrupt.abort(new DOMException('interrupted', 'AbortError'));
+
+    const run = await fleet(['submit', file], { env: SMALL, interrupt: interrupt.signal });
+
+    expect(run.code).toBe(EXIT.interrupted);
+    expect(run.stderr).toContain('interrupted during the submit');
+    expect(routes().filter((r) => r === 'POST /batches' || r.startsWith('PUT'))).toEqual([]);
   });
 
   it('FLEET_MAX_INLINE_BYTES must be a whole number', async () => {
