@@ -751,7 +751,7 @@ function printValidationErrors(out: (line?: string) => void, status: BatchStatus
   const errors = status.validationErrors ?? [];
   if (errors.length === 0) return;
   out(`invalid tasks file: ${errors.length}${status.validationErrorsTruncated ? '+' : ''} bad line${errors.length === 1 && !status.validationErrorsTruncated ? '' : 's'}`);
-  for (const { line, field, message } of errors) out(`  line ${line}: ${field}: ${message}`);
+  for (const { line, field, message } of errors) out(`  line ${line}: ${field ? `${field}: ` : ''}${message}`);
   if (status.validationErrorsTruncated) out(`  ... more bad lines not kept: the API keeps the first ${errors.length}`);
 }
 

@@ -27,8 +27,8 @@ export interface TasksFileProgress {
 export interface TasksFileError {
   /** 1-based line of the file. */
   line: number;
-  /** The field at fault, e.g. `id`. */
-  field: string;
+  /** The field at fault, e.g. `id`; absent when the line as a whole is at fault (not JSON, too long). */
+  field?: string;
   message: string;
 }
 

@@ -172,18 +172,36 @@ describe('a file batch that fails validation', () => {
   it('--watch ends with exit 1 and lists each bad line (line, field, message); status lists them too', async () => {
     api = await startFakeFilesApi();
     const file = path.join(dir, 'bad.jsonl');
-    await writeFile(file, `${jsonLines(tasksOf(100))}{"id":"t5","type":"sleep"}\n{"type":"sleep"}\n`);
+    await writeFile(file, `${jsonLines(tasksOf(100))}{"id":"t5","type":"sleep"}\n{"type":"sleep"}\n{"id":\n`);
 
     const run = await fleet(['submit', file, '--watch', '--interval', '1'], { env: SMALL });
 
     expect(run.code).toBe(EXIT.failed);
     const lines = run.stdout.trimEnd().split('\n');
-    expect(lines[1]).toMatch(/^failed: 0 succeeded, 0 failed of 0: tasksFile: 2 invalid line/);
-    expect(lines.slice(2)).toEqual(['invalid tasks file: 2 bad lines', '  line 101: id: duplicate task id "t5"', '  line 102: id: must be a non-empty string']);
+    expect(lines[1]).toMatch(/^failed: 0 succeeded, 0 failed of 0: tasksFile: 3 invalid line/);
+    expect(lines.slice(2)).toEqual([
+      'invalid tasks file: 3 bad lines',
+      '  line 101: id: duplicate task id "t5"',
+      '  line 102: id: must be a non-empty string',
+      '  line 103: is not valid JSON',
+    ]);
 
     const status = await fleet(['status', lines[0] ?? '']);
-    expect(status.stdout).toContain('tasks file  invalid, 102 lines read');
+    expect(status.stdout).toContain('tasks file  invalid, 103 lines read');
     expect(status.stdout).toContain('  line 101: id: duplicate task id "t5"');
+  });
+  it('says when the API kept only the first 100 bad lines', async () => {
+    api = await startFakeFilesApi();
+    const file = path.join(dir, 'many-bad.jsonl');
+    await writeFile(file, '{"type":"sleep"}\n'.repeat(150));
+
+    const run = await fleet(['submit', file, '--watch', '--interval', '1'], { env: SMALL });
+
+    expect(run.code).toBe(EXIT.failed);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[2]).toBe('invalid tasks file: 100+ bad lines');
+    expect(lines.filter((line) => /^ {2}line \d+: id: /.test(line))).toHaveLength(100);
+    expect(lines.at(-1)).toBe('  ... more bad lines not kept: the API keeps the first 100');
   });
 });
 

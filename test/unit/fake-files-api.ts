@@ -48,7 +48,7 @@ interface FakeBatch {
   reads: number;
   file: boolean;
   /** What the file's validation will decide on the next read. */
-  pendingErrors: { line: number; field: string; message: string }[];
+  pendingErrors: { line: number; field?: string; message: string }[];
 }
 
 export interface FakeFilesApi {
@@ -180,7 +180,7 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
         try {
           value = JSON.parse(text);
         } catch {
-          errors.push({ line, field: 'line', message: 'is not valid JSON' });
+          errors.push({ line, message: 'is not valid JSON' });
           return;
         }
         const task = value as { id?: unknown; type?: unknown };

@@ -247,7 +247,7 @@ describe('submitTasksFile', () => {
     expect(seen).toEqual(['pending/validating', 'failed/invalid']);
     expect(final.validationErrors).toEqual([
       { line: 2, field: 'id', message: 'duplicate task id "a"' },
-      { line: 3, field: 'line', message: 'is not valid JSON' },
+      { line: 3, message: 'is not valid JSON' },
     ]);
     expect(final.validationErrorsTruncated).toBe(false);
   });
