@@ -101,7 +101,9 @@ export interface FleetClientOptions {
    */
   maxRetries?: number;
   /**
-   * The fetch to use, e.g. one with a proxy agent.
+   * The fetch to use, e.g. one with a proxy agent. Used for every request
+   * but a tasks file's PUT to S3, which goes through node:http(s): Node's
+   * fetch reads a streamed request body ahead without bound.
    * @default globalThis.fetch
    */
   fetch?: typeof fetch;
@@ -326,7 +328,7 @@ export class FleetClient<TData = unknown, TResult = unknown> {
         request: 'PUT tasks file',
       });
     }
-    await putObject(upload.url, file, this.transferOptions(options.signal, options.onUploadProgress));
+    await putObject(upload.url, file, { ...this.transferOptions(options.signal, options.onUploadProgress), expiresAt: upload.expiresAt });
     return this.submitUploadedTasks(upload.uploadId, { ...options, idempotencyKey });
   }
 

@@ -5,6 +5,8 @@
  * connection) from the file's start: a presigned single PUT cannot resume.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { rename, rm } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -83,10 +85,29 @@ export interface TransferOptions {
   onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
-/** PUTs `body` to a presigned URL. Resolves with S3's ETag. */
-export async function putObject(url: string, body: ReopenableBody, options: TransferOptions): Promise<{ etag: string | undefined }> {
+/**
+ * PUTs `body` to a presigned URL. Resolves with S3's ETag.
+ *
+ * Sent with node:http(s), not fetch: Node's fetch reads a streamed request
+ * body ahead of the socket without bound (a 300 MB file sat whole in memory),
+ * while a piped http request waits for the socket to drain.
+ */
+export async function putObject(url: string, body: ReopenableBody, options: TransferOptions & { expiresAt?: string }): Promise<{ etag: string | undefined }> {
   const label = 'PUT tasks file';
+  const expiresAtMs = options.expiresAt ? Date.parse(options.expiresAt) : Number.NaN;
+  const expired = () =>
+    new FleetTransferError({
+      message: `${label}: the presigned URL has expired (at ${options.expiresAt}); start again to get a new URL`,
+      code: 'AccessDenied',
+      status: 403,
+      request: label,
+    });
+  let attempt = 0;
   return withRetries(options, async () => {
+    // A retry of an expired URL cannot succeed. S3 may also close the
+    // connection on an early 403, which would otherwise look like a network
+    // error. The first attempt always goes: S3's clock decides, not ours.
+    if (attempt++ > 0 && Date.now() > expiresAtMs) throw expired();
     const watchdog = new Watchdog(options.stallMs);
     const signal = options.signal ? AbortSignal.any([options.signal, watchdog.signal]) : watchdog.signal;
     const source = body.open();
@@ -106,29 +127,42 @@ export async function putObject(url: string, body: ReopenableBody, options: Tran
         done(sent === body.bytes ? null : (bodyError = changed()));
       },
     });
-    source.once('error', (error) => {
-      bodyError ??= error;
-      counter.destroy(error);
-    });
-    source.pipe(counter);
+    source.once('error', (error) => (bodyError ??= error));
     options.onProgress?.(0, body.bytes);
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     try {
-      const init = {
-        method: 'PUT',
+      return await new Promise<{ etag: string | undefined }>((resolve, reject) => {
         // Content-Length only: the URL is presigned, so an Authorization header
         // would be a second auth mechanism, which S3 refuses.
-        headers: { 'content-length': String(body.bytes) },
-        body: Readable.toWeb(counter) as unknown as ReadableStream<Uint8Array>,
-        duplex: 'half',
-        signal,
-      } as RequestInit;
-      const response = await options.fetch(url, init);
-      watchdog.touch();
-      const text = await response.text();
-      if (!response.ok) throw s3Error(response.status, text, label);
-      return { etag: response.headers.get('etag') ?? undefined };
+        const req = send(target, { method: 'PUT', headers: { 'content-length': String(body.bytes) }, signal }, (res) => {
+          const status = res.statusCode ?? 0;
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            watchdog.touch();
+            if (size < 64 * 1024) chunks.push(chunk);
+            size += chunk.length;
+          });
+          // S3 may answer an error before it has read the whole body, then close:
+          // its answer, not the broken pipe, is what happened.
+          const settle = () => {
+            if (status >= 200 && status < 300) resolve({ etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined });
+            else reject(s3Error(status, Buffer.concat(chunks).toString('utf8'), label));
+          };
+          res.once('end', settle);
+          res.once('close', () => (status >= 200 && status < 300 && !res.complete ? reject(new Error('the answer was cut')) : settle()));
+          res.once('error', reject);
+        });
+        req.once('error', reject);
+        pipeline(source, counter, req).catch((error: unknown) => {
+          if (bodyError) reject(bodyError);
+          else req.destroy(error instanceof Error ? error : new Error(String(error)));
+        });
+      });
     } catch (error) {
       if (bodyError) throw bodyError;
+      if (!(error instanceof FleetTransferError) && Date.now() > expiresAtMs) throw expired();
       throw transferFailure(error, label, watchdog, options);
     } finally {
       watchdog.stop();
