@@ -26,6 +26,7 @@ import { BATCH_RECORD_PARTITION_PATTERN, WORKER_PARTITION_PATTERNS } from '../la
 import { DEFAULT_DEAD_BAND, DEFAULT_TASKS_PER_WORKER, parseAutoscalingPolicy } from '../lambdas/domain/autoscaling';
 import { taskTypeSchema } from '../lambdas/domain/schemas';
 import { BatchWorkflow } from './batch-workflow';
+import { FileJobsWorkflow } from './file-jobs-workflow';
 import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -225,6 +226,13 @@ export interface FleetProps {
    * @default - none: maxConcurrentWorkers changes only when someone sets it
    */
   readonly autoscaling?: FleetAutoscalingProps;
+  /**
+   * Buckets whose objects a batch may name as its tasks file
+   * (`{"tasksFile": "s3://bucket/key"}`), so data already in S3 never passes
+   * through a client. Fleet's roles get read access to these buckets only.
+   * @default - none: tasks files come through POST /batches/uploads only
+   */
+  readonly tasksFileBuckets?: readonly string[];
 }
 
 export class Fleet extends Construct {
@@ -245,6 +253,10 @@ export class Fleet extends Construct {
   /** Invokes the admission reconciler every minute. */
   readonly admissionReconcilerSchedule: scheduler.Schedule;
   readonly stateMachine: sfn.StateMachine;
+  /** Validates tasks files and builds results exports (infra/file-jobs-workflow.ts). */
+  readonly fileJobsFunction: nodejs.NodejsFunction;
+  /** One execution per tasks file to validate and per results export to build. */
+  readonly fileJobsStateMachine: sfn.StateMachine;
   readonly httpApi: apigw.HttpApi;
   /** The API's `$default` stage, with its throttling and access log. */
   readonly apiStage: apigw.HttpStage;
@@ -309,8 +321,12 @@ export class Fleet extends Construct {
       enforceSSL: true,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'tasks-bucket/',
-      // Task files and Map Run exports live as long as the batches they belong to.
-      lifecycleRules: [{ expiration: Duration.days(retentionDays + 1) }],
+      // Task files, results exports and Map Run outputs live as long as the batches they belong to;
+      // an upload never submitted, a day; a multipart write that stopped midway, a day.
+      lifecycleRules: [
+        { expiration: Duration.days(retentionDays + 1), abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        { prefix: 'uploads/', expiration: Duration.days(1) },
+      ],
       removalPolicy,
     });
 
@@ -421,11 +437,47 @@ export class Fleet extends Construct {
       comment: 'Fleet: one execution per batch, named after the batch id.',
     });
 
+    const tasksFileBuckets = [...(props.tasksFileBuckets ?? [])];
+    for (const bucket of tasksFileBuckets) {
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`Fleet tasksFileBuckets: "${bucket}" is not an S3 bucket name`);
+    }
+    const tasksFileObjects = tasksFileBuckets.map((bucket) => `arn:${Stack.of(this).partition}:s3:::${bucket}/*`);
+    const maxTasksPerBatch = String(props.maxTasksPerBatch ?? 100_000);
+
+    // Tasks files: validated in one streamed pass (a 15-minute Lambda reads and
+    // rewrites a few GB), and results exports built, each in its own execution.
+    this.fileJobsFunction = fn('FileJobsFunction', 'lambdas/file-jobs.ts', 'handler', {
+      environment: { TASKS_BUCKET: this.tasksBucket.bucketName, STATE_MACHINE_ARN: this.stateMachine.stateMachineArn, FLEET_MAX_TASKS_PER_BATCH: maxTasksPerBatch },
+      timeout: Duration.minutes(15),
+      // 8 bytes per task id (a 10-million-task file checks its ids in 80 MB), sort runs of 64 MB, and multipart parts.
+      memorySize: 2048,
+    });
+    this.table.grant(this.fileJobsFunction, ...TABLE_READ_WRITE_ACTIONS);
+    this.fileJobsFunction.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+        resources: [this.tasksBucket.arnForObjects('batches/*'), this.tasksBucket.arnForObjects('uploads/*')],
+      }),
+    );
+    if (tasksFileObjects.length > 0) {
+      this.fileJobsFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: tasksFileObjects }));
+    }
+    const fileJobs = new FileJobsWorkflow(this, 'FileJobs', { fileJobsFunction: this.fileJobsFunction });
+    this.fileJobsStateMachine = new sfn.StateMachine(this, 'FileJobsStateMachine', {
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      logs: { destination: this.stateMachineLogs, level: props.stateMachineLogLevel ?? sfn.LogLevel.ERROR, includeExecutionData: false },
+      tracingEnabled: tracing,
+      definitionBody: sfn.DefinitionBody.fromChainable(fileJobs.definition),
+      comment: 'Fleet: validates tasks files (prepare-<batchId>) and builds results exports (export-<batchId>-<n>).',
+    });
+
     this.apiFunction = fn('ApiFunction', 'lambdas/api.ts', 'handler', {
       environment: {
         TASKS_BUCKET: this.tasksBucket.bucketName,
         STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
-        FLEET_MAX_TASKS_PER_BATCH: String(props.maxTasksPerBatch ?? 100_000),
+        FILE_JOBS_STATE_MACHINE_ARN: this.fileJobsStateMachine.stateMachineArn,
+        FLEET_MAX_TASKS_PER_BATCH: maxTasksPerBatch,
+        FLEET_TASKS_FILE_BUCKETS: tasksFileBuckets.join(','),
       },
       // Parsing and storing a 100,000-task batch.
       memorySize: 1024,
@@ -444,8 +496,16 @@ export class Fleet extends Construct {
     // DescribeExecution: capacity held by a batch whose execution ended is reclaimed.
     // RedriveExecution: retry-failed redrives a batch whose execution itself failed.
     this.stateMachine.grantExecution(this.apiFunction, 'states:StopExecution', 'states:ListMapRuns', 'states:DescribeExecution', 'states:RedriveExecution');
-    // retry-failed reads a batch's tasks file back to write the tasks it runs again.
-    this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
+    // retry-failed reads a batch's tasks file back to write the tasks it runs again; a submit
+    // looks at an upload (HeadObject); an export's presigned URL reads with this role.
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [this.tasksBucket.arnForObjects('batches/*'), this.tasksBucket.arnForObjects('uploads/*')] }),
+    );
+    // A submit naming s3://bucket/key checks the object (HeadObject) in an allowed bucket.
+    if (tasksFileObjects.length > 0) this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: tasksFileObjects }));
+    this.fileJobsStateMachine.grantStartExecution(this.apiFunction);
+    // A cancel stops its batch's file validation.
+    this.fileJobsStateMachine.grantExecution(this.apiFunction, 'states:StopExecution');
     const updateMapRuns = new iam.PolicyStatement({
       actions: ['states:UpdateMapRun'],
       resources: [
@@ -469,7 +529,8 @@ export class Fleet extends Construct {
       resourceName: `${this.stateMachine.stateMachineName}:*`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
-    const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role].filter((role): role is iam.IRole => !!role);
+    // The file jobs queue a validated batch, which admits it as a submit does.
+    const lifecycleRoles = [this.startBatchFunction.role, this.finishBatchFunction.role, this.fileJobsFunction.role].filter((role): role is iam.IRole => !!role);
     const capacitySharing = new iam.Policy(this, 'CapacitySharingPolicy', {
       roles: lifecycleRoles,
       statements: [

@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { z } from 'zod';
-import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
+import { dynamo, loadEnv, s3, s3ForPresigning, sfn } from './adapters/clients';
 import { DynamoBatchMaintenance } from './adapters/batch-maintenance';
 import { DynamoBatchRepository } from './adapters/batch-repository';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
@@ -14,6 +14,10 @@ import { DynamoRetryStore } from './adapters/retry-store';
 import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
 import { DynamoStorageHealth } from './adapters/storage-health';
+import { S3FileStorage } from './adapters/file-storage';
+import { DynamoUploadStore } from './adapters/upload-store';
+import { DynamoResultsExportStore } from './adapters/results-export-store';
+import { StepFunctionsFileJobs } from './adapters/file-jobs';
 import { count, countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
@@ -26,6 +30,9 @@ const env = loadEnv({
   TABLE_NAME: z.string().min(1),
   TASKS_BUCKET: z.string().min(1),
   STATE_MACHINE_ARN: z.string().min(1),
+  FILE_JOBS_STATE_MACHINE_ARN: z.string().min(1),
+  /** Buckets a batch may name as s3://bucket/key, comma separated. */
+  FLEET_TASKS_FILE_BUCKETS: z.string().default(''),
   FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
   FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().default(LIMITS.bodyBytes),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
@@ -45,6 +52,13 @@ const service = new FleetService({
   retry: { store: retryStore, taskFiles: new S3RetryTaskFiles(s3(), env.TASKS_BUCKET), workflow },
   activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
   idempotency: new DynamoIdempotencyStore(dynamo(), env.TABLE_NAME),
+  files: {
+    storage: new S3FileStorage(s3(), env.TASKS_BUCKET, s3ForPresigning()),
+    uploads: new DynamoUploadStore(dynamo(), env.TABLE_NAME),
+    jobs: new StepFunctionsFileJobs(sfn(), env.FILE_JOBS_STATE_MACHINE_ARN),
+    exports: new DynamoResultsExportStore(dynamo(), env.TABLE_NAME),
+    allowedBuckets: env.FLEET_TASKS_FILE_BUCKETS.split(',').map((name) => name.trim()).filter(Boolean),
+  },
   limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
   retentionDays: env.FLEET_RETENTION_DAYS,
 });
@@ -129,6 +143,11 @@ const routes: Route[] = [
     },
   },
   {
+    // Before /batches/{id}: "uploads" is not a batch id here.
+    pattern: /^\/batches\/uploads$/,
+    methods: { POST: async () => json(201, await service.createUpload()) },
+  },
+  {
     pattern: /^\/batches\/([^/]+)$/,
     methods: {
       GET: async (_event, [id]) => json(200, await service.getBatchStatus(parseBatchId(id))),
@@ -148,6 +167,16 @@ const routes: Route[] = [
       GET: async (event, [id]) => {
         const page = await service.getBatchResults(parseBatchId(id), parseLimit(query(event, 'limit'), 100), query(event, 'cursor') || undefined);
         return json(200, { results: page.items, nextCursor: page.nextCursor });
+      },
+    },
+  },
+  {
+    pattern: /^\/batches\/([^/]+)\/results\/export$/,
+    methods: {
+      // 200 with a URL once the file is built; 202 while it is (the first call starts it).
+      GET: async (_event, [id]) => {
+        const exported = await service.exportResults(parseBatchId(id));
+        return json(exported.status === 'ready' ? 200 : 202, exported);
       },
     },
   },

@@ -286,11 +286,13 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   }
   ddb.destroy();
   const s3 = new S3Client({ region: LOCAL_REGION, endpoint: endpoints.s3, forcePathStyle: true, credentials });
-  for (const bucket of resources.buckets) {
+  // The template's buckets, and the deployer's own that batches may name as s3://bucket/key
+  // (FleetProps.tasksFileBuckets): on AWS those exist already; here they are made, empty.
+  for (const name of [...resources.buckets.map((bucket) => bucket.name), ...(options.fleetProps?.tasksFileBuckets ?? [])]) {
     try {
-      await s3.send(new HeadBucketCommand({ Bucket: bucket.name }));
+      await s3.send(new HeadBucketCommand({ Bucket: name }));
     } catch {
-      await s3.send(new CreateBucketCommand({ Bucket: bucket.name }));
+      await s3.send(new CreateBucketCommand({ Bucket: name }));
     }
   }
   const objects: ObjectStore = {
@@ -335,7 +337,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     ...(options.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: options.expressMaxDurationMs } : {}),
     journal,
   });
-  stepFunctions.createStateMachine(resources.stateMachine.arn, resources.stateMachine.definition);
+  for (const machine of resources.stateMachines) stepFunctions.createStateMachine(machine.arn, machine.definition);
   const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
 
   // The handlers read their configuration from the environment, as on Lambda.

@@ -68,7 +68,17 @@ export interface LocalResources {
   functions: LocalFunction[];
   /** Enabled schedules (the autoscaler's); empty without autoscaling. */
   schedules: LocalSchedule[];
-  stateMachine: { logicalId: string; arn: string; name: string; definition: string };
+  /** The batch state machine: the one with the Distributed Map. */
+  stateMachine: LocalStateMachine;
+  /** Every state machine of the template, the batch one included (the file jobs' too). */
+  stateMachines: LocalStateMachine[];
+}
+
+export interface LocalStateMachine {
+  logicalId: string;
+  arn: string;
+  name: string;
+  definition: string;
 }
 
 /** A local name for a resource: lower-case, so it is also a valid bucket name. */
@@ -157,7 +167,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
     return Object.fromEntries(entries.map(([k, v]) => [k, resolve(v)]));
   };
 
-  const out: LocalResources = { tables: [], buckets: [], queues: [], functions: [], schedules: [], stateMachine: undefined as never };
+  const out: LocalResources = { tables: [], buckets: [], queues: [], functions: [], schedules: [], stateMachine: undefined as never, stateMachines: [] };
   for (const [id, resource] of Object.entries(resources)) {
     const props = resource.Properties ?? {};
     if (resource.Type === 'AWS::DynamoDB::Table') {
@@ -190,10 +200,12 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
       });
     } else if (resource.Type === 'AWS::StepFunctions::StateMachine') {
       const definition = resolve(props.DefinitionString) as string;
-      out.stateMachine = { logicalId: id, arn: physical.get(id)?.arn ?? '', name: localName(id), definition };
+      out.stateMachines.push({ logicalId: id, arn: physical.get(id)?.arn ?? '', name: localName(id), definition });
     }
   }
-  if (!out.stateMachine) throw new Error('the template has no state machine');
+  const batchMachine = out.stateMachines.find((machine) => machine.definition.includes('"DISTRIBUTED"')) ?? out.stateMachines[0];
+  if (!batchMachine) throw new Error('the template has no state machine');
+  out.stateMachine = batchMachine;
   return out;
 }
 

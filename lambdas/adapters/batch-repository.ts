@@ -16,7 +16,9 @@ import {
 import { COUNTER_SHARDS, RESULT_SHARDS, progressOf, randomCounterShard, shardOf } from '../domain/batch';
 import { DEFAULT_CONFIG, LIMITS } from '../domain/config';
 import { ValidationError } from '../domain/errors';
+import type { TasksFileBatches } from '../domain/file-jobs';
 import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
+import type { TasksFileError, TasksFileState } from '../domain/tasks-file';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
 import { FINISHED_STATES } from '../domain/types';
 import { escapedJsonBytes } from '../domain/payload-size';
@@ -119,6 +121,9 @@ function toRecord(item: Item): BatchRecord {
     tasksKey: item.tasksKey as string,
     ...(typeof item.error === 'string' ? { error: item.error } : {}),
     ...(typeof item.expiresAt === 'number' ? { expiresAt: item.expiresAt } : {}),
+    ...(item.tasksFile ? { tasksFile: item.tasksFile as TasksFileState } : {}),
+    ...(Array.isArray(item.validationErrors) ? { validationErrors: item.validationErrors as TasksFileError[] } : {}),
+    ...(item.validationErrorsTruncated === true ? { validationErrorsTruncated: true } : {}),
   };
 }
 
@@ -134,6 +139,10 @@ export function statusOf(record: BatchRecord, completedTasks: number, failedTask
     startedAt: record.startedAt,
     completedAt: record.completedAt,
     ...(record.error ? { error: record.error } : {}),
+    ...(record.tasksFile ? { tasksFile: { state: record.tasksFile.state, linesRead: record.tasksFile.linesRead } } : {}),
+    ...(record.validationErrors
+      ? { validationErrors: record.validationErrors, validationErrorsTruncated: record.validationErrorsTruncated === true }
+      : {}),
   };
 }
 
@@ -158,7 +167,7 @@ const itemId = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 /** A batch stored before its record named its counter layout: its counts may be in the legacy counters. */
 const hasLegacyCounters = (item: Item) => item[COUNTER_LAYOUT_ATTRIBUTE] === undefined;
 
-export class DynamoBatchRepository implements BatchRepository {
+export class DynamoBatchRepository implements BatchRepository, TasksFileBatches {
   /**
    * A batch's results recorded while one of its counter writes is in flight
    * (the local fleet runs many invocations in one process) share the next
@@ -423,6 +432,61 @@ export class DynamoBatchRepository implements BatchRepository {
       ),
     );
     return finished !== undefined;
+  }
+
+  /** Only while the batch is pending with its file validating: a cancel stops the validation at its next progress write. */
+  private static readonly VALIDATING = 'attribute_exists(pk) AND #s = :pending AND tasksFile.#state = :validating';
+
+  private async updateValidating(batchId: string, update: string, names: Record<string, string>, values: Record<string, unknown>): Promise<boolean> {
+    const updated = await unlessConditionFails(() =>
+      this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: batchKey(batchId),
+          UpdateExpression: update,
+          ConditionExpression: DynamoBatchRepository.VALIDATING,
+          ExpressionAttributeNames: { '#s': 'status', '#state': 'state', ...names },
+          ExpressionAttributeValues: { ':pending': 'pending', ':validating': 'validating', ...values },
+        }),
+      ),
+    );
+    return updated !== undefined;
+  }
+
+  progress(batchId: string, linesRead: number): Promise<boolean> {
+    return this.updateValidating(batchId, 'SET tasksFile.linesRead = :lines', {}, { ':lines': linesRead });
+  }
+
+  ready(batchId: string, fields: { totalTasks: number; longestTaskTimeoutMs: number; linesRead: number }): Promise<boolean> {
+    return this.updateValidating(
+      batchId,
+      'SET tasksFile.#state = :ready, tasksFile.linesRead = :lines, totalTasks = :total, longestTaskTimeoutMs = :longest',
+      {},
+      { ':ready': 'ready', ':lines': fields.linesRead, ':total': fields.totalTasks, ':longest': fields.longestTaskTimeoutMs },
+    );
+  }
+
+  invalid(
+    batchId: string,
+    fields: { error: string; validationErrors: TasksFileError[]; truncated: boolean; linesRead: number; completedAt: number; expiresAt: number },
+  ): Promise<boolean> {
+    return this.updateValidating(
+      batchId,
+      'SET #s = :failed, tasksFile.#state = :invalid, tasksFile.linesRead = :lines, #e = :error, validationErrors = :errors, ' +
+        'validationErrorsTruncated = :truncated, completedTasks = :zero, failedTasks = :zero, completedAt = :at, expiresAt = :exp REMOVE #active',
+      { '#e': 'error', '#active': TABLE_KEYS.activePartitionKey },
+      {
+        ':failed': 'failed',
+        ':invalid': 'invalid',
+        ':lines': fields.linesRead,
+        ':error': fields.error.slice(0, 2000),
+        ':errors': fields.validationErrors,
+        ':truncated': fields.truncated,
+        ':zero': 0,
+        ':at': fields.completedAt,
+        ':exp': fields.expiresAt,
+      },
+    );
   }
 
   async listActiveBatchIds(): Promise<string[]> {

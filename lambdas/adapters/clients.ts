@@ -15,6 +15,7 @@ import { tracer } from './observability';
 
 let documentClient: DynamoDBDocumentClient | undefined;
 let s3Client: S3Client | undefined;
+let s3PresignClient: S3Client | undefined;
 let sfnClient: SFNClient | undefined;
 let sqsClient: SQSClient | undefined;
 
@@ -33,6 +34,17 @@ export function s3(): S3Client {
   // A local S3 endpoint serves buckets by path, not by virtual host.
   s3Client ??= tracer.captureAWSv3Client(new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) }));
   return s3Client;
+}
+
+/**
+ * For presigned URLs only. With the SDK's default (checksums WHEN_SUPPORTED),
+ * a presigned PutObject carries the CRC32 of an empty body
+ * (x-amz-checksum-crc32=AAAAAA==), and S3 refuses the real file with BadDigest:
+ * https://github.com/aws/aws-sdk-js-v3/issues/6810. WHEN_REQUIRED leaves it out.
+ */
+export function s3ForPresigning(): S3Client {
+  s3PresignClient ??= new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3), requestChecksumCalculation: 'WHEN_REQUIRED' });
+  return s3PresignClient;
 }
 
 export function sfn(): SFNClient {

@@ -12,6 +12,8 @@
  *   FLEET             / CONFIG                      the fleet's config
  *   FLEET             / CAPACITY                    running batches' shares of the cap
  *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
+ *   UPLOAD#<id>       / UPLOAD                      an upload of a tasks file (upload-store.ts)
+ *   EXPORT#<batchId>  / EXPORT                      a batch's results export (results-export-store.ts)
  *
  * One module, so the adapters that share a batch's items cannot drift apart.
  */
@@ -53,6 +55,9 @@ export const queueKey = (rank: number, batchId: string) => ({
   pk: QUEUE_PARTITION,
   sk: `${String(Math.round(rank + RANK_OFFSET)).padStart(16, '0')}#${batchId}`,
 });
+
+export const uploadKey = (uploadId: string) => ({ pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD' });
+export const exportKey = (batchId: string) => ({ pk: `EXPORT#${batchId}`, sk: 'EXPORT' });
 
 /** The running-workers registry's partition `shard` (fleet-activity.ts). */
 export const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;

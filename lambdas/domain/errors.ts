@@ -17,9 +17,10 @@ export class ValidationError extends FleetClientError {
   readonly code = 'validation_error';
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong, without the field: e.g. `must not be empty`. */
+    readonly problem: string,
   ) {
-    super(field ? `${field}: ${message}` : message);
+    super(field ? `${field}: ${problem}` : problem);
   }
 }
 

@@ -7,7 +7,9 @@ import { orderByPriority } from './batch';
 import { queuedBatchOf, type CapacityCoordinator } from './capacity-coordinator';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError, NotFoundError, ValidationError } from './errors';
+import { batchTasksKeyOf, exportKeyOf, uploadKeyOf, type FileJobs, type FileStorage, type ResultsExport, type ResultsExportStore } from './file-jobs';
+import { parseTasksFileRef, type TasksFileState, type UploadStore } from './tasks-file';
 import { fingerprintSubmitRequest, hashIdempotencyKey } from './idempotency';
 import type {
   BatchExecutionInput,
@@ -21,7 +23,16 @@ import type {
   TaskStore,
   WorkflowStarter,
 } from './ports';
-import { parseConfigPatch, parseSubmitRequest, parseWorkerCount, type SubmitLimits, type SubmitRequest } from './schemas';
+import {
+  namesTasksFile,
+  parseConfigPatch,
+  parseFileSubmitRequest,
+  parseSubmitRequest,
+  parseWorkerCount,
+  type FileSubmitRequest,
+  type SubmitLimits,
+  type SubmitRequest,
+} from './schemas';
 import { summarizeBatch, type BatchSummary } from './summary';
 import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently } from './fleet-activity';
 import type { FleetActivity } from './ports';
@@ -33,6 +44,42 @@ import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
 const SUMMARY_PAGE_SIZE = 1000;
 /** The results a page may carry: their escaped JSON, inside the API function's 6 MB response. */
 const RESULTS_PAGE_BYTES = LIMITS.bodyInPayloadBytes;
+
+/**
+ * How long an upload URL accepts its file, and an export URL serves it. An
+ * hour: a presigned URL stops working when the credentials that signed it
+ * expire, and a Lambda function's role credentials last a few hours at most.
+ * https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html
+ */
+export const FILE_URL_SECONDS = 3600;
+/** S3's largest single PUT: 5 GiB (https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html). */
+export const MAX_UPLOAD_BYTES = 5 * 1024 ** 3;
+/** An export build silent this long is presumed lost (its Lambda has at most 15 minutes) and built again. */
+const EXPORT_STALE_MS = 16 * 60_000;
+
+/** What batches of any size need: uploads, the file jobs, and the buckets batches may name. */
+export interface FileDeps {
+  storage: FileStorage;
+  uploads: UploadStore;
+  jobs: FileJobs;
+  exports: ResultsExportStore;
+  /** Buckets a batch may name as `s3://bucket/key` (FleetProps.tasksFileBuckets). */
+  allowedBuckets: readonly string[];
+}
+
+/** POST /batches/uploads. */
+export interface CreatedUpload {
+  uploadId: string;
+  url: string;
+  method: 'PUT';
+  expiresAt: string;
+  maxBytes: number;
+}
+
+/** GET /batches/{id}/results/export. */
+export type ExportStatus =
+  | { status: 'ready'; url: string; expiresAt: string; results: number; bytes: number }
+  | { status: 'building'; resultsWritten: number; previousError?: string };
 
 export interface FleetServiceDeps {
   repository: BatchRepository;
@@ -56,6 +103,8 @@ export interface FleetServiceDeps {
   activity?: FleetActivity;
   /** Idempotency-Key claims. Needed by submitBatchOnce only. @default - submitBatchOnce throws */
   idempotency?: IdempotencyStore;
+  /** Tasks files and results exports. @default - submitting a tasksFile, uploads and exports throw */
+  files?: FileDeps;
   /** What retry-failed needs. @default - retryFailed throws */
   retry?: Pick<RetryFailedDeps, 'store' | 'taskFiles' | 'workflow'>;
   limits?: SubmitLimits;
@@ -78,8 +127,15 @@ export class FleetService {
 
   /** Validates, stores the tasks in run order, records the batch and starts its execution. */
   async submitBatch(body: unknown): Promise<BatchStatus> {
-    const request = parseSubmitRequest(body, this.limits);
-    return (await this.createAndStart(this.newBatchId(), request)).status;
+    return (await this.create(this.newBatchId(), this.parseSubmit(body))).status;
+  }
+
+  private parseSubmit(body: unknown): SubmitRequest | FileSubmitRequest {
+    return namesTasksFile(body) ? parseFileSubmitRequest(body) : parseSubmitRequest(body, this.limits);
+  }
+
+  private create(batchId: string, request: SubmitRequest | FileSubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
+    return 'tasksFile' in request ? this.createFileBatch(batchId, request, keyHash) : this.createAndStart(batchId, request, keyHash);
   }
 
   /**
@@ -100,7 +156,7 @@ export class FleetService {
    */
   async submitBatchOnce(body: unknown, idempotencyKey: string): Promise<{ status: BatchStatus; created: boolean }> {
     if (!this.deps.idempotency) throw new Error('FleetService was built without idempotency; submitBatchOnce needs it');
-    const request = parseSubmitRequest(body, this.limits);
+    const request = this.parseSubmit(body);
     const now = this.now();
     const claim: IdempotencyRecord = {
       keyHash: hashIdempotencyKey(idempotencyKey),
@@ -115,16 +171,21 @@ export class FleetService {
     if (held.bodyHash !== claim.bodyHash) {
       throw new ConflictError('Idempotency-Key: this key was already used with a different request body; send a new key for a new batch');
     }
-    if (outcome.claimed) return this.createAndStart(held.batchId, request, held.keyHash);
+    if (outcome.claimed) return this.create(held.batchId, request, held.keyHash);
 
     const record = await this.deps.repository.getBatch(held.batchId);
     if (!record) {
       if (held.state === 'created') {
         throw new ConflictError(`Idempotency-Key: batch ${held.batchId} was submitted with this key and no longer exists (deleted or expired); send a new key to submit again`);
       }
-      return this.createAndStart(held.batchId, request, held.keyHash);
+      return this.create(held.batchId, request, held.keyHash);
     }
     if (held.state === 'creating') await this.deps.idempotency.markCreated(held.keyHash, held.batchId);
+    if ('tasksFile' in request || record.tasksFile) {
+      // Its validation may never have started (both steps are idempotent); once ready, the validation queued it.
+      if (record.status === 'pending' && record.tasksFile?.state === 'validating') await this.files('submitBatch').jobs.startPrepare(held.batchId);
+      return { status: await this.getBatchStatus(held.batchId), created: false };
+    }
     // A batch still pending whose execution is not running may never have been queued or started: do it (both are idempotent).
     if (record.status === 'pending' && !(await this.deps.workflow.isBatchRunning(held.batchId))) {
       const { bucket, key } = await this.tasks('submitBatchOnce').putTasks(held.batchId, orderByPriority(request.tasks));
@@ -186,6 +247,155 @@ export class FleetService {
   }
 
   /**
+   * The file path of submitBatch: checks the file is there (an upload of
+   * this fleet's, or an object in an allowed bucket), records the batch
+   * pending with its file `validating`, and starts the validation, which
+   * queues the batch once its tasks are known. Nothing reads the file here,
+   * so the answer comes at once whatever its size. Safe to run again for
+   * the same batch id, as createAndStart.
+   */
+  private async createFileBatch(batchId: string, request: FileSubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
+    const files = this.files('submitBatch');
+    const tasksFile = await this.resolveTasksFile(files, request.tasksFile, batchId);
+    const createdAt = this.now();
+    const record: BatchRecord = {
+      batchId,
+      status: 'pending',
+      // Known once the file is validated.
+      totalTasks: 0,
+      createdAt,
+      startedAt: null,
+      completedAt: null,
+      completedTasks: 0,
+      failedTasks: 0,
+      priority: request.priority,
+      longestTaskTimeoutMs: 0,
+      tasksKey: batchTasksKeyOf(batchId),
+      tasksFile,
+    };
+    let created = true;
+    try {
+      await this.deps.repository.createBatch(record);
+    } catch (error) {
+      if (!keyHash || !(await this.deps.repository.getBatch(batchId))) throw error;
+      created = false;
+    }
+    if (keyHash) await this.deps.idempotency?.markCreated(keyHash, batchId);
+    await files.jobs.startPrepare(batchId);
+    if (!created) return { status: await this.getBatchStatus(batchId), created };
+    return {
+      status: {
+        batchId,
+        status: 'pending',
+        totalTasks: 0,
+        completedTasks: 0,
+        failedTasks: 0,
+        progress: 0,
+        createdAt,
+        startedAt: null,
+        completedAt: null,
+        tasksFile: { state: 'validating', linesRead: 0 },
+      },
+      created,
+    };
+  }
+
+  /** Where the named file is, with the ETag it is validated against; every refusal names `tasksFile`. */
+  private async resolveTasksFile(files: FileDeps, value: string, batchId: string): Promise<TasksFileState> {
+    const ref = parseTasksFileRef(value);
+    if (ref.kind === 's3') {
+      if (!files.allowedBuckets.includes(ref.bucket)) {
+        throw new ValidationError(
+          'tasksFile',
+          `names the bucket "${ref.bucket}", which this fleet may not read; the deployer lists the buckets batches may name (FleetProps.tasksFileBuckets)` +
+            (files.allowedBuckets.length ? `: ${files.allowedBuckets.join(', ')}` : ', and lists none'),
+        );
+      }
+      const head = await files.storage.head(ref.bucket, ref.key);
+      if (!head) throw new ValidationError('tasksFile', `s3://${ref.bucket}/${ref.key} does not exist`);
+      if (head.bytes === 0) throw new ValidationError('tasksFile', `s3://${ref.bucket}/${ref.key} is empty; a tasks file holds one JSON task per line`);
+      return { source: 's3', bucket: ref.bucket, key: ref.key, etag: head.etag, bytes: head.bytes, state: 'validating', linesRead: 0 };
+    }
+    const upload = await files.uploads.get(ref.uploadId);
+    if (!upload) throw new ValidationError('tasksFile', `upload ${ref.uploadId} is unknown; create one with POST /batches/uploads`);
+    if (upload.batchId !== undefined && upload.batchId !== batchId) {
+      throw new ConflictError(`tasksFile: upload ${ref.uploadId} was already used by batch ${upload.batchId}; an upload makes one batch, create a new one`);
+    }
+    if (upload.batchId === undefined && upload.urlExpiresAt <= this.now()) {
+      throw new ValidationError('tasksFile', `upload ${ref.uploadId} expired at ${new Date(upload.urlExpiresAt).toISOString()}; create a new upload`);
+    }
+    const head = await files.storage.head(files.storage.bucket, upload.key);
+    if (!head) throw new ValidationError('tasksFile', `upload ${ref.uploadId} has no file yet; PUT the file to its url first`);
+    if (head.bytes === 0) throw new ValidationError('tasksFile', `upload ${ref.uploadId} is an empty file; a tasks file holds one JSON task per line`);
+    if (!(await files.uploads.claim(ref.uploadId, batchId))) {
+      throw new ConflictError(`tasksFile: upload ${ref.uploadId} was already used by another batch; an upload makes one batch, create a new one`);
+    }
+    return {
+      source: 'upload',
+      bucket: files.storage.bucket,
+      key: upload.key,
+      etag: head.etag,
+      bytes: head.bytes,
+      uploadId: ref.uploadId,
+      state: 'validating',
+      linesRead: 0,
+    };
+  }
+
+  /** POST /batches/uploads: a presigned URL to PUT one tasks file to, then submitted as `{"tasksFile": uploadId}`. */
+  async createUpload(): Promise<CreatedUpload> {
+    const files = this.files('createUpload');
+    const uploadId = randomUUID();
+    const createdAt = this.now();
+    const urlExpiresAt = createdAt + FILE_URL_SECONDS * 1000;
+    const key = uploadKeyOf(uploadId);
+    await files.uploads.create({ uploadId, key, createdAt, urlExpiresAt });
+    const url = await files.storage.uploadUrl(key, FILE_URL_SECONDS);
+    return { uploadId, url, method: 'PUT', expiresAt: new Date(urlExpiresAt).toISOString(), maxBytes: MAX_UPLOAD_BYTES };
+  }
+
+  /**
+   * GET /batches/{id}/results/export: every result of a finished batch as
+   * one JSON Lines file. The first call starts building it; it is built once
+   * per finish (again after a retry-failed) and kept with the batch.
+   */
+  async exportResults(batchId: string): Promise<ExportStatus> {
+    const files = this.files('exportResults');
+    const batch = await this.deps.repository.getBatch(batchId);
+    if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
+    if (!FINISHED_STATES.has(batch.status) || batch.completedAt === null) {
+      throw new ConflictError(`batch ${batchId} is ${batch.status}: its results can be exported once it has finished; page through /batches/${batchId}/results meanwhile`);
+    }
+    const now = this.now();
+    const current = await files.exports.get(batchId);
+    if (current && current.builtFor === batch.completedAt) {
+      if (current.state === 'ready') {
+        const url = await files.storage.downloadUrl(current.key, FILE_URL_SECONDS, `${batchId}-results.jsonl`);
+        return { status: 'ready', url, expiresAt: new Date(now + FILE_URL_SECONDS * 1000).toISOString(), results: current.resultsWritten, bytes: current.bytes ?? 0 };
+      }
+      if (current.state === 'building' && now - current.updatedAt < EXPORT_STALE_MS) return { status: 'building', resultsWritten: current.resultsWritten };
+    }
+    const next: ResultsExport = {
+      batchId,
+      builtFor: batch.completedAt,
+      attempt: (current?.attempt ?? 0) + 1,
+      state: 'building',
+      key: exportKeyOf(batchId),
+      resultsWritten: 0,
+      startedAt: now,
+      updatedAt: now,
+      ...(batch.expiresAt !== undefined ? { expiresAt: batch.expiresAt } : {}),
+    };
+    if (!(await files.exports.begin(next, current?.attempt))) {
+      // A concurrent request began a build first: that one is it.
+      const other = await files.exports.get(batchId);
+      return { status: 'building', resultsWritten: other?.resultsWritten ?? 0 };
+    }
+    await files.jobs.startExport(batchId, next.attempt);
+    return { status: 'building', resultsWritten: 0, ...(current?.state === 'failed' && current.error ? { previousError: current.error } : {}) };
+  }
+
+  /**
    * Queues the batch for admission, which starts its execution once it holds
    * a share of the cap (at once when the fleet has room); without admission,
    * starts it now.
@@ -238,6 +448,7 @@ export class FleetService {
     const retries = (await this.deps.retry?.store.getRetryState(batchId))?.retries ?? 0;
     await maintenance.deleteBatchItems(batchId);
     await taskFiles.deleteTasks(batch.tasksKey);
+    await this.deps.files?.storage.remove(exportKeyOf(batchId));
     if (retries > 0) await this.deps.retry?.taskFiles.deleteRetryTasks(batchId, retries);
   }
 
@@ -295,6 +506,11 @@ export class FleetService {
     return this.deps.taskStore;
   }
 
+  private files(method: string): FileDeps {
+    if (!this.deps.files) throw new Error(`FleetService was built without files; ${method} needs it`);
+    return this.deps.files;
+  }
+
   private activity(method: string): FleetActivity {
     if (!this.deps.activity) throw new Error(`FleetService was built without activity; ${method} needs it`);
     return this.deps.activity;
@@ -314,6 +530,8 @@ export class FleetService {
       await this.deps.capacity.dequeue(queuedBatchOf(batch, { input: { batchId, tasksBucket: '', tasksKey: '' }, executionName: batchId, demand: 1, since: retriedAt }));
     }
     await this.deps.workflow.stopBatch(batchId);
+    // A file still validating: its validation stops too (it would notice at its next progress write anyway).
+    if (batch.tasksFile?.state === 'validating') await this.deps.files?.jobs.stopPrepare(batchId);
     const status = await this.deps.repository.getStatus(batchId);
     const now = this.now();
     const cancelled = await this.deps.repository.cancel(batchId, {

@@ -3,7 +3,7 @@
  * functions; the claim itself is an IdempotencyStore's (ports.ts).
  */
 import { createHash } from 'node:crypto';
-import type { SubmitRequest } from './schemas';
+import type { FileSubmitRequest, SubmitRequest } from './schemas';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
@@ -33,6 +33,7 @@ export function canonicalJson(value: unknown): string {
  * The fingerprint compared when a key comes back: the validated request,
  * so a body that leaves `priority` out and one that sends its default 0 match.
  */
-export function fingerprintSubmitRequest(request: SubmitRequest): string {
+export function fingerprintSubmitRequest(request: SubmitRequest | FileSubmitRequest): string {
+  if ('tasksFile' in request) return sha256(canonicalJson({ tasksFile: request.tasksFile, priority: request.priority }));
   return sha256(canonicalJson({ tasks: request.tasks, priority: request.priority }));
 }

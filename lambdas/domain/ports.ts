@@ -4,6 +4,7 @@
  * Functions; tests may implement them in memory.
  */
 import type { CapacityState } from './capacity';
+import type { TasksFileError, TasksFileState } from './tasks-file';
 import type { BatchState, BatchStatus, FleetManagerConfig, Task, TaskResult, WorkerInfo } from './types';
 
 export interface BatchRecord {
@@ -23,6 +24,12 @@ export interface BatchRecord {
   error?: string;
   /** Epoch seconds after which the record is gone (DynamoDB TTL). */
   expiresAt?: number;
+  /** A batch submitted as a tasks file: where the file is, and how far its validation got. */
+  tasksFile?: TasksFileState;
+  /** A file that failed validation: its first MAX_KEPT_ERRORS errors. */
+  validationErrors?: TasksFileError[];
+  /** More errors were found than are kept. */
+  validationErrorsTruncated?: boolean;
 }
 
 export interface Page<T> {

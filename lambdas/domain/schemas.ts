@@ -129,20 +129,55 @@ export function parseSubmitRequest(body: unknown, limits: SubmitLimits = LIMITS)
   const seen = new Set<string>();
   const tasks: Task[] = new Array(rawTasks.length);
   for (let i = 0; i < rawTasks.length; i++) {
-    const parsed = taskSchema.safeParse(rawTasks[i]);
-    if (!parsed.success) throw firstIssue(parsed.error, `tasks[${i}]`);
-    const task = parsed.data;
+    const { task } = parseTask(rawTasks[i], `tasks[${i}]`, limits);
     if (seen.has(task.id)) throw new ValidationError(`tasks[${i}].id`, `duplicates the id "${task.id}"`);
     seen.add(task.id);
-    const dataProblem = checkData(task.data);
-    if (dataProblem) throw new ValidationError(`tasks[${i}].data`, dataProblem);
-    const bytes = Buffer.byteLength(JSON.stringify(task));
-    if (bytes > limits.taskBytes) {
-      throw new ValidationError(`tasks[${i}]`, `is ${bytes} bytes; a task may be at most ${limits.taskBytes} bytes`);
-    }
-    tasks[i] = task as Task;
+    tasks[i] = task;
   }
   return { tasks, priority: outer.data.priority ?? 0 };
+}
+
+/**
+ * Validates one task, inline (`field` = `tasks[3]`) or a line of a tasks
+ * file (`field` = ''), and returns it with its JSON, whose size is what the
+ * task limit measures.
+ */
+export function parseTask(raw: unknown, field: string, limits: Pick<SubmitLimits, 'taskBytes'> = LIMITS): { task: Task; json: string } {
+  const parsed = taskSchema.safeParse(raw);
+  if (!parsed.success) throw firstIssue(parsed.error, field);
+  const task = parsed.data as Task;
+  const dataProblem = checkData(task.data);
+  if (dataProblem) throw new ValidationError(fieldOf(['data'], field), dataProblem);
+  const json = JSON.stringify(task);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > limits.taskBytes) throw new ValidationError(field, `is ${bytes} bytes; a task may be at most ${limits.taskBytes} bytes`);
+  return { task, json };
+}
+
+const fileSubmitSchema = z.strictObject({
+  tasksFile: z.string('must be an upload id from POST /batches/uploads, or an s3://bucket/key URI').min(1, 'must not be empty').max(2048, 'must be at most 2048 characters'),
+  priority: submitSchema.shape.priority,
+});
+
+/** A `POST /batches` body naming a tasks file instead of carrying the tasks. */
+export interface FileSubmitRequest {
+  tasksFile: string;
+  priority: number;
+}
+
+/** Whether a (JSON-parsed) `POST /batches` body names a tasks file: then parseFileSubmitRequest reads it. */
+export function namesTasksFile(body: unknown): boolean {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) && 'tasksFile' in body;
+}
+
+/** Validates a `POST /batches` body of the file path: `{"tasksFile": "<upload id>" | "s3://bucket/key", "priority"?}`. */
+export function parseFileSubmitRequest(body: unknown): FileSubmitRequest {
+  if (typeof body === 'object' && body !== null && 'tasks' in body) {
+    throw new ValidationError('tasksFile', 'cannot come with tasks: send the tasks inline, or a tasksFile, not both');
+  }
+  const parsed = fileSubmitSchema.safeParse(body);
+  if (!parsed.success) throw firstIssue(parsed.error);
+  return { tasksFile: parsed.data.tasksFile, priority: parsed.data.priority ?? 0 };
 }
 
 export const configPatchSchema = z.strictObject({

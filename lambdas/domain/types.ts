@@ -52,6 +52,12 @@ export interface BatchStatus {
   completedAt: number | null;
   /** Why the batch itself (not one of its tasks) failed, if it did. */
   error?: string;
+  /** A batch submitted as a tasks file: its validation (`ready` once its tasks are counted in totalTasks). */
+  tasksFile?: { state: 'validating' | 'ready' | 'invalid'; linesRead: number };
+  /** A tasks file that failed validation: what is wrong, line by line (at most 100). */
+  validationErrors?: { line: number; field?: string; message: string }[];
+  /** More errors were found than validationErrors holds. */
+  validationErrorsTruncated?: boolean;
 }
 
 export interface FleetManagerConfig {
