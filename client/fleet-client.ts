@@ -10,7 +10,7 @@ import type { RetryFailedResult } from '../lambdas/domain/retry-failed';
 import type { BatchSummary } from '../lambdas/domain/summary';
 import type { BatchStatus as DomainBatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
 import { createAuthorizer, resolveAuth, type FleetAuth, type RequestAuthorizer } from './auth';
-import { codeForStatus, FleetApiError, FleetNetworkError, FleetTransferError } from './errors';
+import { codeForStatus, FleetApiError, FleetError, FleetNetworkError, FleetTransferError } from './errors';
 import { downloadToFile, fileBody, inlineBodyBytes, jsonLinesBody, putObject, sleep, type ReopenableBody, type TransferOptions } from './transfer';
 
 export type { RetryFailedResult, BatchSummary, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
@@ -211,6 +211,9 @@ export function isFinished(status: Pick<BatchStatus, 'status'>): boolean {
 
 const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
 
+/** Builds of one export tried before exportResults gives up. */
+const EXPORT_BUILD_ATTEMPTS = 3;
+
 /**
  * A client for one Fleet. `TData` is the tasks' `data`, `TResult` what their
  * handlers return, as in the seed's `FleetManagerAgent<…, TTaskData, TTaskResult>`.
@@ -336,17 +339,23 @@ export class FleetClient<TData = unknown, TResult = unknown> {
    * Every result of a finished batch as one JSON Lines file in S3: asks for
    * the export, polls while it is built, and resolves with its presigned
    * URL. Throws FleetApiError `conflict` while the batch runs (page
-   * `/results` then), `not_found` for an unknown batch.
+   * `/results` then), `not_found` for an unknown batch, and a FleetError
+   * once the build has failed 3 times (the API starts it again on each poll
+   * after a failure, naming the failure in `previousError`).
    */
   async exportResults(batchId: string, options: ExportOptions = {}): Promise<ResultsExport> {
     const { signal } = options;
     const path = `/batches/${id(batchId)}/results/export`;
+    let failedBuilds = 0;
     for (;;) {
       signal?.throwIfAborted();
       const answer = await this.request<ExportAnswer>('GET', path, { signal });
       if (answer.status === 'ready') {
         if (typeof answer.url !== 'string') throw new FleetNetworkError(`GET ${path}: a ready export without a url; is it a Fleet API?`, `GET ${path}`);
         return { url: answer.url, results: answer.results ?? 0, bytes: answer.bytes ?? 0, expiresAt: answer.expiresAt ?? '' };
+      }
+      if (answer.previousError !== undefined && ++failedBuilds >= EXPORT_BUILD_ATTEMPTS) {
+        throw new FleetError(`GET ${path}: the results export failed to build ${failedBuilds} times; the last: ${answer.previousError}`);
       }
       options.onBuilding?.(answer.resultsWritten ?? 0);
       await sleep(options.intervalMs ?? 1000, signal);
@@ -579,6 +588,8 @@ function changed(a: BatchStatus, b: BatchStatus): boolean {
 interface ExportAnswer {
   status: 'building' | 'ready';
   resultsWritten?: number;
+  /** Set on the answer that starts a build again after one failed. */
+  previousError?: string;
   url?: string;
   results?: number;
   bytes?: number;

@@ -63,6 +63,8 @@ export interface FakeFilesApi {
   maxBodyBytes: number;
   /** 202 answers before the export is ready. */
   buildingPolls: number;
+  /** Export builds that fail: each poll after one answers 202 with `previousError` and starts another. */
+  failedBuilds: number;
   /** Makes the batch answer `processing` (not finished) until set back. */
   holdRunning: Set<string>;
   close(): Promise<void>;
@@ -92,6 +94,7 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
     faults,
     maxBodyBytes: options.maxBodyBytes ?? 5 * 1024 * 1024,
     buildingPolls: options.buildingPolls ?? 2,
+    failedBuilds: 0,
     holdRunning,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
@@ -304,6 +307,10 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
       if (!batch) return apiError(res, 404, 'not_found', `batch ${batchId} not found`);
       if (batch.status.status === 'pending' || batch.status.status === 'processing') {
         return apiError(res, 409, 'conflict', `batch ${batchId} is ${batch.status.status}; page /results while it runs`);
+      }
+      if (api.failedBuilds > 0) {
+        api.failedBuilds--;
+        return send(res, 202, { status: 'building', resultsWritten: 0, previousError: 'InternalError: We encountered an internal error. Please try again.' });
       }
       const polls = (exportPolls.get(batchId) ?? 0) + 1;
       exportPolls.set(batchId, polls);

@@ -275,6 +275,19 @@ describe('results export', () => {
     expect(exported.bytes).toBeGreaterThan(0);
   });
 
+  it('exportResults waits through a failed build the API starts again, and gives up after 3', async () => {
+    api = await startFakeFilesApi({ buildingPolls: 0 });
+    const batchId = await finishedBatch(3);
+    api.failedBuilds = 2;
+    await expect(client().exportResults(batchId, { intervalMs: 1 })).resolves.toMatchObject({ results: 3 });
+
+    api.failedBuilds = 3;
+    api.requests.length = 0;
+    const error = await client().exportResults(batchId, { intervalMs: 1 }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'FleetError', message: expect.stringMatching(/failed to build 3 times; the last: InternalError/) });
+    expect(api.requests).toHaveLength(3);
+  });
+
   it('exportResults: conflict while the batch runs, not_found for an unknown batch', async () => {
     api = await startFakeFilesApi();
     const fleet = client();
