@@ -6,12 +6,14 @@
  * --out` do the same from a terminal. Small batches: the 50,000-task run is
  * the server's test.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { REPO_ROOT, startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import { FleetClient, type Task, type TaskResult } from '../../client';
 import { EXIT, main } from '../../client/cli';
 
@@ -110,5 +112,19 @@ describe('fleet CLI', () => {
     expect(downloaded.code).toBe(EXIT.ok);
     expect(downloaded.stdout).toMatch(new RegExp(`^wrote 200 results \\(.+\\) to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
     expect(parseLines(await readFile(out, 'utf8')).map((r) => r.taskId).sort()).toEqual(sleepTasks(200, 'c').map((t) => t.id).sort());
+  });
+});
+
+describe('client/examples/big-batch.ts', () => {
+  it('writes, submits as a file, follows, downloads and reads every result', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'client/examples/big-batch.ts'), '500'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, FLEET_URL: fleet.url, FLEET_TOKEN: TOKEN },
+    });
+    expect(stdout).toMatch(/^Uploaded 100% of \d+ bytes$/m);
+    expect(stdout).toMatch(/^Batch submitted: [0-9a-f-]{36}$/m);
+    expect(stdout).toContain('Batch completed: 500/500 completed, 0 failed');
+    expect(stdout).toMatch(/^Downloaded 500 results \(\d+ bytes\)$/m);
+    expect(stdout).toContain('Results read: 500 succeeded, 0 failed');
   });
 });
