@@ -2,10 +2,11 @@
  * The `fleet` command: FleetClient in a terminal. `client/bin/fleet.mjs`
  * runs it through tsx, so `npx fleet <command>` works from a checkout.
  *
- * Exit codes: 0 ok; 1 the API refused (4xx), a cancel that cancelled
- * nothing, or a watched batch that ended failed, partial or cancelled; 2 bad
- * usage or unreadable input; 3 the fleet could not be reached or failed (5xx);
- * 130 interrupted while watching (the batch runs on).
+ * Exit codes: 0 ok; 1 the API or S3 refused (4xx, e.g. an expired upload
+ * URL), a cancel that cancelled nothing, or a watched batch that ended
+ * failed, partial or cancelled; 2 bad usage or unreadable input; 3 the fleet
+ * could not be reached or failed (5xx), or an S3 transfer failed after its
+ * retries; 130 interrupted while submitting, watching or downloading.
  */
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -77,8 +78,9 @@ Options for every command:
 Environment: FLEET_URL, FLEET_TOKEN as --url and --token; FLEET_MAX_INLINE_BYTES, the largest
 body sent inline (default ${LIMITS.bodyBytes}, the API's limit; 0 uploads every batch as a file).
 
-Exit codes: 0 ok; 1 the API refused the request, cancel found nothing to cancel, or a
-watched batch ended failed, partial or cancelled; 2 bad usage; 3 the fleet is unreachable or failed.
+Exit codes: 0 ok; 1 the API (or S3) refused the request, cancel found nothing to cancel, or a
+watched batch ended failed, partial or cancelled; 2 bad usage; 3 the fleet (or S3) is unreachable
+or failed; 130 interrupted (Ctrl-C).
 `;
 
 const OPTIONS = {
