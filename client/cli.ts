@@ -2,17 +2,20 @@
  * The `fleet` command: FleetClient in a terminal. `client/bin/fleet.mjs`
  * runs it through tsx, so `npx fleet <command>` works from a checkout.
  *
- * Exit codes: 0 ok; 1 the API refused (4xx), a cancel that cancelled
- * nothing, or a watched batch that ended failed, partial or cancelled; 2 bad
- * usage or unreadable input; 3 the fleet could not be reached or failed (5xx);
- * 130 interrupted while watching (the batch runs on).
+ * Exit codes: 0 ok; 1 the API or S3 refused (4xx, e.g. an expired upload
+ * URL), a cancel that cancelled nothing, or a watched batch that ended
+ * failed, partial or cancelled; 2 bad usage or unreadable input; 3 the fleet
+ * could not be reached or failed (5xx), or an S3 transfer failed after its
+ * retries; 130 interrupted while submitting, watching or downloading.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
+import { LIMITS } from '../lambdas/domain/config';
 import type { FleetAuth } from './auth';
-import { FleetApiError, FleetNetworkError } from './errors';
-import { DEFAULT_FLEET_URL, FleetClient, isFinished, type BatchStatus, type FleetManagerConfig, type Task, type TaskResult } from './fleet-client';
+import { FleetApiError, FleetNetworkError, FleetTransferError } from './errors';
+import { DEFAULT_FLEET_URL, FleetClient, isFinished, type BatchStatus, type DownloadedResults, type FleetManagerConfig, type SubmitOptions, type Task, type TaskResult } from './fleet-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, interrupted: 130 } as const;
 
@@ -40,13 +43,19 @@ const USAGE = `Usage: fleet <command> [options]
 
 Commands:
   submit <tasks.json|->       submit a batch; prints its id. Input: a JSON array of tasks,
-                              {"tasks": [...], "priority"?}, or JSON Lines (one task a line); - reads stdin
-      --watch                 follow the batch with a progress bar until it ends
+                              {"tasks": [...], "priority"?}, or JSON Lines (one task a line); - reads stdin.
+                              A batch over the API's body limit (5 MiB) is uploaded as a file, with
+                              upload progress on stderr; a big JSON Lines file is streamed from disk
+  submit s3://bucket/key      submit a JSON Lines file already in S3 (a bucket the deployment allows)
+      --watch                 follow the batch with a progress bar until it ends; a file batch that
+                              fails validation lists its bad lines (line, field, message)
       --interval <ms>         poll interval while watching (default 1000)
       --priority <n>          batch priority: higher gets capacity first
       --idempotency-key <k>   repeat a submit safely: the same key and tasks name the same batch
-  status <batchId>            status, counts and times
+  status <batchId>            status, counts and times (and a file batch's bad lines)
   results <batchId>           every result as a table (--json for JSON, --failed for failures only)
+      --out <file>            download every result of a finished batch as one JSON Lines file
+                              (the API's export); --interval <ms> polls while it is built
   summary <batchId>           counts and duration statistics
   cancel <batchId>            cancel a pending or processing batch
   retry-failed <batchId>      run a finished batch's failed tasks again (--watch, --interval as for submit)
@@ -66,8 +75,12 @@ Options for every command:
   --json                      print JSON instead of text
   -h, --help                  this help
 
-Exit codes: 0 ok; 1 the API refused the request, cancel found nothing to cancel, or a
-watched batch ended failed, partial or cancelled; 2 bad usage; 3 the fleet is unreachable or failed.
+Environment: FLEET_URL, FLEET_TOKEN as --url and --token; FLEET_MAX_INLINE_BYTES, the largest
+body sent inline (default ${LIMITS.bodyBytes}, the API's limit; 0 uploads every batch as a file).
+
+Exit codes: 0 ok; 1 the API (or S3) refused the request, cancel found nothing to cancel, or a
+watched batch ended failed, partial or cancelled; 2 bad usage; 3 the fleet (or S3) is unreachable
+or failed; 130 interrupted (Ctrl-C).
 `;
 
 const OPTIONS = {
@@ -84,6 +97,7 @@ const OPTIONS = {
   failed: { type: 'boolean' },
   limit: { type: 'string' },
   cursor: { type: 'string' },
+  out: { type: 'string', short: 'o' },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -91,7 +105,7 @@ const GLOBAL_OPTIONS: OptionName[] = ['url', 'token', 'sigv4', 'region', 'json',
 const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   submit: ['watch', 'interval', 'priority', 'idempotency-key'],
   'retry-failed': ['watch', 'interval'],
-  results: ['failed'],
+  results: ['failed', 'out', 'interval'],
   list: ['limit', 'cursor'],
 };
 
@@ -124,7 +138,12 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     let client: FleetClient;
     try {
-      client = new FleetClient({ ...(values.url !== undefined ? { url: values.url } : {}), ...authOption(values, io.env), env: io.env });
+      client = new FleetClient({
+        ...(values.url !== undefined ? { url: values.url } : {}),
+        ...authOption(values, io.env),
+        env: io.env,
+        maxInlineBytes: maxInlineBytes(io.env),
+      });
     } catch (error) {
       // A malformed --url or FLEET_URL, or --sigv4 without a region.
       throw error instanceof UsageError ? error : new UsageError((error as Error).message);
@@ -149,10 +168,22 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       err(`fleet: ${error.message}`);
       return EXIT.unavailable;
     }
+    if (error instanceof FleetTransferError) {
+      err(`fleet: ${error.message}`);
+      return error.status !== undefined && error.status < 500 && error.status !== 429 ? EXIT.failed : EXIT.unavailable;
+    }
     if (io.interrupt?.aborted) return EXIT.interrupted;
     err(`fleet: ${error instanceof Error ? error.message : String(error)}`);
     return EXIT.failed;
   }
+}
+
+/** FLEET_MAX_INLINE_BYTES, else the API's own body limit. */
+function maxInlineBytes(env: NodeJS.ProcessEnv): number {
+  const raw = env.FLEET_MAX_INLINE_BYTES;
+  if (raw === undefined || raw === '') return LIMITS.bodyBytes;
+  if (!/^\d+$/.test(raw.trim())) throw new UsageError(`FLEET_MAX_INLINE_BYTES must be a whole number of bytes (got "${raw}")`);
+  return Number(raw);
 }
 
 function authOption(values: Values, env: NodeJS.ProcessEnv): { auth?: FleetAuth } {
@@ -200,19 +231,40 @@ const COMMANDS: Record<string, Command> = {
     const intervalMs = values.interval !== undefined ? integer(values.interval, '--interval') : 1000;
     if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
     if (values.interval !== undefined && !values.watch) throw new UsageError('--interval only applies with --watch');
-    const input = await readTasks(source, io.stdin);
+    const name = source === '-' ? 'stdin' : source;
+    const upload = new UploadProgress(name, io, err);
+    const options: SubmitOptions = {
+      ...(priority !== undefined ? { priority } : {}),
+      ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}),
+      onUploadProgress: (sent, total) => upload.update(sent, total),
+      // Ctrl-C stops an upload that may take minutes.
+      ...(io.interrupt ? { signal: io.interrupt } : {}),
+    };
     let batchId: string;
     try {
-      batchId = await client.submitBatch(input.tasks, {
-        ...((priority ?? input.priority) !== undefined ? { priority: priority ?? input.priority } : {}),
-        ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}),
-      });
+      if (source.startsWith('s3://')) batchId = await client.submitUploadedTasks(source, options);
+      else if (source !== '-' && (await isLargeJsonLines(source, maxInlineBytes(io.env)))) {
+        // Streamed from disk as it is: memory stays flat however big the file.
+        batchId = await client.submitTasksFile(source, options);
+      } else {
+        const input = await readTasks(source, io.stdin);
+        const inputPriority = priority ?? input.priority;
+        try {
+          batchId = await client.submitBatch(input.tasks, { ...options, ...(inputPriority !== undefined ? { priority: inputPriority } : {}) });
+        } catch (error) {
+          // Point at the input line of a rejected task when the input was JSON Lines.
+          const index = error instanceof FleetApiError ? /^tasks\[(\d+)\]/.exec(error.field ?? '')?.[1] : undefined;
+          const line = index !== undefined ? input.lines?.[Number(index)] : undefined;
+          if (line !== undefined) setHint(` (${name}, line ${line})`);
+          throw error;
+        }
+      }
     } catch (error) {
-      // Point at the input line of a rejected task when the input was JSON Lines.
-      const index = error instanceof FleetApiError ? /^tasks\[(\d+)\]/.exec(error.field ?? '')?.[1] : undefined;
-      const line = index !== undefined ? input.lines?.[Number(index)] : undefined;
-      if (line !== undefined) setHint(` (${source === '-' ? 'stdin' : source}, line ${line})`);
+      upload.stop();
+      if (io.interrupt?.aborted) err('\nfleet: interrupted during the submit; run "fleet list" to see whether the batch was created');
       throw error;
+    } finally {
+      upload.stop();
     }
     if (!values.watch) {
       if (values.json) out(json({ batchId }));
@@ -222,7 +274,10 @@ const COMMANDS: Record<string, Command> = {
     if (!values.json) out(batchId);
     const final = await watch(client, batchId, intervalMs, io, err);
     if (values.json) out(json(final));
-    else out(describeFinal(final));
+    else {
+      out(describeFinal(final));
+      printValidationErrors(out, final);
+    }
     return final.status === 'completed' ? EXIT.ok : EXIT.failed;
   },
 
@@ -241,13 +296,37 @@ const COMMANDS: Record<string, Command> = {
       ['started', time(status.startedAt)],
       ['completed', time(status.completedAt)],
     ];
+    if (status.tasksFile) rows.push(['tasks file', `${status.tasksFile.state}, ${status.tasksFile.linesRead} lines read`]);
     if (status.error) rows.push(['error', status.error]);
     printPairs(out, rows);
+    printValidationErrors(out, status);
     return EXIT.ok;
   },
 
-  async results({ client, values, args, io, out }) {
+  async results({ client, values, args, io, out, err }) {
     const [batchId] = expectArgs(args, ['batchId'], 'results') as [string];
+    if (values.interval !== undefined && values.out === undefined) throw new UsageError('--interval only applies with --out');
+    if (values.out !== undefined) {
+      if (values.out === '') throw new UsageError('--out needs a file name');
+      if (values.failed) throw new UsageError('--failed does not apply with --out: the export holds every result');
+      const intervalMs = values.interval !== undefined ? integer(values.interval, '--interval') : 1000;
+      if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
+      const download = new DownloadProgress(io, err);
+      let written: DownloadedResults;
+      try {
+        written = await client.downloadResults(batchId, values.out, {
+          intervalMs,
+          ...(io.interrupt ? { signal: io.interrupt } : {}),
+          onBuilding: (resultsWritten) => download.building(resultsWritten),
+          onProgress: (received, total) => download.update(received, total),
+        });
+      } finally {
+        download.stop();
+      }
+      if (values.json) out(json({ batchId, ...written }));
+      else out(`wrote ${written.results} result${written.results === 1 ? '' : 's'} (${bytes(written.bytes)}) to ${written.path}`);
+      return EXIT.ok;
+    }
     const keep = (result: TaskResult) => !values.failed || !result.success;
     if (values.json) {
       // Streamed page by page: a 100,000-task batch never sits in memory as one string.
@@ -531,6 +610,154 @@ function lineOfFirstContent(text: string): number {
 }
 
 /**
+ * True when `path` is bigger than the inline limit and reads as JSON Lines
+ * (its first line is one task object), so it can be streamed from disk as it
+ * is. Other big inputs (a JSON array, `{"tasks": [...]}`) are parsed whole
+ * and then uploaded as generated JSON Lines.
+ */
+async function isLargeJsonLines(path: string, limit: number): Promise<boolean> {
+  let size: number;
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return false;
+    size = info.size;
+  } catch {
+    return false; // readTasks names the error
+  }
+  if (size <= limit) return false;
+  const first = await firstLine(path, 4 * LIMITS.taskBytes);
+  if (first === undefined) return false;
+  try {
+    const value: unknown = JSON.parse(first);
+    return isObject(value) && !(Array.isArray(value.tasks) && !('type' in value));
+  } catch {
+    return false;
+  }
+}
+
+/** The first non-blank line of a file, reading at most `max` bytes; undefined if it is longer. */
+async function firstLine(path: string, max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let read = 0;
+  const stream = createReadStream(path, { start: 0, end: max - 1 });
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      read += chunk.length;
+      const text = Buffer.concat(chunks).toString('utf8');
+      const lines = text.split(/\r?\n/);
+      for (const line of lines.slice(0, -1)) if (line.trim() !== '') return line;
+    }
+  } finally {
+    stream.destroy();
+  }
+  // No newline within `max`: the whole file, if it fits.
+  const text = Buffer.concat(chunks).toString('utf8');
+  return read < max && text.trim() !== '' ? text : undefined;
+}
+
+/** Upload progress on stderr: a bar on a terminal, else at most one plain line a second and a last one. */
+class UploadProgress {
+  private bar: cliProgress.SingleBar | undefined;
+  private lastLineAt = 0;
+  private finished = false;
+  private readonly interactive: boolean;
+
+  constructor(
+    private readonly name: string,
+    io: CliIo,
+    private readonly err: (line: string) => void,
+    private readonly stream = io.stderr,
+  ) {
+    this.interactive = Boolean(io.stdout.isTTY && io.stderr.isTTY);
+  }
+
+  update(sent: number, total: number): void {
+    if (this.interactive) {
+      const payload = { sentText: bytes(sent), totalText: bytes(total) };
+      if (!this.bar) {
+        this.bar = new cliProgress.SingleBar(
+          { stream: this.stream, format: ' uploading {bar} {percentage}% | {sentText} of {totalText} | ETA {eta_formatted}', hideCursor: true, emptyOnZero: true },
+          cliProgress.Presets.shades_classic,
+        );
+        this.bar.start(total, sent, payload);
+      } else this.bar.update(sent, payload);
+      return;
+    }
+    if (sent === 0) this.finished = false; // a retry starts again
+    if (this.finished) return;
+    if (sent === total) {
+      this.finished = true;
+      this.err(`uploaded ${this.name}: ${bytes(total)}`);
+      return;
+    }
+    const now = Date.now();
+    if (now - this.lastLineAt < 1000) return;
+    this.lastLineAt = now;
+    this.err(`uploading ${this.name}: ${percent(total ? sent / total : 0)} (${bytes(sent)} of ${bytes(total)})`);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}
+
+/** Export and download progress on stderr, as UploadProgress. */
+class DownloadProgress {
+  private bar: cliProgress.SingleBar | undefined;
+  private lastLineAt = 0;
+  private readonly interactive: boolean;
+
+  constructor(
+    io: CliIo,
+    private readonly err: (line: string) => void,
+    private readonly stream = io.stderr,
+  ) {
+    this.interactive = Boolean(io.stdout.isTTY && io.stderr.isTTY);
+  }
+
+  building(resultsWritten: number): void {
+    const now = Date.now();
+    if (now - this.lastLineAt < 1000) return;
+    this.lastLineAt = now;
+    this.err(`building the export: ${resultsWritten} results written`);
+  }
+
+  update(received: number, total: number): void {
+    if (this.interactive) {
+      const payload = { receivedText: bytes(received), totalText: bytes(total) };
+      if (!this.bar) {
+        this.bar = new cliProgress.SingleBar(
+          { stream: this.stream, format: ' downloading {bar} {percentage}% | {receivedText} of {totalText} | ETA {eta_formatted}', hideCursor: true, emptyOnZero: true },
+          cliProgress.Presets.shades_classic,
+        );
+        this.bar.start(total, received, payload);
+      } else this.bar.update(received, payload);
+      return;
+    }
+    const now = Date.now();
+    if (received === 0 || received === total || now - this.lastLineAt < 1000) return;
+    this.lastLineAt = now;
+    this.err(`downloading: ${percent(total ? received / total : 0)} (${bytes(received)} of ${bytes(total)})`);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}
+
+/** A file batch's bad lines, as the API keeps them (the first 100). */
+function printValidationErrors(out: (line?: string) => void, status: BatchStatus): void {
+  const errors = status.validationErrors ?? [];
+  if (errors.length === 0) return;
+  out(`invalid tasks file: ${errors.length}${status.validationErrorsTruncated ? '+' : ''} bad line${errors.length === 1 && !status.validationErrorsTruncated ? '' : 's'}`);
+  for (const { line, field, message } of errors) out(`  line ${line}: ${field ? `${field}: ` : ''}${message}`);
+  if (status.validationErrorsTruncated) out(`  ... more bad lines not kept: the API keeps the first ${errors.length}`);
+}
+
+/**
  * Follows a batch to its end. On a terminal: a live bar with counts, rate and
  * ETA. Otherwise (a pipe, a CI log): at most one plain line a second.
  */
@@ -546,12 +773,13 @@ async function watch(client: FleetClient, batchId: string, intervalMs: number, i
       onProgress: (status) => {
         const done = status.completedTasks + status.failedTasks;
         meter.add(done);
+        const validating = status.tasksFile?.state === 'validating';
         const payload = {
-          state: status.status,
+          state: validating ? `validating tasks file (${status.tasksFile?.linesRead ?? 0} lines read)` : status.status,
           succeeded: status.completedTasks,
           failed: status.failedTasks,
           rate: meter.rate().toFixed(1),
-          etaText: eta(status, meter.rate()),
+          etaText: validating ? '-' : eta(status, meter.rate()),
         };
         if (interactive) {
           if (!bar) {
@@ -560,17 +788,23 @@ async function watch(client: FleetClient, batchId: string, intervalMs: number, i
                 stream: io.stderr,
                 format: ' {bar} {percentage}% | {value}/{total} | {succeeded} ok, {failed} failed | {rate} tasks/s | ETA {etaText} | {state}',
                 hideCursor: true,
+                // A file batch has no total until its file is validated.
+                emptyOnZero: true,
               },
               cliProgress.Presets.shades_classic,
             );
             bar.start(status.totalTasks, done, payload);
-          } else bar.update(done, payload);
+          } else {
+            if (bar.getTotal() !== status.totalTasks) bar.setTotal(status.totalTasks);
+            bar.update(done, payload);
+          }
           return;
         }
         const now = Date.now();
         if (isFinished(status) || now - lastLineAt < 1000) return;
         lastLineAt = now;
-        err(`${status.status} ${percent(status.progress)} ${done}/${status.totalTasks} (${status.completedTasks} ok, ${status.failedTasks} failed) ${payload.rate} tasks/s ETA ${payload.etaText}`);
+        if (validating) err(`${status.status}: validating tasks file, ${status.tasksFile?.linesRead ?? 0} lines read`);
+        else err(`${status.status} ${percent(status.progress)} ${done}/${status.totalTasks} (${status.completedTasks} ok, ${status.failedTasks} failed) ${payload.rate} tasks/s ETA ${payload.etaText}`);
       },
     });
   } catch (error) {
@@ -613,6 +847,13 @@ function describeFinal(status: BatchStatus): string {
   const took = status.completedAt !== null && status.startedAt !== null ? ` in ${duration(status.completedAt - status.startedAt)}` : '';
   const detail = status.error ? `: ${status.error}` : '';
   return `${status.status}: ${status.completedTasks} succeeded, ${status.failedTasks} failed of ${status.totalTasks}${took}${detail}`;
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 function percent(fraction: number): string {

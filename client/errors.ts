@@ -94,3 +94,37 @@ export function codeForStatus(status: number): FleetErrorCode {
 export function isFleetApiError(error: unknown, code?: FleetErrorCode): error is FleetApiError {
   return error instanceof FleetApiError && (code === undefined || error.code === code);
 }
+
+/**
+ * Moving a file to or from S3 through a presigned URL failed: an upload
+ * URL that expired, an S3 refusal, or transient errors (SlowDown, 500, a cut
+ * connection) that outlasted the retries. `code` is S3's own error code
+ * (`AccessDenied`, `SlowDown`, ...) when S3 sent one.
+ */
+export class FleetTransferError extends FleetError {
+  override readonly name = 'FleetTransferError';
+  /** HTTP status of S3's answer; undefined when there was no answer (a network error). */
+  readonly status: number | undefined;
+  /** S3's error code, e.g. `AccessDenied`, `SlowDown`, `MissingContentLength`; or `network_error`, `expired`, `too_large`, `truncated`. */
+  readonly code: string;
+  /** What was being moved, e.g. `PUT tasks file` or `GET results export`. */
+  readonly request: string;
+
+  constructor(init: { message: string; code: string; status?: number; request: string }, options?: { cause?: unknown }) {
+    super(init.message, options);
+    this.status = init.status;
+    this.code = init.code;
+    this.request = init.request;
+  }
+
+  /** True when the same transfer may succeed if tried again (S3 throttling, a 5xx, a cut connection). */
+  get retryable(): boolean {
+    if (this.status === undefined) return this.code === 'network_error' || this.code === 'truncated';
+    return this.status >= 500 || this.status === 429 || this.code === 'RequestTimeout';
+  }
+
+  /** True when S3 refused a presigned URL because it expired: a new one is needed. */
+  get expired(): boolean {
+    return this.status === 403 && /expired/i.test(this.message);
+  }
+}

@@ -4,13 +4,74 @@
  * API alike; only the URL and the auth differ.
  */
 import { randomUUID } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { LIMITS } from '../lambdas/domain/config';
 import type { RetryFailedResult } from '../lambdas/domain/retry-failed';
 import type { BatchSummary } from '../lambdas/domain/summary';
-import type { BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
+import type { BatchStatus as DomainBatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
 import { createAuthorizer, resolveAuth, type FleetAuth, type RequestAuthorizer } from './auth';
-import { codeForStatus, FleetApiError, FleetNetworkError } from './errors';
+import { codeForStatus, FleetApiError, FleetError, FleetNetworkError, FleetTransferError } from './errors';
+import { downloadToFile, fileBody, inlineBodyBytes, jsonLinesBody, putObject, sleep, type ReopenableBody, type TransferOptions } from './transfer';
 
-export type { RetryFailedResult, BatchSummary, BatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
+export type { RetryFailedResult, BatchSummary, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
+
+/** Where a batch submitted as a file stands in its validation pass. */
+export interface TasksFileProgress {
+  /** `validating` while the file is read; `ready` once every line passed; `invalid` if one did not (the batch then ends `failed`). */
+  state: 'validating' | 'ready' | 'invalid';
+  /** Lines read so far. */
+  linesRead: number;
+}
+
+/** One bad line of a tasks file. */
+export interface TasksFileError {
+  /** 1-based line of the file. */
+  line: number;
+  /** The field at fault, e.g. `id`; absent when the line as a whole is at fault (not JSON, too long). */
+  field?: string;
+  message: string;
+}
+
+/** A batch's status, counts and times; batches submitted as a file also carry their validation. */
+export interface BatchStatus extends DomainBatchStatus {
+  /** Only for a batch submitted as a file (`tasksFile`). */
+  tasksFile?: TasksFileProgress;
+  /** For a file that failed validation: up to 100 bad lines, first first. */
+  validationErrors?: TasksFileError[];
+  /** True when the file had more bad lines than `validationErrors` holds. */
+  validationErrorsTruncated?: boolean;
+}
+
+/** An upload slot from `POST /batches/uploads`. */
+export interface TasksUpload {
+  uploadId: string;
+  /** A presigned S3 URL: PUT the JSON Lines file there, with Content-Length. */
+  url: string;
+  method: 'PUT';
+  /** ISO 8601; after it S3 answers 403. */
+  expiresAt: string;
+  /** The largest file the URL takes. */
+  maxBytes: number;
+}
+
+/** A results export, ready to download. */
+export interface ResultsExport {
+  /** A presigned S3 GET URL of the JSON Lines file: one TaskResult a line. */
+  url: string;
+  /** Results (lines) in the file. */
+  results: number;
+  /** Size of the file. */
+  bytes: number;
+  /** ISO 8601; after it the URL stops working (ask again for a fresh one). */
+  expiresAt: string;
+}
+
+/** What `downloadResults` wrote. */
+export interface DownloadedResults {
+  path: string;
+  results: number;
+  bytes: number;
+}
 
 /** Where local mode listens unless told otherwise. */
 export const DEFAULT_FLEET_URL = 'http://127.0.0.1:3000';
@@ -40,12 +101,29 @@ export interface FleetClientOptions {
    */
   maxRetries?: number;
   /**
-   * The fetch to use, e.g. one with a proxy agent.
+   * The fetch to use, e.g. one with a proxy agent. Used for every request
+   * but a tasks file's PUT to S3, which goes through node:http(s): Node's
+   * fetch reads a streamed request body ahead without bound.
    * @default globalThis.fetch
    */
   fetch?: typeof fetch;
   /** Environment to read FLEET_URL and FLEET_TOKEN from. @default process.env */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The largest submit body sent inline, in bytes as the API measures it (the
+   * JSON-escaped body, as the Lambda event carries it). A larger batch goes
+   * through a file upload instead. Lower it to match an API deployed with a
+   * lower FLEET_MAX_BODY_BYTES; 0 sends every batch as a file.
+   * @default 5 MiB (the API's own limit)
+   */
+  maxInlineBytes?: number;
+  /**
+   * Retries of a file transfer (a tasks file PUT, a results export GET) after
+   * S3's transient answers (503 SlowDown, 500) or a cut connection, each from
+   * the file's start, with exponential backoff and full jitter.
+   * @default 5
+   */
+  transferRetries?: number;
 }
 
 export interface SubmitOptions {
@@ -59,6 +137,27 @@ export interface SubmitOptions {
    */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /** Overrides the client's `maxInlineBytes` for this submit. */
+  maxInlineBytes?: number;
+  /**
+   * Called as a tasks file is uploaded (only when the file path is taken),
+   * with the bytes sent so far and the file's size. A retried upload starts
+   * again from 0.
+   */
+  onUploadProgress?: (bytesSent: number, totalBytes: number) => void;
+}
+
+export interface ExportOptions {
+  signal?: AbortSignal;
+  /** Time between polls while the export is being built, in ms. @default 1000 */
+  intervalMs?: number;
+  /** Called after each poll that finds the export still building, with the results written to it so far. */
+  onBuilding?: (resultsWritten: number) => void;
+}
+
+export interface DownloadOptions extends ExportOptions {
+  /** Called as the file arrives, with the bytes written so far and the file's size. A retried download starts again from 0. */
+  onProgress?: (bytesReceived: number, totalBytes: number) => void;
 }
 
 export interface RequestOptions {
@@ -112,6 +211,9 @@ export function isFinished(status: Pick<BatchStatus, 'status'>): boolean {
 
 const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
 
+/** Builds of one export tried before exportResults gives up. */
+const EXPORT_BUILD_ATTEMPTS = 3;
+
 /**
  * A client for one Fleet. `TData` is the tasks' `data`, `TResult` what their
  * handlers return, as in the seed's `FleetManagerAgent<…, TTaskData, TTaskResult>`.
@@ -133,6 +235,8 @@ export class FleetClient<TData = unknown, TResult = unknown> {
   private readonly timeoutMs: number;
   private readonly maxRetries: number;
   private readonly fetchImpl: typeof fetch;
+  private readonly maxInlineBytes: number;
+  private readonly transferRetries: number;
 
   constructor(options: FleetClientOptions = {}) {
     const env = options.env ?? process.env;
@@ -154,17 +258,132 @@ export class FleetClient<TData = unknown, TResult = unknown> {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxRetries = options.maxRetries ?? 2;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
+    this.maxInlineBytes = options.maxInlineBytes ?? LIMITS.bodyBytes;
+    this.transferRetries = options.transferRetries ?? 5;
   }
 
-  /** Submits a batch and returns its id at once; the batch runs in the background. */
+  /**
+   * Submits a batch and returns its id at once; the batch runs in the background.
+   *
+   * A batch whose body fits `maxInlineBytes` goes inline, in one request.
+   * A larger one goes as a file: an upload slot, the tasks PUT to S3 as JSON
+   * Lines (generated as a stream), then `POST /batches {tasksFile}`; the API
+   * then validates the file in the background (see `BatchStatus.tasksFile`).
+   */
   async submitBatch(tasks: Task<TData>[], options: SubmitOptions = {}): Promise<string> {
-    const body = { tasks, ...(options.priority !== undefined ? { priority: options.priority } : {}) };
     // One key for this call and all its retries: the API answers a repeat with
     // the same batch, so a submit whose answer was lost is retried without
     // running the batch twice. A new call gets a new key, hence a new batch.
+    const key = options.idempotencyKey || randomUUID();
+    const limit = options.maxInlineBytes ?? this.maxInlineBytes;
+    // Not an array: sent as is, so the API names the field at fault.
+    if (!Array.isArray(tasks) || inlineBodyBytes(tasks, options.priority, limit) <= limit) {
+      const body = { tasks, ...(options.priority !== undefined ? { priority: options.priority } : {}) };
+      try {
+        const status = await this.request<BatchStatus>('POST', '/batches', { body, headers: { 'idempotency-key': key }, signal: options.signal, retry: true });
+        return status.batchId;
+      } catch (error) {
+        // An API deployed with a lower body limit than ours: the file path has none.
+        if (!(error instanceof FleetApiError && error.status === 413 && Array.isArray(tasks) && tasks.length > 0)) throw error;
+      }
+    }
+    return this.submitThroughUpload(jsonLinesBody(tasks), options, key);
+  }
+
+  /**
+   * Submits a JSON Lines file of tasks (one task object a line, as in
+   * `tasks[]`) from disk, always as a file: streamed to S3 from disk (memory
+   * stays flat however big it is) and validated by the API in the
+   * background. A bad line ends the batch `failed` with `validationErrors`
+   * naming its line; watch it with `waitForBatch`. For tasks in memory, use
+   * `submitBatch`, which sends small batches inline.
+   */
+  async submitTasksFile(path: string, options: SubmitOptions = {}): Promise<string> {
+    const info = await stat(path);
+    if (!info.isFile()) throw new TypeError(`${path} is not a file`);
+    return this.submitThroughUpload(fileBody(path, info.size), options, options.idempotencyKey || randomUUID());
+  }
+
+  /** Opens an upload slot: a presigned S3 URL to PUT a JSON Lines tasks file to, for `submitUploadedTasks`. */
+  createUpload(options: RequestOptions = {}): Promise<TasksUpload> {
+    // Retried like a read: a repeat only leaves an unused slot, which expires.
+    return this.request('POST', '/batches/uploads', { body: {}, signal: options.signal, retry: true });
+  }
+
+  /**
+   * Submits a batch whose tasks are already in S3: an `uploadId` from
+   * `createUpload` whose file was PUT, or an `s3://bucket/key` in a bucket the
+   * deployment allows. Idempotency-Key as for `submitBatch`.
+   */
+  async submitUploadedTasks(tasksFile: string, options: SubmitOptions = {}): Promise<string> {
+    const body = { tasksFile, ...(options.priority !== undefined ? { priority: options.priority } : {}) };
     const headers = { 'idempotency-key': options.idempotencyKey || randomUUID() };
     const status = await this.request<BatchStatus>('POST', '/batches', { body, headers, signal: options.signal, retry: true });
     return status.batchId;
+  }
+
+  private async submitThroughUpload(file: ReopenableBody, options: SubmitOptions, idempotencyKey: string): Promise<string> {
+    const upload = await this.createUpload({ ...(options.signal ? { signal: options.signal } : {}) });
+    if (file.bytes > upload.maxBytes) {
+      throw new FleetTransferError({
+        message: `PUT tasks file: the file is ${file.bytes} bytes; an upload takes at most ${upload.maxBytes}`,
+        code: 'too_large',
+        request: 'PUT tasks file',
+      });
+    }
+    await putObject(upload.url, file, { ...this.transferOptions(options.signal, options.onUploadProgress), expiresAt: upload.expiresAt });
+    return this.submitUploadedTasks(upload.uploadId, { ...options, idempotencyKey });
+  }
+
+  /**
+   * Every result of a finished batch as one JSON Lines file in S3: asks for
+   * the export, polls while it is built, and resolves with its presigned
+   * URL. Throws FleetApiError `conflict` while the batch runs (page
+   * `/results` then), `not_found` for an unknown batch, and a FleetError
+   * once the build has failed 3 times (the API starts it again on each poll
+   * after a failure, naming the failure in `previousError`).
+   */
+  async exportResults(batchId: string, options: ExportOptions = {}): Promise<ResultsExport> {
+    const { signal } = options;
+    const path = `/batches/${id(batchId)}/results/export`;
+    let failedBuilds = 0;
+    for (;;) {
+      signal?.throwIfAborted();
+      const answer = await this.request<ExportAnswer>('GET', path, { signal });
+      if (answer.status === 'ready') {
+        if (typeof answer.url !== 'string') throw new FleetNetworkError(`GET ${path}: a ready export without a url; is it a Fleet API?`, `GET ${path}`);
+        return { url: answer.url, results: answer.results ?? 0, bytes: answer.bytes ?? 0, expiresAt: answer.expiresAt ?? '' };
+      }
+      if (answer.previousError !== undefined && ++failedBuilds >= EXPORT_BUILD_ATTEMPTS) {
+        throw new FleetError(`GET ${path}: the results export failed to build ${failedBuilds} times; the last: ${answer.previousError}`);
+      }
+      options.onBuilding?.(answer.resultsWritten ?? 0);
+      await sleep(options.intervalMs ?? 1000, signal);
+    }
+  }
+
+  /**
+   * Exports a finished batch's results (as `exportResults`) and streams the
+   * file to `outPath`; it never sits in memory. Transient S3 errors are
+   * retried from the start, and an expired URL is renewed once.
+   * `outPath` appears only once the whole file has arrived.
+   */
+  async downloadResults(batchId: string, outPath: string, options: DownloadOptions = {}): Promise<DownloadedResults> {
+    let exported = await this.exportResults(batchId, options);
+    for (let renewed = false; ; renewed = true) {
+      try {
+        const bytes = await downloadToFile(exported.url, outPath, { ...this.transferOptions(options.signal, options.onProgress), label: 'GET results export' });
+        return { path: outPath, results: exported.results, bytes };
+      } catch (error) {
+        if (renewed || !(error instanceof FleetTransferError && error.expired)) throw error;
+        exported = await this.exportResults(batchId, options);
+      }
+    }
+  }
+
+  private transferOptions(signal: AbortSignal | undefined, onProgress: ((done: number, total: number) => void) | undefined): TransferOptions {
+    // A transfer may rightly take minutes: the timeout bounds a stall, not the whole.
+    return { fetch: this.fetchImpl, retries: this.transferRetries, stallMs: this.timeoutMs, backoffMs: 200, signal, onProgress };
   }
 
   /** The batch's status and counts. Throws FleetApiError `not_found` for an unknown batch. */
@@ -354,7 +573,27 @@ function pageQuery({ limit, cursor }: PageOptions): string {
 }
 
 function changed(a: BatchStatus, b: BatchStatus): boolean {
-  return a.status !== b.status || a.completedTasks !== b.completedTasks || a.failedTasks !== b.failedTasks || a.startedAt !== b.startedAt;
+  return (
+    a.status !== b.status ||
+    a.totalTasks !== b.totalTasks ||
+    a.completedTasks !== b.completedTasks ||
+    a.failedTasks !== b.failedTasks ||
+    a.startedAt !== b.startedAt ||
+    a.tasksFile?.state !== b.tasksFile?.state ||
+    a.tasksFile?.linesRead !== b.tasksFile?.linesRead
+  );
+}
+
+/** `GET /batches/{id}/results/export`: 202 while building, 200 once ready. */
+interface ExportAnswer {
+  status: 'building' | 'ready';
+  resultsWritten?: number;
+  /** Set on the answer that starts a build again after one failed. */
+  previousError?: string;
+  url?: string;
+  results?: number;
+  bytes?: number;
+  expiresAt?: string;
 }
 
 /** Builds the error for a non-2xx answer from the API's envelope, or from the status when there is none. */
@@ -373,20 +612,4 @@ function apiError(status: number, body: unknown, text: string, request: string):
   const gatewayMessage = (body as { message?: unknown } | undefined)?.message;
   const message = typeof gatewayMessage === 'string' ? gatewayMessage : text.trim().slice(0, 200) || `HTTP ${status}`;
   return new FleetApiError({ status, code: codeForStatus(status), message, request });
-}
-
-/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

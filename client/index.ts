@@ -12,20 +12,27 @@ export {
   type BatchPage,
   type BatchStatus,
   type BatchSummary,
+  type DownloadedResults,
+  type DownloadOptions,
+  type ExportOptions,
   type FleetClientOptions,
   type FleetManagerConfig,
   type FleetStatistics,
   type PageOptions,
   type RequestOptions,
   type ResultPage,
+  type ResultsExport,
   type ScaleResult,
   type SubmitOptions,
   type Task,
   type TaskResult,
+  type TasksFileError,
+  type TasksFileProgress,
+  type TasksUpload,
   type WaitOptions,
   type WorkerInfo,
 } from './fleet-client';
-export { codeForStatus, FleetApiError, FleetError, FleetNetworkError, isFleetApiError, type FleetErrorCode } from './errors';
+export { codeForStatus, FleetApiError, FleetError, FleetNetworkError, FleetTransferError, isFleetApiError, type FleetErrorCode } from './errors';
 export {
   createAuthorizer,
   resolveAuth,
