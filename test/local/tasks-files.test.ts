@@ -116,6 +116,22 @@ describe('the file path', () => {
     expect(again).toMatchObject({ results: 250, bytes: exported.bytes });
   });
 
+  it('the same file uploaded again under the same Idempotency-Key (a retry from another process) names the same batch; another file under it is a 409', async () => {
+    const text = linesOf(20, 'again');
+    const first = await submitFile((await upload(text)).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+    const done = await waitForBatch(url, first.body.batchId);
+    // The first upload is gone by now (its batch was prepared): the retry uploads the file anew.
+    const retried = await submitFile((await upload(text)).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+    const other = await submitFile((await upload(linesOf(21, 'again'))).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+
+    expect(first.status, first.text).toBe(202);
+    expect(done).toMatchObject({ status: 'completed', totalTasks: 20 });
+    expect(retried.status, retried.text).toBe(200);
+    expect(retried.body).toEqual(done);
+    expect(other.status).toBe(409);
+    expect(other.body.error.message).toContain('different request body');
+  });
+
   it('runs an object of an allowed bucket, named s3://bucket/key, which stays in place', async () => {
     await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'inbox/nightly.jsonl', Body: linesOf(40, 's3') }));
 
