@@ -27,7 +27,7 @@ import { SqsDeadLetterQueue } from './adapters/dead-letter-queue';
 import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { count, instrumented, logger, recordWorkerDuration, type LogKeys } from './adapters/observability';
 import { runAttempt } from './domain/attempt';
-import { WORKER_LISTING_DELAY_MS, listWhileRunning, workerExpiresAt } from './domain/fleet-activity';
+import { SlotPool, WORKER_LISTING_DELAY_MS, WORKER_LISTING_MODES, listWhileRunning, listingDelayMs, workerExpiresAt } from './domain/fleet-activity';
 import { StorageUnavailable, TaskAttemptFailed, TaskFailed, describeError } from './domain/errors';
 import { isStorageUnavailable } from './adapters/storage-errors';
 import { FLEET_METRICS } from './domain/metrics';
@@ -38,7 +38,10 @@ import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } f
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
   FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
+  /** In `long-attempts` listing mode: how long an attempt runs before GET /workers lists it. */
   FLEET_WORKER_LISTING_DELAY_MS: z.coerce.number().int().nonnegative().default(WORKER_LISTING_DELAY_MS),
+  /** FleetProps.workerListing: for a batch whose settings do not say (one started before the setting existed). */
+  FLEET_WORKER_LISTING: z.enum(WORKER_LISTING_MODES).default('every-attempt'),
   /** The Fleet construct always sets it; without it (e.g. a unit test) no dead-letter message is sent. */
   FLEET_DLQ_URL: z.string().min(1).optional(),
   /**
@@ -56,6 +59,8 @@ const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
 const deadLetters = env.FLEET_DLQ_URL ? new SqsDeadLetterQueue(sqs(), env.FLEET_DLQ_URL) : undefined;
 /** One id per execution environment: the seed's worker id. */
 const environmentId = randomUUID().slice(0, 8);
+/** The registry slots of this environment: on Lambda only slot 0, as it runs one attempt at a time. */
+const slots = new SlotPool();
 
 const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_DAYS * 86_400);
 
@@ -145,29 +150,47 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
   const budget = event.settings.executionBudgetMs;
   const notAfter = budget != null && Number.isFinite(childStart) ? childStart + budget : undefined;
   const spawnedAt = Date.now();
-  // GET /workers lists the attempt while its handler runs, once it has run
-  // FLEET_WORKER_LISTING_DELAY_MS; the write goes alongside the attempt, adding it no latency.
+  const slot = slots.take();
+  // GET /workers lists the attempt from its start (or, listing long attempts
+  // only, once it has run FLEET_WORKER_LISTING_DELAY_MS); the write goes alongside the attempt, adding it no latency.
   const listing = listWhileRunning(
     activity,
-    { id: workerId, batchId: event.batchId, taskId: event.task.id, spawnedAt, expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds), attempt },
+    {
+      slot: `${environmentId}-${slot}`,
+      id: workerId,
+      batchId: event.batchId,
+      taskId: event.task.id,
+      spawnedAt,
+      expiresAt: workerExpiresAt(spawnedAt, event.settings.attemptTimeoutSeconds),
+      attempt,
+    },
     logRegistryError({ batchId: event.batchId, taskId: event.task.id }),
-    env.FLEET_WORKER_LISTING_DELAY_MS,
+    listingDelayMs(event.settings.workerListing ?? env.FLEET_WORKER_LISTING, env.FLEET_WORKER_LISTING_DELAY_MS),
   );
-  // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
-  const outcome = await runAttempt(handlers, {
-    batchId: event.batchId,
-    task: event.task,
-    settings: event.settings,
-    attempt,
-    notAfter,
-    middleware,
-  });
-  await listing.end();
+  let outcome: Awaited<ReturnType<typeof runAttempt>>;
+  try {
+    // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
+    outcome = await runAttempt(handlers, {
+      batchId: event.batchId,
+      task: event.task,
+      settings: event.settings,
+      attempt,
+      notAfter,
+      middleware,
+    });
+    await listing.end(outcome.kind);
+  } finally {
+    slots.release(slot);
+  }
   // Every attempt's duration; a retry is any attempt after the first.
   recordWorkerDuration(outcome.duration);
   if (attempt > 0) count(FLEET_METRICS.taskRetries);
   logger.debug('task attempt ended', { batchId: event.batchId, taskId: event.task.id, attempt, outcome: outcome.kind, durationMs: outcome.duration });
-  if (outcome.kind === 'retry') throw new TaskAttemptFailed(outcome.error);
+  if (outcome.kind === 'retry') {
+    // For the Catch path, should the next attempt hang or crash: it names the attempt it records.
+    await activity.noteNextAttempt(event.batchId, event.task.id, attempt + 1, expiresAt(Date.now())).catch((error: unknown) => logRegistryError({ batchId: event.batchId, taskId: event.task.id })('note next attempt', error));
+    throw new TaskAttemptFailed(outcome.error);
+  }
   const result: TaskResult = {
     taskId: event.task.id,
     success: outcome.kind === 'succeeded',
@@ -181,6 +204,8 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
   // Only the invocation that recorded the final result counts it: a duplicate delivery counts nothing.
   if (recorded) count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
   if (outcome.kind === 'failed') {
+    // A retry-failed run may start this task again: its Catch path must not take this run's note.
+    if (attempt > 0) await activity.takeNextAttempt(event.batchId, event.task.id).catch((error: unknown) => logRegistryError({ batchId: event.batchId, taskId: event.task.id })('clear next attempt', error));
     if (recorded) await deadLetter(event.batchId, event.task.type, result);
     throw new TaskFailed(outcome.error);
   }
@@ -198,11 +223,11 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
   } catch {
     // a plain-text cause
   }
-  // The attempt that ended here (backstop timeout, crash) could not deregister itself.
-  // Its registry entry, if it ran long enough to be listed, says which attempt it was.
+  // The attempt that ended here (backstop timeout, crash) could not end its own listing: the
+  // failed result written below shows it is over. The note a retry left says which attempt it was.
   const ids = { batchId: event.batchId, taskId: event.task.id };
-  const listed = await activity.deregisterWorker(event.batchId, event.task.id).catch((error: unknown) => {
-    logRegistryError(ids)('deregister', error);
+  const nextAttempt = await activity.takeNextAttempt(event.batchId, event.task.id).catch((error: unknown) => {
+    logRegistryError(ids)('take next attempt', error);
     return undefined;
   });
   const now = Date.now();
@@ -212,8 +237,8 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     error: name === 'States.Timeout' ? 'timed out: the attempt exceeded its backstop timeout' : `${name}${message ? `: ${message}` : ''}`,
     duration: 0,
     timestamp: now,
-    // The Catch path does not see the retry count: the listed attempt's, else at least one ran.
-    attempts: listed?.attempt !== undefined ? listed.attempt + 1 : 1,
+    // The Catch path does not see the retry count: the noted attempt's, else the first.
+    attempts: nextAttempt !== undefined ? nextAttempt + 1 : 1,
     workerId: `${environmentId}-catch`,
   };
   if (await record(event.batchId, result)) {

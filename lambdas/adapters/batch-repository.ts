@@ -15,6 +15,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { COUNTER_SHARDS, RESULT_SHARDS, progressOf, randomCounterShard, shardOf } from '../domain/batch';
 import { DEFAULT_CONFIG, LIMITS } from '../domain/config';
+import { parseWorkerListing } from '../domain/fleet-activity';
 import { ValidationError } from '../domain/errors';
 import type { TasksFileBatches } from '../domain/file-jobs';
 import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
@@ -581,13 +582,20 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
   }
 }
 
+/**
+ * The deployment's default listing mode (FleetProps.workerListing, which the
+ * Fleet construct passes to every function), read once at cold start.
+ */
+const deployedWorkerListing = parseWorkerListing(process.env.FLEET_WORKER_LISTING, 'FLEET_WORKER_LISTING');
+
 /** The stored config, with defaults for what was never set. */
 function configOf(Item: Item | undefined): FleetManagerConfig {
-  if (!Item) return { ...DEFAULT_CONFIG };
+  if (!Item) return { ...DEFAULT_CONFIG, workerListing: deployedWorkerListing };
   return {
     maxConcurrentWorkers: (Item.maxConcurrentWorkers as number | undefined) ?? DEFAULT_CONFIG.maxConcurrentWorkers,
     workerTimeout: (Item.workerTimeout as number | undefined) ?? DEFAULT_CONFIG.workerTimeout,
     retryFailedTasks: (Item.retryFailedTasks as boolean | undefined) ?? DEFAULT_CONFIG.retryFailedTasks,
     maxRetries: (Item.maxRetries as number | undefined) ?? DEFAULT_CONFIG.maxRetries,
+    workerListing: (Item.workerListing as FleetManagerConfig['workerListing'] | undefined) ?? deployedWorkerListing,
   };
 }

@@ -5,10 +5,14 @@
  * Layout (pk / sk), beside the repository's (batch-repository.ts):
  *   STATS#S<n>            / TOTALS              one of STATS_SHARDS shards of the fleet totals
  *   STATS#BATCH#<batchId> / COUNTED             marks a finished batch whose counts are in the totals
- *   WORKERS#<nn>          / <batchId>#<taskId>  a worker running an attempt of that task
+ *   WORKERS#<nn>          / SLOT#<slot>         the attempt a worker slot runs, or last ran
+ *   BATCH#<id>#S<nn>      / NEXT_ATTEMPT#<task> the attempt a retried task runs next
  *
- * None of these items is written by every task: the totals once or twice per
- * batch, a registry item by its own task's attempts only.
+ * The totals are written once or twice per batch. A slot's entry is written
+ * once per attempt (by default every attempt: listing is exact), and once
+ * more when an attempt fails; a success leaves it, since the task's result
+ * shows the attempt is over. Reads therefore check each entry's task for a
+ * result (runningWorkers in the domain).
  */
 import {
   BatchGetCommand,
@@ -18,15 +22,14 @@ import {
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, workerShardOf } from '../domain/fleet-activity';
+import { shardOf } from '../domain/batch';
+import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, runningWorkers, taskKeyOf } from '../domain/fleet-activity';
 import type { FleetActivity, FleetTotals, RunningWorker } from '../domain/ports';
 import type { WorkerInfo } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
-import { countedKey, statsKey, workersPk } from './table-layout';
+import { countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
 
 type Item = Record<string, unknown>;
-
-const workerKey = (batchId: string, taskId: string) => ({ pk: workersPk(workerShardOf(batchId, taskId)), sk: `${batchId}#${taskId}` });
 
 /** BatchGetItem takes at most 100 keys. */
 const BATCH_GET_MAX = 100;
@@ -130,7 +133,8 @@ export class DynamoFleetActivity implements FleetActivity {
       new PutCommand({
         TableName: this.tableName,
         Item: {
-          ...workerKey(worker.batchId, worker.taskId),
+          ...workerSlotKey(worker.slot),
+          slot: worker.slot,
           id: worker.id,
           batchId: worker.batchId,
           taskId: worker.taskId,
@@ -142,59 +146,78 @@ export class DynamoFleetActivity implements FleetActivity {
     );
   }
 
-  async deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<Pick<RunningWorker, 'attempt'> | undefined> {
-    // A refused condition: someone else's entry now (a later attempt, a duplicate delivery), or none at all; leave it.
-    const deleted = await unlessConditionFails(() =>
+  async deregisterWorker(slot: string, workerId: string): Promise<void> {
+    // A refused condition: the slot runs a later attempt now, or has no entry; leave it.
+    await unlessConditionFails(() =>
       this.client.send(
         new DeleteCommand({
           TableName: this.tableName,
-          Key: workerKey(batchId, taskId),
-          ...(workerId !== undefined ? { ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': workerId } } : {}),
-          ReturnValues: 'ALL_OLD',
+          Key: workerSlotKey(slot),
+          ConditionExpression: 'id = :id',
+          ExpressionAttributeValues: { ':id': workerId },
         }),
       ),
     );
-    const attempt = deleted?.Attributes?.attempt;
-    if (!deleted?.Attributes) return undefined;
-    return typeof attempt === 'number' ? { attempt } : {};
+  }
+
+  async noteNextAttempt(batchId: string, taskId: string, attempt: number, expiresAt: number): Promise<void> {
+    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...nextAttemptKey(batchId, taskId), attempt, expiresAt } }));
+  }
+
+  async takeNextAttempt(batchId: string, taskId: string): Promise<number | undefined> {
+    // DeleteItem with ALL_OLD: the worker may delete in its batch's result shards, not read them.
+    const deleted = await this.client.send(
+      new DeleteCommand({ TableName: this.tableName, Key: nextAttemptKey(batchId, taskId), ReturnValues: 'ALL_OLD' }),
+    );
+    const Attributes = deleted?.Attributes;
+    return typeof Attributes?.attempt === 'number' && !isExpiredAt(Attributes.expiresAt, this.now()) ? Attributes.attempt : undefined;
   }
 
   async listWorkers(limit: number): Promise<WorkerInfo[]> {
-    const now = this.now();
-    const pages = await Promise.all(
-      Array.from({ length: WORKER_SHARDS }, (_, shard) =>
-        this.queryShard(shard, now, { ProjectionExpression: 'id, batchId, taskId, spawnedAt, expiresAt' }),
-      ),
+    return (await this.running()).slice(0, limit).map(
+      (worker): WorkerInfo => ({ id: worker.id, batchId: worker.batchId, taskId: worker.taskId, status: 'active', spawnedAt: worker.spawnedAt }),
     );
-    return pages
-      .flatMap((page) => page.items)
-      .map(
-        (item): WorkerInfo => ({
-          id: String(item.id),
-          batchId: String(item.batchId),
-          taskId: String(item.taskId),
-          status: 'active',
-          spawnedAt: numberOf(item.spawnedAt),
-        }),
-      )
-      .sort((a, b) => a.spawnedAt - b.spawnedAt || a.batchId.localeCompare(b.batchId) || a.taskId.localeCompare(b.taskId))
-      .slice(0, limit);
   }
 
   async countWorkers(): Promise<number> {
+    return (await this.running()).length;
+  }
+
+  /**
+   * Every running worker: the unexpired entries of the 16 shards, less those
+   * whose task has a final result (one BatchGetItem per 100 tasks, keys only).
+   */
+  private async running(): Promise<RunningWorker[]> {
     const now = this.now();
-    const counts = await Promise.all(Array.from({ length: WORKER_SHARDS }, (_, shard) => this.queryShard(shard, now, { Select: 'COUNT' })));
-    return counts.reduce((sum, page) => sum + page.count, 0);
+    const shards = await Promise.all(Array.from({ length: WORKER_SHARDS }, (_, shard) => this.queryShard(shard, now)));
+    const entries = shards.flat().map(
+      (item): RunningWorker => ({
+        slot: String(item.slot ?? item.sk),
+        id: String(item.id),
+        batchId: String(item.batchId),
+        taskId: String(item.taskId),
+        spawnedAt: numberOf(item.spawnedAt),
+        expiresAt: numberOf(item.expiresAt),
+        ...(typeof item.attempt === 'number' ? { attempt: item.attempt } : {}),
+      }),
+    );
+    const tasks = new Map<string, { pk: string; sk: string }>();
+    for (const entry of entries) tasks.set(taskKeyOf(entry.batchId, entry.taskId), resultKey(entry.batchId, shardOf(entry.taskId), entry.taskId));
+    const keys = [...tasks.values()];
+    const finished = new Set<string>();
+    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
+      for (const item of await this.getAll(keys.slice(i, i + BATCH_GET_MAX), 'pk, sk, taskId, expiresAt')) {
+        if (isExpiredAt(item.expiresAt, now)) continue;
+        const batchId = String(item.pk).replace(/^BATCH#/, '').replace(/#S\d+$/, '');
+        finished.add(taskKeyOf(batchId, String(item.taskId)));
+      }
+    }
+    return runningWorkers(entries, finished, now);
   }
 
   /** Every unexpired registry item of one shard, all pages. */
-  private async queryShard(
-    shard: number,
-    now: number,
-    shape: { Select: 'COUNT' } | { ProjectionExpression: string },
-  ): Promise<{ items: Item[]; count: number }> {
+  private async queryShard(shard: number, now: number): Promise<Item[]> {
     const items: Item[] = [];
-    let count = 0;
     let start: Item | undefined;
     do {
       // dynalite has no TTL and DynamoDB's deletes lag, so expired items are filtered here.
@@ -204,14 +227,13 @@ export class DynamoFleetActivity implements FleetActivity {
           KeyConditionExpression: 'pk = :pk',
           FilterExpression: 'expiresAt > :now',
           ExpressionAttributeValues: { ':pk': workersPk(shard), ':now': Math.floor(now / 1000) },
-          ...shape,
+          ProjectionExpression: 'sk, slot, id, batchId, taskId, spawnedAt, expiresAt, attempt',
           ExclusiveStartKey: start,
         }),
       );
       for (const item of page.Items ?? []) if (!isExpiredAt(item.expiresAt, now)) items.push(item);
-      count += page.Count ?? 0;
       start = page.LastEvaluatedKey;
     } while (start);
-    return { items, count };
+    return items;
   }
 }

@@ -6,9 +6,10 @@
  *   BATCH#<id>#S<nn>  / COUNT#<c>                   progress counter c (c mod 32 = nn)
  *   BATCH#<id>#S<nn>  / COUNT                       a shard's counter, as versions before COUNT#<c> kept it
  *   BATCH#<id>#S<nn>  / FAILED_ATTEMPT#<taskId>#<n> a failed result that retry n cleared
+ *   BATCH#<id>#S<nn>  / NEXT_ATTEMPT#<taskId>       which attempt of the task runs next (written on retries only)
  *   STATS#S<n>        / TOTALS                      fleet totals, sharded
  *   STATS#BATCH#<id>  / COUNTED                     what a finished batch added to the totals
- *   WORKERS#<nn>      / <batchId>#<taskId>          a worker running an attempt of that task
+ *   WORKERS#<nn>      / SLOT#<slot>                 the attempt a worker slot runs or last ran
  *   FLEET             / CONFIG                      the fleet's config
  *   FLEET             / CAPACITY                    running batches' shares of the cap
  *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
@@ -17,8 +18,8 @@
  *
  * One module, so the adapters that share a batch's items cannot drift apart.
  */
-import { RESULT_SHARDS } from '../domain/batch';
-import { WORKER_SHARDS } from '../domain/fleet-activity';
+import { RESULT_SHARDS, shardOf } from '../domain/batch';
+import { WORKER_SHARDS, workerShardOf } from '../domain/fleet-activity';
 
 export const LIST_PARTITION = 'BATCHES';
 /** The Active index's one partition: batches not yet finished. */
@@ -61,6 +62,10 @@ export const exportKey = (batchId: string) => ({ pk: `EXPORT#${batchId}`, sk: 'E
 
 /** The running-workers registry's partition `shard` (fleet-activity.ts). */
 export const workersPk = (shard: number) => `WORKERS#${String(shard).padStart(2, '0')}`;
+/** A worker slot's registry entry: its shard is a hash of the slot. */
+export const workerSlotKey = (slot: string) => ({ pk: workersPk(workerShardOf(slot)), sk: `SLOT#${slot}` });
+/** A task's note of its next attempt, beside its result (the worker writes only its batch's result shards). */
+export const nextAttemptKey = (batchId: string, taskId: string) => ({ pk: shardPk(batchId, shardOf(taskId)), sk: `NEXT_ATTEMPT#${taskId}` });
 
 /**
  * IAM `StringLike` patterns matching every partition key `partition(0 … shards-1)`

@@ -6,6 +6,7 @@ export const DEFAULT_CONFIG: Readonly<FleetManagerConfig> = Object.freeze({
   workerTimeout: 300_000,
   retryFailedTasks: true,
   maxRetries: 3,
+  workerListing: 'every-attempt',
 });
 
 /**
@@ -125,6 +126,7 @@ export function settingsForBatch(
     retryFailedTasks: config.retryFailedTasks,
     attemptTimeoutSeconds: express ? Math.min(backstopSeconds, EXPRESS_BACKSTOP_MAX_SECONDS) : backstopSeconds,
     executionBudgetMs: express ? EXPRESS_BUDGET_MS : null,
+    workerListing: config.workerListing,
   };
 }
 

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { BatchRepository, FleetActivity, FleetTotals, RunningWorker } from './ports';
-import { FINISHED_STATES, type BatchStatus, type FleetStatistics } from './types';
+import { FINISHED_STATES, type BatchStatus, type FleetStatistics, type WorkerListingMode } from './types';
 
 /**
  * The fleet totals are spread over this many items, one picked at random per
@@ -21,9 +21,10 @@ import { FINISHED_STATES, type BatchStatus, type FleetStatistics } from './types
 export const STATS_SHARDS = 4;
 
 /**
- * Running workers are registered under this many partition keys. Each
- * attempt writes twice (register, deregister), so 16 partitions take about
- * 8,000 attempt starts a second before DynamoDB has to split them further.
+ * Running workers are registered under this many partition keys, by a hash
+ * of their slot. Each attempt writes once (its slot's entry), so 16
+ * partitions take about 16,000 attempt starts a second before DynamoDB has to
+ * split them further.
  */
 export const WORKER_SHARDS = 16;
 
@@ -41,50 +42,127 @@ const LAMBDA_MAX_SECONDS = 900;
 export const MAX_LISTED_WORKERS = 10_000;
 
 /**
- * An attempt is registered once it has run this long (the worker reads
- * FLEET_WORKER_LISTING_DELAY_MS, defaulting to this). GET /workers is for
- * spotting stuck and long tasks; registering every short attempt would cost
- * two more writes per task: $1.25 more per million tasks on AWS (over the
- * $5 orchestration budget for 1 s tasks, see `npm run cost`), and 1,250
- * writes/s on a registry partition at 10,000 tasks/s.
+ * Which attempts GET /workers and `activeWorkers` show:
+ * - `every-attempt` (the default): every running attempt, from the moment it starts;
+ * - `long-attempts`: only attempts that have run FLEET_WORKER_LISTING_DELAY_MS
+ *   (2 s by default). Tasks shorter than that then make no registry write:
+ *   $0.625 less per million tasks on AWS (`npm run cost`).
  */
+export const WORKER_LISTING_MODES = ['every-attempt', 'long-attempts'] as const satisfies readonly WorkerListingMode[];
+export const DEFAULT_WORKER_LISTING: WorkerListingMode = 'every-attempt';
+
+/** In `long-attempts` mode, an attempt is registered once it has run this long (the worker reads FLEET_WORKER_LISTING_DELAY_MS). */
 export const WORKER_LISTING_DELAY_MS = 2_000;
 
-export interface WorkerListing {
-  /** Call when the attempt ends, however it ends; never throws. */
-  end(): Promise<void>;
+/** How long an attempt runs before it is registered, under `mode`. */
+export function listingDelayMs(mode: WorkerListingMode, longAttemptDelayMs = WORKER_LISTING_DELAY_MS): number {
+  return mode === 'long-attempts' ? longAttemptDelayMs : 0;
+}
+
+/** A listing mode from an environment variable's value; undefined means the default. Throws naming `variable` otherwise. */
+export function parseWorkerListing(value: string | undefined, variable: string): WorkerListingMode {
+  if (value === undefined || value === '') return DEFAULT_WORKER_LISTING;
+  if ((WORKER_LISTING_MODES as readonly string[]).includes(value)) return value as WorkerListingMode;
+  throw new Error(`Fleet is misconfigured: ${variable} must be one of ${WORKER_LISTING_MODES.join(', ')}; got "${value}"`);
 }
 
 /**
- * Keeps a worker in the registry while its attempt runs: registered once the
- * attempt has run `delayMs`, deregistered (if it still holds the entry) at
- * `end()`. The registry only reports, so its failures go to `onError` and
- * never fail the task; an entry left behind expires at `worker.expiresAt`.
+ * Slots of one execution environment: an attempt takes the lowest free one
+ * and gives it back when it ends. On Lambda an environment runs one attempt
+ * at a time, so it only ever uses slot 0; the local fleet runs many at once
+ * in one process. A slot's registry entry is overwritten by its next
+ * attempt, so the registry holds one entry per slot, not one per task.
+ */
+export class SlotPool {
+  private readonly free: number[] = [];
+  private next = 0;
+
+  take(): number {
+    if (this.free.length === 0) return this.next++;
+    const lowest = Math.min(...this.free);
+    this.free.splice(this.free.indexOf(lowest), 1);
+    return lowest;
+  }
+
+  release(slot: number): void {
+    if (slot >= 0 && slot < this.next && !this.free.includes(slot)) this.free.push(slot);
+  }
+}
+
+/** How an attempt ended, for its registry entry. */
+export type AttemptEnd = 'succeeded' | 'retry' | 'failed';
+
+export interface WorkerListing {
+  /** Call when the attempt ends, however it ends; never throws. */
+  end(how: AttemptEnd): Promise<void>;
+}
+
+/**
+ * Keeps a worker in the registry while its attempt runs: registered after
+ * `delayMs` (0: at once, alongside the attempt, adding it no latency).
+ * - A success leaves the entry: the task's result, written next, shows the
+ *   attempt is over (runningWorkers), and the slot's next attempt overwrites
+ *   it. That saves the delete a separate registration would need.
+ * - A retry or a final failure deletes it (if it is still this worker's):
+ *   a retry has no result to show it is over, and a failed result may be
+ *   cleared by retry-failed.
+ * The registry only reports, so its failures go to `onError` and never fail
+ * the task; an entry left behind expires at `worker.expiresAt`.
  */
 export function listWhileRunning(
-  activity: Pick<FleetActivity, 'registerWorker'> & { deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<unknown> },
+  activity: Pick<FleetActivity, 'registerWorker' | 'deregisterWorker'>,
   worker: RunningWorker,
   onError: (action: 'register' | 'deregister', error: unknown) => void,
-  delayMs = WORKER_LISTING_DELAY_MS,
+  delayMs = 0,
 ): WorkerListing {
   let registration: Promise<void> | undefined;
-  const timer = setTimeout(() => {
+  const register = () => {
     registration = activity.registerWorker(worker).catch((error: unknown) => onError('register', error));
-  }, delayMs);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  if (delayMs <= 0) register();
+  else timer = setTimeout(register, delayMs);
   return {
-    async end() {
+    async end(how) {
       clearTimeout(timer);
       if (!registration) return;
+      // Awaited even on success: a put still in flight could otherwise land after the slot's next attempt's.
       await registration;
-      await activity.deregisterWorker(worker.batchId, worker.taskId, worker.id).catch((error: unknown) => onError('deregister', error));
+      // A put that failed may still have landed: the delete, conditional on the worker id, runs anyway.
+      if (how === 'succeeded') return;
+      await activity.deregisterWorker(worker.slot, worker.id).catch((error: unknown) => onError('deregister', error));
     },
   };
 }
 
-/** Stable registry shard of one task of one batch, 0..WORKER_SHARDS-1. */
-export function workerShardOf(batchId: string, taskId: string): number {
-  const digest = createHash('sha1').update(batchId).update('\u0000').update(taskId).digest();
+/** Stable registry shard of a slot, 0..WORKER_SHARDS-1. */
+export function workerShardOf(slot: string): number {
+  const digest = createHash('sha1').update(slot).digest();
   return digest.readUInt32BE(0) % WORKER_SHARDS;
+}
+
+/** One task's identity, as runningWorkers matches entries and results. */
+export const taskKeyOf = (batchId: string, taskId: string) => `${batchId}\u0000${taskId}`;
+
+/**
+ * The workers running now, from the registry's entries and the tasks that
+ * have a final result (`finished`, by taskKeyOf), oldest first:
+ * - an expired entry is gone (its attempt's backstop has passed);
+ * - an entry whose task has a final result is over (a success leaves its entry);
+ * - of two entries for one task (a crashed attempt's, then a later one's),
+ *   only the latest attempt is running.
+ */
+export function runningWorkers(entries: readonly RunningWorker[], finished: ReadonlySet<string>, nowMs: number): RunningWorker[] {
+  const latest = new Map<string, RunningWorker>();
+  for (const entry of entries) {
+    if (isExpiredAt(entry.expiresAt, nowMs)) continue;
+    const key = taskKeyOf(entry.batchId, entry.taskId);
+    if (finished.has(key)) continue;
+    const seen = latest.get(key);
+    const newer = !seen || (entry.attempt ?? 0) > (seen.attempt ?? 0) || ((entry.attempt ?? 0) === (seen.attempt ?? 0) && entry.spawnedAt > seen.spawnedAt);
+    if (newer) latest.set(key, entry);
+  }
+  return [...latest.values()].sort((a, b) => a.spawnedAt - b.spawnedAt || a.batchId.localeCompare(b.batchId) || a.taskId.localeCompare(b.taskId));
 }
 
 /**

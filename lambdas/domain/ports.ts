@@ -113,6 +113,12 @@ export interface FleetTotals {
 
 /** A worker running one attempt of one task, as the registry keeps it. */
 export interface RunningWorker {
+  /**
+   * The slot the attempt runs in: one per attempt running at once in an
+   * execution environment (on Lambda, one per environment). Its registry
+   * entry is overwritten by the slot's next attempt, never deleted on success.
+   */
+  slot: string;
   /** The worker id its result will carry. */
   id: string;
   batchId: string;
@@ -127,8 +133,9 @@ export interface RunningWorker {
 
 /**
  * Fleet-wide statistics and the registry of running workers (README: "Stats
- * and workers"). Stats are written once or twice per batch, the registry
- * twice per attempt that runs 100 ms or more; no item is written by every task.
+ * and workers"). Stats are written once or twice per batch; the registry
+ * once per attempt (every attempt by default, or only long ones when the
+ * fleet lists long attempts only), and once more for an attempt that fails.
  */
 export interface FleetActivity {
   /** Adds a submitted batch and its tasks to the fleet totals. */
@@ -141,14 +148,22 @@ export interface FleetActivity {
   /** Which of these batches have had their counts added (or are being added) to the totals. */
   countedBatchIds(batchIds: readonly string[]): Promise<Set<string>>;
   readTotals(): Promise<FleetTotals>;
-  /** Registers a worker while its attempt runs; replaces an earlier attempt's entry for the same task. */
+  /** Registers a worker as its attempt starts, replacing the entry of the slot's previous attempt. */
   registerWorker(worker: RunningWorker): Promise<void>;
   /**
-   * Removes a task's registry entry when its attempt ends. With `workerId`,
-   * only if the entry is still that worker's (a later attempt or a duplicate
-   * delivery may have replaced it). Resolves with the entry removed, if any.
+   * Removes a slot's entry when its attempt ends without a success (a retry
+   * or a final failure), only if the entry is still worker `workerId`'s.
+   * A success leaves its entry: the task's result shows it is over.
    */
-  deregisterWorker(batchId: string, taskId: string, workerId?: string): Promise<Pick<RunningWorker, 'attempt'> | undefined>;
+  deregisterWorker(slot: string, workerId: string): Promise<void>;
+  /**
+   * Notes which attempt of a task runs next, when an attempt ends in a retry,
+   * so the Catch path can name the attempt it records (it does not see the
+   * retry count). Written only on the retry path.
+   */
+  noteNextAttempt(batchId: string, taskId: string, attempt: number, expiresAt: number): Promise<void>;
+  /** Removes the task's note (see noteNextAttempt) and resolves with its attempt, if there was one. */
+  takeNextAttempt(batchId: string, taskId: string): Promise<number | undefined>;
   /** Workers running now, oldest first, at most `limit`. */
   listWorkers(limit: number): Promise<WorkerInfo[]>;
   countWorkers(): Promise<number>;

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { LIMITS } from './config';
+import { WORKER_LISTING_MODES } from './fleet-activity';
 import { ValidationError } from './errors';
 import type { FleetManagerConfig, Task } from './types';
 
@@ -200,6 +201,7 @@ export const configPatchSchema = z.strictObject({
     .min(0, 'must be at least 0')
     .max(LIMITS.maxRetries, `must be at most ${LIMITS.maxRetries}`)
     .optional(),
+  workerListing: z.enum(WORKER_LISTING_MODES, `must be one of ${WORKER_LISTING_MODES.map((mode) => `"${mode}"`).join(', ')}`).optional(),
 });
 
 /** Validates a partial config update. */

@@ -60,6 +60,13 @@ export interface BatchStatus {
   validationErrorsTruncated?: boolean;
 }
 
+/**
+ * Which running attempts GET /workers and `activeWorkers` show: every one
+ * from its start (`every-attempt`), or only those that have run 2 s
+ * (`long-attempts`, cheaper for short tasks). See domain/fleet-activity.ts.
+ */
+export type WorkerListingMode = 'every-attempt' | 'long-attempts';
+
 export interface FleetManagerConfig {
   /** Fleet-wide cap on tasks executing at once. */
   maxConcurrentWorkers: number;
@@ -68,6 +75,8 @@ export interface FleetManagerConfig {
   retryFailedTasks: boolean;
   /** Retries after the first attempt. */
   maxRetries: number;
+  /** Which running attempts are listed; its default is the deployment's (FleetProps.workerListing). */
+  workerListing: WorkerListingMode;
 }
 
 export interface FleetStatistics {
@@ -107,6 +116,8 @@ export interface TaskSettings {
    * must fit inside it, or the child would end without recording a result.
    */
   executionBudgetMs: number | null;
+  /** The config's workerListing when the batch started; absent in batches started before it existed. */
+  workerListing?: WorkerListingMode;
 }
 
 export interface WorkerEvent {

@@ -79,7 +79,7 @@ export interface FleetTarget {
 }
 
 /** The config every scenario starts from; each changes only what it tests. */
-const BASELINE: FleetManagerConfig = { maxConcurrentWorkers: 10, maxRetries: 2, retryFailedTasks: true, workerTimeout: 60_000 };
+const BASELINE: FleetManagerConfig = { maxConcurrentWorkers: 10, maxRetries: 2, retryFailedTasks: true, workerTimeout: 60_000, workerListing: 'every-attempt' };
 
 interface SleepData {
   ms: number;

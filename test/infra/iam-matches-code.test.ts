@@ -141,13 +141,13 @@ const GRANTED_FOR_TRACING: Record<string, string> = {
 const WORKER_CALLS = {
   // getBatch: before a retry, whether the batch was cancelled.
   repository: ['getBatch', 'recordResult'],
-  activity: ['deregisterWorker', 'registerWorker'],
+  activity: ['deregisterWorker', 'noteNextAttempt', 'registerWorker', 'takeNextAttempt'],
   deadLetters: ['send'],
 };
 /** What recordResult sends only with grouping on (insert-coalescer.ts): the existence read of a group. */
 const SENT_ONLY_WHEN_GROUPING = ['dynamodb:BatchGetItem'];
 const NOT_SENT_BY_WORKER: Record<string, string> = {
-  'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listRunningWorkers: not called by the worker.',
+  'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listWorkers/countWorkers: not called by the worker.',
   'dynamodb:BatchGetItem':
     'recordResult reads only to group results (insert-coalescer.ts), which needs FLEET_GROUP_RESULT_WRITES=true: the local fleet sets it, the Fleet construct never does (checked below).',
 };
@@ -488,6 +488,8 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'getBatch'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'registerWorker'),
       ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'deregisterWorker'),
+      ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'noteNextAttempt'),
+      ...actionsOfMethod('lambdas/adapters/fleet-activity.ts', 'takeNextAttempt'),
       ...actionsOfMethod('lambdas/adapters/dead-letter-queue.ts', 'send'),
     ];
     expect(sent.length).toBeGreaterThan(0);

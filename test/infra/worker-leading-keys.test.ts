@@ -205,9 +205,11 @@ describe('worker functions write only the worker partitions (dynamodb:LeadingKey
     // Act: a success and a failure per task on many tasks, so every shard is touched.
     for (let i = 0; i < 200; i++) {
       const taskId = `task-${i}`;
-      await activity.registerWorker({ id: `w-${i}`, batchId, taskId, spawnedAt: 1, expiresAt: 2, attempt: 0 });
+      await activity.registerWorker({ slot: `env${i}-0`, id: `w-${i}`, batchId, taskId, spawnedAt: 1, expiresAt: 2, attempt: 0 });
       await repository.recordResult(batchId, { taskId, success: i % 2 === 0, duration: 1, timestamp: 1, attempts: 1, workerId: `w-${i}` }, 2);
-      await activity.deregisterWorker(batchId, taskId, `w-${i}`);
+      await activity.deregisterWorker(`env${i}-0`, `w-${i}`);
+      await activity.noteNextAttempt(batchId, taskId, 1, 2);
+      await activity.takeNextAttempt(batchId, taskId);
     }
 
     // Assert: the requests reached results, counters and the registry, and the policy allows each one.

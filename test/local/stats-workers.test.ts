@@ -20,7 +20,7 @@ let fleet: LocalFleet | undefined;
 let url = '';
 
 beforeAll(async () => {
-  // List attempts after 100 ms instead of the default 2 s, so these tests' tasks can stay short.
+  // Listing long attempts only (opted in below): after 100 ms instead of the default 2 s, so these tests' tasks can stay short.
   process.env.FLEET_WORKER_LISTING_DELAY_MS = '100';
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
   url = fleet.url;
@@ -144,7 +144,7 @@ describe('getStats: GET /stats', () => {
     expect(live.completedTasks - afterThree.completedTasks).toBeGreaterThanOrEqual(before.completedTasks);
     expect(live.completedTasks - afterThree.completedTasks).toBeLessThanOrEqual(after.completedTasks);
     expect(live.failedTasks).toBe(afterThree.failedTasks);
-    // 50 ms attempts are mostly over before the registry lists them (after 100 ms).
+    // Every running attempt is listed, and at most 4 run at once.
     expect(live.activeWorkers).toBeLessThanOrEqual(4);
 
     // Assert: a cancelled batch adds its counts as of the cancel; tasks that
@@ -247,27 +247,92 @@ describe('getActiveWorkers: GET /workers', () => {
     expect((await stats()).activeWorkers).toBe(0);
   });
 
-  it('ignores a registry entry whose worker can no longer be running, and removes an entry only for its own worker', async () => {
+  it('ignores a registry entry whose worker can no longer be running, or whose task has its result, and removes an entry only for its own worker', async () => {
     // Arrange: entries written as the worker Lambda writes them
-    const activity = new DynamoFleetActivity(dynamo(), process.env.TABLE_NAME ?? '');
+    const table = process.env.TABLE_NAME ?? '';
+    const activity = new DynamoFleetActivity(dynamo(), table);
+    const repository = new DynamoBatchRepository(dynamo(), table);
     const now = Date.now();
-    const crashed = { id: 'env-gone-0', batchId: 'ghost-batch', taskId: 'gone', spawnedAt: now - 20 * 60_000, expiresAt: Math.floor(now / 1000) - 1 };
-    const running = { id: 'env-stuck-0', batchId: 'ghost-batch', taskId: 'stuck', spawnedAt: now - 90_000, expiresAt: Math.floor(now / 1000) + 600 };
+    const inAnHour = Math.floor(now / 1000) + 3600;
+    const crashed = { slot: 'env-gone-0', id: 'env-gone-t', batchId: 'ghost-batch', taskId: 'gone', spawnedAt: now - 20 * 60_000, expiresAt: Math.floor(now / 1000) - 1 };
+    const running = { slot: 'env-stuck-0', id: 'env-stuck-t', batchId: 'ghost-batch', taskId: 'stuck', spawnedAt: now - 90_000, expiresAt: Math.floor(now / 1000) + 600 };
+    // A success leaves its entry; the result recorded after it shows the attempt is over.
+    const succeeded = { slot: 'env-done-0', id: 'env-done-t', batchId: 'ghost-batch', taskId: 'done', spawnedAt: now - 60_000, expiresAt: Math.floor(now / 1000) + 600 };
 
     // Act
     await activity.registerWorker(crashed);
     await activity.registerWorker(running);
+    await activity.registerWorker(succeeded);
+    const beforeResult = await workers();
+    await repository.recordResult('ghost-batch', { taskId: 'done', success: true, result: 1, duration: 1, timestamp: now, attempts: 1, workerId: succeeded.id }, inAnHour);
     const listed = await workers();
     const counted = (await stats()).activeWorkers;
-    await activity.deregisterWorker(running.batchId, running.taskId, 'env-stuck-1');
+    await activity.deregisterWorker(running.slot, 'env-stuck-other');
     const afterOtherWorker = await workers();
-    await activity.deregisterWorker(running.batchId, running.taskId, running.id);
-    await activity.deregisterWorker(crashed.batchId, crashed.taskId);
+    await activity.deregisterWorker(running.slot, running.id);
 
     // Assert
+    expect(beforeResult.map((w) => w.taskId)).toEqual(['stuck', 'done']);
     expect(listed).toEqual([{ id: running.id, batchId: 'ghost-batch', taskId: 'stuck', status: 'active', spawnedAt: running.spawnedAt }]);
     expect(counted).toBe(1);
     expect(afterOtherWorker).toHaveLength(1);
+    expect(await workers()).toEqual([]);
+  });
+
+  it('lists a short task (50 ms) from the moment it starts, in GET /workers and in activeWorkers, by default', async () => {
+    // Arrange: 50 ms tasks, shorter than any delay: the seed's registry never listed them.
+    expect((await api<FleetManagerConfig>(url, 'GET', '/config')).body.workerListing).toBe('every-attempt');
+    await setConfig({ maxConcurrentWorkers: 2 });
+    const tasks = sleepTasks('short', 400, 50);
+    const taskIds = new Set(tasks.map((t) => t.id));
+    const batchId = await submit(tasks);
+
+    // Act: sample until a running short task is seen, both ways (or the batch is over)
+    const over = async () => ['completed', 'partial', 'failed'].includes((await status(batchId)).status);
+    const seen = await waitUntil(async () => {
+      const listed = (await workers()).filter((w) => w.batchId === batchId);
+      if (listed.length > 0) return { listed };
+      return (await over()) ? { listed } : undefined;
+    });
+    const counted = await waitUntil(async () => {
+      const active = (await stats()).activeWorkers;
+      if (active > 0) return active;
+      return (await over()) ? active : undefined;
+    });
+    await waitForBatch(url, batchId);
+
+    // Assert
+    expect(seen.listed.length).toBeGreaterThan(0);
+    expect(seen.listed.length).toBeLessThanOrEqual(2);
+    for (const worker of seen.listed) expect(taskIds.has(worker.taskId), worker.taskId).toBe(true);
+    expect(counted).toBeGreaterThan(0);
+    expect(counted).toBeLessThanOrEqual(2);
+    expect(await workers()).toEqual([]);
+    expect((await stats()).activeWorkers).toBe(0);
+  });
+
+  it('lists long attempts only once the fleet opts in (PATCH /config workerListing), and refuses an unknown mode naming the field', async () => {
+    // Arrange
+    const refused = await api<{ error: string; field?: string }>(url, 'PATCH', '/config', { workerListing: 'sometimes' });
+    await setConfig({ workerListing: 'long-attempts', maxConcurrentWorkers: 2 });
+    // 1 s tasks: listed once they have run 100 ms (this file's FLEET_WORKER_LISTING_DELAY_MS).
+    const batchId = await submit(sleepTasks('opt', 2, 1_000));
+
+    // Act
+    const listed = await waitUntil(async () => {
+      const running = await workers();
+      return running.length === 2 ? running : undefined;
+    });
+    const final = await waitForBatch(url, batchId);
+
+    // Assert
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('workerListing');
+    expect(refused.text).toContain('every-attempt');
+    expect((await api<FleetManagerConfig>(url, 'GET', '/config')).body.workerListing).toBe('long-attempts');
+    expect(new Set(listed.map((w) => w.taskId))).toEqual(new Set(['opt0', 'opt1']));
+    expect(Date.now() - Math.min(...listed.map((w) => w.spawnedAt))).toBeGreaterThanOrEqual(100);
+    expect(final.status).toBe('completed');
     expect(await workers()).toEqual([]);
   });
 });

@@ -87,7 +87,7 @@ describe('parseAutoscalingPolicy', () => {
 
 describe('autoscale (one run)', () => {
   function fleet(statuses: BatchStatus[], maxConcurrentWorkers: number) {
-    const config: FleetManagerConfig = { maxConcurrentWorkers, workerTimeout: 60_000, retryFailedTasks: true, maxRetries: 3 };
+    const config: FleetManagerConfig = { maxConcurrentWorkers, workerTimeout: 60_000, retryFailedTasks: true, maxRetries: 3, workerListing: 'every-attempt' };
     const scaled: number[] = [];
     const deps = {
       repository: {

@@ -11,6 +11,8 @@ describe('DEFAULT_CONFIG', () => {
       workerTimeout: 300_000,
       retryFailedTasks: true,
       maxRetries: 3,
+      // Fleet's addition: GET /workers lists every running attempt, as the seed's design promises.
+      workerListing: 'every-attempt',
     });
   });
 

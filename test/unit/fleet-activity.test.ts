@@ -7,13 +7,19 @@ import {
   combineStats,
   countFinishedBatch,
   isExpiredAt,
+  DEFAULT_WORKER_LISTING,
+  SlotPool,
   listWhileRunning,
+  listingDelayMs,
   mapConcurrently,
+  parseWorkerListing,
+  runningWorkers,
+  taskKeyOf,
   workerExpiresAt,
   workerShardOf,
 } from '../../lambdas/domain/fleet-activity';
 import { FleetService } from '../../lambdas/domain/fleet-service';
-import type { BatchRecord, BatchRepository, FleetActivity, FleetTotals, TaskStore, WorkflowStarter } from '../../lambdas/domain/ports';
+import type { BatchRecord, BatchRepository, FleetActivity, FleetTotals, RunningWorker, TaskStore, WorkflowStarter } from '../../lambdas/domain/ports';
 import { FINISHED_STATES, type BatchState, type BatchStatus, type WorkerInfo } from '../../lambdas/domain/types';
 import { batchRecord } from './handler-fixtures';
 
@@ -34,25 +40,93 @@ const ZERO: FleetTotals = { totalBatches: 0, totalTasks: 0, completedTasks: 0, f
 describe('workerShardOf', () => {
   it('is stable and within 0..WORKER_SHARDS-1', () => {
     for (let i = 0; i < 200; i++) {
-      const shard = workerShardOf('batch', `t${i}`);
-      expect(shard).toBe(workerShardOf('batch', `t${i}`));
+      const shard = workerShardOf(`env${i}-0`);
+      expect(shard).toBe(workerShardOf(`env${i}-0`));
       expect(Number.isInteger(shard) && shard >= 0 && shard < WORKER_SHARDS).toBe(true);
     }
   });
 
-  it('spreads one batch over every shard, and the same task id of different batches over several', () => {
-    const ofOneBatch = new Set(Array.from({ length: 500 }, (_, i) => workerShardOf('batch', `t${i}`)));
-    const ofOneTaskId = new Set(Array.from({ length: 100 }, (_, i) => workerShardOf(`batch-${i}`, 'task-1')));
+  it('spreads the slots of many environments over every shard', () => {
+    const shards = new Set(Array.from({ length: 500 }, (_, i) => workerShardOf(`${i.toString(16).padStart(8, '0')}-0`)));
 
-    expect(ofOneBatch.size).toBe(WORKER_SHARDS);
-    expect(ofOneTaskId.size).toBeGreaterThan(WORKER_SHARDS / 2);
+    expect(shards.size).toBe(WORKER_SHARDS);
+  });
+});
+
+describe('SlotPool', () => {
+  it('gives the lowest free slot, so one attempt at a time (Lambda) only ever uses slot 0', () => {
+    const pool = new SlotPool();
+    const serial = [0, 1, 2].map(() => {
+      const slot = pool.take();
+      pool.release(slot);
+      return slot;
+    });
+
+    expect(serial).toEqual([0, 0, 0]);
   });
 
-  it('does not confuse batch and task boundaries', () => {
-    const a = Array.from({ length: 50 }, (_, i) => workerShardOf(`b${i}`, 'x'));
-    const b = Array.from({ length: 50 }, (_, i) => workerShardOf('b', `${i}x`));
+  it('gives attempts running at once distinct slots, and reuses released ones', () => {
+    const pool = new SlotPool();
+    const [a, b, c] = [pool.take(), pool.take(), pool.take()];
+    pool.release(b);
+    pool.release(b);
+    const d = pool.take();
+    const e = pool.take();
 
-    expect(a).not.toEqual(b);
+    expect([a, b, c]).toEqual([0, 1, 2]);
+    expect(d).toBe(1);
+    expect(e).toBe(3);
+  });
+});
+
+describe('listing modes', () => {
+  it('lists every attempt from its start by default, long attempts only after the delay', () => {
+    expect(DEFAULT_WORKER_LISTING).toBe('every-attempt');
+    expect(listingDelayMs('every-attempt', 100)).toBe(0);
+    expect(listingDelayMs('long-attempts')).toBe(WORKER_LISTING_DELAY_MS);
+    expect(listingDelayMs('long-attempts', 100)).toBe(100);
+  });
+
+  it('reads the deployment default from its variable, and names the variable when it is wrong', () => {
+    expect(parseWorkerListing(undefined, 'FLEET_WORKER_LISTING')).toBe('every-attempt');
+    expect(parseWorkerListing('long-attempts', 'FLEET_WORKER_LISTING')).toBe('long-attempts');
+    expect(() => parseWorkerListing('sometimes', 'FLEET_WORKER_LISTING')).toThrow(/FLEET_WORKER_LISTING must be one of every-attempt, long-attempts/);
+  });
+});
+
+describe('runningWorkers', () => {
+  const now = 1_000_000_000;
+  const entry = (slot: string, taskId: string, spawnedAt: number, extra: Partial<RunningWorker> = {}): RunningWorker => ({
+    slot,
+    id: `${slot}-${taskId}`,
+    batchId: 'b',
+    taskId,
+    spawnedAt,
+    expiresAt: now / 1000 + 600,
+    attempt: 0,
+    ...extra,
+  });
+
+  it('keeps the entries whose task has no result, oldest first', () => {
+    const running = runningWorkers([entry('s1', 't2', 30), entry('s2', 't1', 10), entry('s3', 't3', 20)], new Set([taskKeyOf('b', 't3')]), now);
+
+    expect(running.map((w) => w.taskId)).toEqual(['t1', 't2']);
+  });
+
+  it("drops an entry a success left (its task has a result), an expired entry, and another batch's same task id stays", () => {
+    const entries = [entry('s1', 't1', 10), entry('s2', 't2', 20, { expiresAt: now / 1000 }), entry('s3', 't1', 30, { batchId: 'other' })];
+
+    const running = runningWorkers(entries, new Set([taskKeyOf('b', 't1')]), now);
+
+    expect(running.map((w) => `${w.batchId}/${w.taskId}`)).toEqual(['other/t1']);
+  });
+
+  it("shows one worker per task: a crashed attempt's entry gives way to the later attempt's", () => {
+    const entries = [entry('dead', 't1', 10, { attempt: 0 }), entry('live', 't1', 50, { attempt: 1 }), entry('dup', 't2', 5), entry('dup2', 't2', 6)];
+
+    const running = runningWorkers(entries, new Set(), now);
+
+    expect(running.map((w) => w.slot)).toEqual(['dup2', 'live']);
   });
 });
 
@@ -73,18 +147,18 @@ describe('workerExpiresAt', () => {
 });
 
 describe('listWhileRunning', () => {
-  const worker = { id: 'env-t1-0', batchId: 'b', taskId: 't1', spawnedAt: 0, expiresAt: 1000 };
+  const worker = { slot: 'env-0', id: 'env-t1-0', batchId: 'b', taskId: 't1', spawnedAt: 0, expiresAt: 1000 };
 
   function registry(fail: { register?: boolean; deregister?: boolean } = {}) {
     const calls: string[] = [];
     const errors: string[] = [];
     const activity = {
       registerWorker: async (w: typeof worker) => {
-        calls.push(`register ${w.batchId}/${w.taskId} ${w.id}`);
+        calls.push(`register ${w.slot} ${w.batchId}/${w.taskId} ${w.id}`);
         if (fail.register) throw new Error('throttled');
       },
-      deregisterWorker: async (batchId: string, taskId: string, workerId?: string) => {
-        calls.push(`deregister ${batchId}/${taskId} ${workerId}`);
+      deregisterWorker: async (slot: string, workerId: string) => {
+        calls.push(`deregister ${slot} ${workerId}`);
         if (fail.deregister) throw new Error('throttled');
       },
     };
@@ -96,41 +170,60 @@ describe('listWhileRunning', () => {
     vi.useRealTimers();
   });
 
-  it(`writes nothing for an attempt shorter than ${WORKER_LISTING_DELAY_MS} ms`, async () => {
-    vi.useFakeTimers();
+  it('by default registers the attempt as it starts, and a success leaves the entry (one write per task)', async () => {
     const { activity, calls, onError } = registry();
 
     const listing = listWhileRunning(activity, worker, onError);
+    const atStart = [...calls];
+    await listing.end('succeeded');
+
+    expect(atStart).toEqual(['register env-0 b/t1 env-t1-0']);
+    expect(calls).toEqual(['register env-0 b/t1 env-t1-0']);
+  });
+
+  it('deregisters, as its own worker, an attempt that ends in a retry or a final failure', async () => {
+    for (const how of ['retry', 'failed'] as const) {
+      const { activity, calls, onError } = registry();
+
+      await listWhileRunning(activity, worker, onError).end(how);
+
+      expect(calls, how).toEqual(['register env-0 b/t1 env-t1-0', 'deregister env-0 env-t1-0']);
+    }
+  });
+
+  it(`listing long attempts only: writes nothing for an attempt shorter than the delay (${WORKER_LISTING_DELAY_MS} ms)`, async () => {
+    vi.useFakeTimers();
+    const { activity, calls, onError } = registry();
+
+    const listing = listWhileRunning(activity, worker, onError, WORKER_LISTING_DELAY_MS);
     await vi.advanceTimersByTimeAsync(WORKER_LISTING_DELAY_MS - 1);
-    await listing.end();
+    await listing.end('retry');
     await vi.advanceTimersByTimeAsync(1_000);
 
     expect(calls).toEqual([]);
   });
 
-  it('registers a longer attempt once the delay has passed, and deregisters it, as its own worker, at the end', async () => {
+  it('listing long attempts only: registers a longer attempt once the delay has passed', async () => {
     vi.useFakeTimers();
     const { activity, calls, onError } = registry();
 
-    const listing = listWhileRunning(activity, worker, onError);
+    const listing = listWhileRunning(activity, worker, onError, WORKER_LISTING_DELAY_MS);
     await vi.advanceTimersByTimeAsync(WORKER_LISTING_DELAY_MS);
     const whileRunning = [...calls];
-    await listing.end();
+    await listing.end('succeeded');
 
-    expect(whileRunning).toEqual(['register b/t1 env-t1-0']);
-    expect(calls).toEqual(['register b/t1 env-t1-0', 'deregister b/t1 env-t1-0']);
+    expect(whileRunning).toEqual(['register env-0 b/t1 env-t1-0']);
+    expect(calls).toEqual(['register env-0 b/t1 env-t1-0']);
   });
 
   it('never throws: registry failures go to onError', async () => {
-    vi.useFakeTimers();
     const { activity, calls, errors, onError } = registry({ register: true, deregister: true });
 
-    const listing = listWhileRunning(activity, worker, onError, 10);
-    await vi.advanceTimersByTimeAsync(10);
-    await expect(listing.end()).resolves.toBeUndefined();
+    const listing = listWhileRunning(activity, worker, onError);
+    await expect(listing.end('failed')).resolves.toBeUndefined();
 
     // The failed put may still have landed; the delete, conditional on the worker id, runs anyway.
-    expect(calls).toEqual(['register b/t1 env-t1-0', 'deregister b/t1 env-t1-0']);
+    expect(calls).toEqual(['register env-0 b/t1 env-t1-0', 'deregister env-0 env-t1-0']);
     expect(errors).toEqual(['register: Error: throttled', 'deregister: Error: throttled']);
   });
 });
@@ -287,6 +380,8 @@ class World {
     },
     registerWorker: async () => undefined,
     deregisterWorker: async () => undefined,
+    noteNextAttempt: async () => undefined,
+    takeNextAttempt: async () => undefined,
     listWorkers: async (limit) => {
       this.log(`listWorkers ${limit}`);
       return this.workers.slice(0, limit);

@@ -42,8 +42,9 @@ describe('worker: dead-letter queue', () => {
   it('records the final failure first, then sends batchId, taskId, last error and attempts', async () => {
     // Arrange
     const order: string[] = [];
-    ddb.on(PutCommand).callsFake(() => {
-      order.push('record');
+    // Every attempt is listed from its start: the registry's put comes first, then the result's.
+    ddb.on(PutCommand).callsFake((input: { Item?: { sk?: string } }) => {
+      order.push(input.Item?.sk?.startsWith('RESULT#') ? 'record' : 'register');
       return {};
     });
     ddb.on(UpdateCommand).resolves({});
@@ -56,11 +57,29 @@ describe('worker: dead-letter queue', () => {
     await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed' });
 
     // Assert
-    expect(order).toEqual(['record', 'send']);
+    expect(order).toEqual(['register', 'record', 'send']);
     const sent = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
     expect(sent?.QueueUrl).toBe(QUEUE_URL);
     expect(JSON.parse(sent?.MessageBody ?? '{}')).toMatchObject({ batchId: 'batch-1', taskId: 'task-1', taskType: 'fail', error: 'out of paper', attempts: 2 });
     expect(sent?.MessageBody).not.toContain('"data"');
+  });
+
+  it('an attempt that ends in a retry deregisters its slot and notes the next attempt, for the Catch path', async () => {
+    // Arrange
+    ddb.on(PutCommand).resolves({});
+    ddb.on(DeleteCommand).resolves({});
+
+    // Act
+    await expect(handler(failingTask(0))).rejects.toMatchObject({ name: 'TaskAttemptFailed' });
+
+    // Assert: the slot's entry, then the note beside the task's result
+    const puts = ddb.commandCalls(PutCommand).map((call) => call.args[0].input.Item);
+    expect(puts.map((item) => String(item?.sk).split('#')[0])).toEqual(['SLOT', 'NEXT_ATTEMPT']);
+    expect(puts[0]).toMatchObject({ batchId: 'batch-1', taskId: 'task-1', attempt: 0 });
+    expect(puts[1]).toMatchObject({ pk: expect.stringMatching(/^BATCH#batch-1#S\d\d$/), sk: 'NEXT_ATTEMPT#task-1', attempt: 1 });
+    const deleted = ddb.commandCalls(DeleteCommand).map((call) => call.args[0].input);
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0]).toMatchObject({ Key: { sk: puts[0]?.sk }, ConditionExpression: 'id = :id', ExpressionAttributeValues: { ':id': puts[0]?.id } });
   });
 
   it('sends nothing while retries are left', async () => {
@@ -78,7 +97,7 @@ describe('worker: dead-letter queue', () => {
 
     // Act / Assert: the task's own failure, not SQS's, reaches Step Functions.
     await expect(handler(failingTask(1))).rejects.toMatchObject({ name: 'TaskFailed', message: 'out of paper' });
-    expect(ddb.commandCalls(PutCommand)).toHaveLength(1);
+    expect(ddb.commandCalls(PutCommand).filter((call) => String(call.args[0].input.Item?.sk).startsWith('RESULT#'))).toHaveLength(1);
     expect(logged.mock.calls.map(([line]) => String(line)).join('\n')).toContain('dead-letter queue: send failed');
   });
 

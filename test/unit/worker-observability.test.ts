@@ -172,14 +172,14 @@ describe('worker logs: batch and task ids as keys', () => {
   });
 
   it('a WARN line logged during the invocation carries its ids', async () => {
-    // The Catch path deregisters the attempt that could not; the registry's failure is only logged.
+    // The Catch path takes the note of the attempt it records; the registry's failure is only logged.
     ddb.on(DeleteCommand).rejects(new Error('registry down'));
     const event: RecordFailureEvent = { action: 'recordFailure', batchId: 'batch-9', task: { id: 'task-lost', type: 'sleep', data: { ms: 1 } }, error: { Error: 'Sandbox.Timedout' } };
 
     await handler(event);
 
     const warning = logLines().find((line) => String(line.message).startsWith('worker registry:'));
-    expect(warning).toMatchObject({ level: 'WARN', message: 'worker registry: deregister failed', batchId: 'batch-9', taskId: 'task-lost' });
+    expect(warning).toMatchObject({ level: 'WARN', message: 'worker registry: take next attempt failed', batchId: 'batch-9', taskId: 'task-lost' });
   });
 
   it('no INFO line per task by default: at INFO, a successful task logs nothing', async () => {
