@@ -2,14 +2,23 @@
  * `npm run cost`: Fleet's orchestration cost on AWS per million tasks, read
  * from the synthesized template (the state machine Fleet deploys and its
  * functions' memory and architecture) and from the constants the handlers
- * use (shards, the worker-listing delay). The user's own compute, the task
+ * use (shards, the worker-listing mode and delay). The user's own compute, the task
  * handler's run time in the worker Lambda, is excluded.
+ *
+ * DynamoDB writes are counted per item written, each at least one write unit
+ * (items here are under 1 KB). A write that adds, changes or removes a
+ * secondary index's key also writes that index, billed the same way
+ * (https://aws.amazon.com/dynamodb/pricing/on-demand/, and "Provisioned
+ * throughput considerations for global secondary indexes" in the DynamoDB
+ * developer guide). Fleet's per-task writes touch no index: the worker
+ * registry is a table partition, not an index.
  *
  * Prices are us-east-1 list prices, given in the table printed below; change
  * PRICES to re-run for another region.
  */
 import { COUNTER_SHARDS } from '../lambdas/domain/batch';
-import { WORKER_LISTING_DELAY_MS, WORKER_SHARDS } from '../lambdas/domain/fleet-activity';
+import { DEFAULT_WORKER_LISTING, WORKER_LISTING_DELAY_MS, WORKER_SHARDS, listingDelayMs } from '../lambdas/domain/fleet-activity';
+import type { WorkerListingMode } from '../lambdas/domain/types';
 import { resolveTemplate, synthesizeTemplate, type CfnTemplate } from '../infra/local/template';
 
 const PRICES = {
@@ -80,8 +89,12 @@ function main(): void {
   const transitionsStandard = childStates.length;
   const lambdaInvocations = childStates.filter((s) => s.type === 'Task').length; // every Task of the child is a lambda:invoke
   const overheadGbSeconds = lambdaInvocations * memoryGb * (ASSUMPTIONS.workerOverheadMs / 1000);
-  const registryWrites = ASSUMPTIONS.taskSeconds * 1000 >= WORKER_LISTING_DELAY_MS ? 2 : 0;
-  const writesPerTask = ASSUMPTIONS.resultWriteUnits + 1 /* shard counter ADD */ + registryWrites;
+  // A first-time success writes its slot's registry entry once, if it runs long enough to be listed,
+  // and leaves it (its result shows it is over): no delete. Retries and failures also delete it.
+  const registryWritesIn = (mode: WorkerListingMode) => (ASSUMPTIONS.taskSeconds * 1000 >= listingDelayMs(mode, WORKER_LISTING_DELAY_MS) ? 1 : 0);
+  const registryWrites = registryWritesIn(DEFAULT_WORKER_LISTING);
+  const writesIn = (mode: WorkerListingMode) => ASSUMPTIONS.resultWriteUnits + 1 /* shard counter ADD */ + registryWritesIn(mode);
+  const writesPerTask = writesIn(DEFAULT_WORKER_LISTING);
   const expressSeconds = Math.ceil(((ASSUMPTIONS.taskSeconds * 1000 + ASSUMPTIONS.workerOverheadMs) * 1.05) / ASSUMPTIONS.expressRoundingMs) * (ASSUMPTIONS.expressRoundingMs / 1000);
 
   const lambdaGbPrice = arm ? PRICES.lambdaGbSecondArm : PRICES.lambdaGbSecondX86;
@@ -96,6 +109,8 @@ function main(): void {
     'Step Functions (EXPRESS children: duration)': expressSeconds * ASSUMPTIONS.expressMemoryGb * PRICES.expressGbSecond,
     ...common,
   };
+  // The opt-in: GET /workers lists only attempts that have run WORKER_LISTING_DELAY_MS.
+  const expressLongOnly = { ...express, 'DynamoDB writes': writesIn('long-attempts') * PRICES.dynamoWriteUnit };
   const standard = {
     'Step Functions (STANDARD children: transitions)': transitionsStandard * PRICES.standardTransition,
     ...common,
@@ -128,7 +143,8 @@ function main(): void {
   console.log('USD per 1,000,000 tasks (orchestration only):');
   const rows: Record<string, Record<string, string>> = {};
   for (const [label, parts] of [
-    ['Fleet, EXPRESS children (default)', express],
+    [`Fleet, EXPRESS children (default: workerListing '${DEFAULT_WORKER_LISTING}')`, express],
+    ["Fleet, EXPRESS children, workerListing 'long-attempts' (opt-in)", expressLongOnly],
     ['Fleet, STANDARD children', standard],
     ['naive: STANDARD + per-task counter', naive],
   ] as const) {
@@ -140,7 +156,24 @@ function main(): void {
   }
   const fleetTotal = perMillion(express);
   console.log(`\nTarget: at most $5.00 per million tasks with EXPRESS children → ${fleetTotal <= 5 ? 'met' : 'NOT met'} ($${fleetTotal.toFixed(2)})`);
+  const longOnlyTotal = perMillion(expressLongOnly);
+  console.log(
+    `Exact worker listing (every attempt from its start) costs $${(fleetTotal - longOnlyTotal).toFixed(3)} more per million tasks ` +
+      `than listing long attempts only ($${longOnlyTotal.toFixed(2)}, workerListing 'long-attempts', ${WORKER_LISTING_DELAY_MS} ms).`,
+  );
   console.log(`Naive design costs ${(perMillion(naive) / fleetTotal).toFixed(1)}x Fleet's.`);
+
+  // Exact listing, other ways: per-task write units of each for a first-time success, the rest unchanged.
+  const withWrites = (units: number) => perMillion({ ...express, 'DynamoDB writes': units * PRICES.dynamoWriteUnit });
+  const base = ASSUMPTIONS.resultWriteUnits + 1;
+  console.log('\nExact worker listing, designs compared (USD per million 1 s tasks, EXPRESS children):');
+  console.table({
+    'slot registry: one put per attempt, left by a success (Fleet)': { 'write units per task': base + 1, total: withWrites(base + 1).toFixed(2) },
+    'registry item per task: put + delete': { 'write units per task': base + 2, total: withWrites(base + 2).toFixed(2) },
+    // Placeholder put + its index entry, completing update + the index entry it removes.
+    'result item written "running", sparse GSI the result removes': { 'write units per task': base + 3, total: withWrites(base + 3).toFixed(2) },
+    'none (long attempts only, the opt-in)': { 'write units per task': base, total: withWrites(base).toFixed(2) },
+  });
 
   const rate = ASSUMPTIONS.tasksPerSecond;
   console.log(`\nHottest DynamoDB item at ${rate.toLocaleString()} tasks/s fleet-wide (one batch):`);
@@ -148,7 +181,7 @@ function main(): void {
     // On AWS each invocation is alone in its environment, so every task writes a counter (no merging); each write picks one at random.
     'batch progress counter (COUNTER_SHARDS)': { shards: COUNTER_SHARDS, 'writes/s per item': rate / COUNTER_SHARDS },
     'result item (one per task)': { shards: '-', 'writes/s per item': 'once' },
-    'worker registry partition (WORKER_SHARDS)': { shards: WORKER_SHARDS, 'writes/s per item': 'twice per task; partition: ' + (registryWrites * rate) / WORKER_SHARDS },
+    'worker registry partition (WORKER_SHARDS)': { shards: WORKER_SHARDS, 'writes/s per item': 'once per attempt; partition: ' + (registryWrites * rate) / WORKER_SHARDS },
     'batch record, capacity, stats': { shards: '-', 'writes/s per item': 'per batch event, not per task' },
   });
   console.log('\nAssumptions:');
