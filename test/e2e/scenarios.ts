@@ -442,7 +442,8 @@ export function defineFleetScenarios(target: FleetTarget): void {
           { id: 'quick', type: 'echo', data: 1 },
           { id: 'fails', type: 'fail', data: { message: 'x' } },
         ]);
-        const listed = await until('the long attempt to be listed', async () => (await client.getActiveWorkers()).find((w) => w.batchId === batchId));
+        // Every running attempt is listed (the quick ones too, while they run): look for the long one.
+        const listed = await until('the long attempt to be listed', async () => (await client.getActiveWorkers()).find((w) => w.batchId === batchId && w.taskId === 'long'));
         expect(listed).toMatchObject({ batchId, taskId: 'long', status: 'active', id: expect.any(String), spawnedAt: expect.any(Number) });
         expect(listed.completedAt).toBeUndefined();
 

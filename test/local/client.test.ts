@@ -150,7 +150,7 @@ describe('control: cancel, scale, config, stats, workers', () => {
     expect((await client.getConfig()).maxConcurrentWorkers).toBe(7);
 
     const updated = await client.updateConfig({ maxRetries: 2, workerTimeout: 60_000 });
-    expect(updated).toEqual({ maxConcurrentWorkers: 7, maxRetries: 2, workerTimeout: 60_000, retryFailedTasks: true });
+    expect(updated).toEqual({ maxConcurrentWorkers: 7, maxRetries: 2, workerTimeout: 60_000, retryFailedTasks: true, workerListing: 'every-attempt' });
     expect(await client.getConfig()).toEqual(updated);
     await client.updateConfig({ maxRetries: 3, workerTimeout: 300_000, maxConcurrentWorkers: 10 });
   });

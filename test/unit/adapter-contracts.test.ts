@@ -435,7 +435,7 @@ describe('DynamoBatchRepository config', () => {
     expect(update?.ExpressionAttributeNames).toEqual({ '#f0': 'maxConcurrentWorkers' });
     expect(update?.ExpressionAttributeValues).toEqual({ ':v0': 8 });
     expect(ddb.commandCalls(PutCommand)).toHaveLength(0);
-    expect(config).toEqual({ maxConcurrentWorkers: 8, maxRetries: 1, workerTimeout: 300_000, retryFailedTasks: true });
+    expect(config).toEqual({ maxConcurrentWorkers: 8, maxRetries: 1, workerTimeout: 300_000, retryFailedTasks: true, workerListing: 'every-attempt' });
   });
 });
 

@@ -236,6 +236,20 @@ describe('parseSubmitRequest', () => {
 });
 
 describe('parseConfigPatch', () => {
+  it('accepts either worker listing mode', () => {
+    expect(parseConfigPatch({ workerListing: 'long-attempts' })).toEqual({ workerListing: 'long-attempts' });
+    expect(parseConfigPatch({ workerListing: 'every-attempt' })).toEqual({ workerListing: 'every-attempt' });
+  });
+
+  it('refuses another worker listing mode, naming the field and the modes', () => {
+    for (const value of ['sometimes', '', true, 2, null]) {
+      const error = validationErrorOf(() => parseConfigPatch({ workerListing: value }));
+
+      expect(error.field).toBe('workerListing');
+      expect(error.message).toContain('must be one of "every-attempt", "long-attempts"');
+    }
+  });
+
   it('accepts a full, valid config', () => {
     const patch = parseConfigPatch({ maxConcurrentWorkers: 50, workerTimeout: 60_000, retryFailedTasks: false, maxRetries: 0 });
 
