@@ -9,6 +9,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FleetStack } from '../../infra/fleet-stack';
+import { synth } from './synth';
 
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown };
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
@@ -65,5 +66,30 @@ describe('FleetStack: stats and worker registry permissions', () => {
     const actions = tableActionsOf(resources, ids.finish, ids.table);
 
     expect(actions).toEqual(expect.arrayContaining(['dynamodb:PutItem', 'dynamodb:UpdateItem']));
+  });
+});
+
+describe('FleetProps.workerListing', () => {
+  const listingOf = (resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>) =>
+    Object.values(resources)
+      .filter((r) => r.Type === 'AWS::Lambda::Function')
+      .map((r) => (r.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables?.FLEET_WORKER_LISTING);
+
+  it('lists every attempt by default: every function is told so (the worker, and those that read the config)', () => {
+    const { resources } = synth('ListingDefault');
+    const values = listingOf(resources);
+
+    expect(values.length).toBeGreaterThan(3);
+    expect(new Set(values)).toEqual(new Set(['every-attempt']));
+  });
+
+  it("passes the opt-in 'long-attempts' to every function", () => {
+    const { resources } = synth('ListingLong', { workerListing: 'long-attempts' });
+
+    expect(new Set(listingOf(resources))).toEqual(new Set(['long-attempts']));
+  });
+
+  it('refuses another mode at synth, naming the prop', () => {
+    expect(() => synth('ListingBad', { workerListing: 'sometimes' as never })).toThrow(/workerListing must be one of every-attempt, long-attempts; got "sometimes"/);
   });
 });
