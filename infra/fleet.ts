@@ -415,7 +415,10 @@ export class Fleet extends Construct {
     // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it
     // (Finish batch is the same module, so the same code).
     for (const lifecycle of [this.startBatchFunction, this.finishBatchFunction]) {
-      lifecycle.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
+      // Streamed (multipart): a write that fails midway aborts its upload.
+      lifecycle.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
+      );
     }
 
     const workflow = new BatchWorkflow(this, 'Workflow', {

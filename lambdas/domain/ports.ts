@@ -301,8 +301,10 @@ export interface RetryStore {
 export interface RetryTaskFiles {
   /** The bucket the batches' tasks files are in. */
   readonly bucket: string;
-  readTasks(tasksKey: string): Promise<Task[]>;
-  putRetryTasks(batchId: string, retry: number, tasks: readonly Task[]): Promise<{ bucket: string; key: string }>;
+  /** The batch's tasks file, streamed: it may hold millions of tasks. */
+  readTasks(tasksKey: string): AsyncIterable<Uint8Array>;
+  /** Writes retry `retry`'s tasks file, streamed: `fill` emits its lines (each a task's JSON) in run order. */
+  writeRetryTasks(batchId: string, retry: number, fill: (emit: (line: string) => Promise<void>) => Promise<void>): Promise<{ bucket: string; key: string }>;
   /** Deletes the retry files of a batch retried `retries` times; idempotent. */
   deleteRetryTasks(batchId: string, retries: number): Promise<void>;
 }
