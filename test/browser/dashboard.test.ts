@@ -14,6 +14,7 @@ import { Writable } from 'node:stream';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../client/cli';
+import { signalAndWait, startFleetProcess } from '../local/fleet-process';
 import { REPO_ROOT, startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics } from '../../lambdas/domain/types';
 
@@ -529,7 +530,9 @@ describe('fleet dashboard in front of another fleet', () => {
   it('serves the same page on loopback and steers a token-guarded fleet through it', async () => {
     // A second fleet that needs a bearer token: it stands in for a deployed fleet's SigV4.
     const upstreamToken = 'second-fleet-token';
-    const upstream = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, token: upstreamToken });
+    // Its own process: two fleets in one process would share the handlers' module-scope clients, hence their tables.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'fleet-two-'));
+    const upstream = await startFleetProcess(dataDir, { FLEET_TOKEN: upstreamToken, FLEET_IN_MEMORY: '1' });
     const stop = new AbortController();
     const stdout = new Capture();
     const running = main(['dashboard', '--url', upstream.url, '--token', upstreamToken, '--json'], { stdout, stderr: new Capture(), stdin: process.stdin, env: {}, interrupt: stop.signal });
@@ -590,7 +593,8 @@ describe('fleet dashboard in front of another fleet', () => {
       await page?.close();
       stop.abort();
       expect(await running).toBe(0);
-      await upstream.close();
+      await signalAndWait(upstream, 'SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -6,7 +6,10 @@
  * proxy, in front of a second fleet that needs a bearer token (standing in
  * for a deployed fleet's SigV4).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
@@ -14,6 +17,7 @@ import { FleetClient, type TaskDetail } from '../../client';
 import { main, type CliIo } from '../../client/cli';
 import type { Timeline } from '../../lambdas/domain/timeline';
 import type { TaskResult } from '../../lambdas/domain/types';
+import { startFleetProcess, signalAndWait, type FleetProcess } from './fleet-process';
 import { api, waitForBatch, waitUntil, type ApiErrorBody } from './helpers';
 
 let fleet: LocalFleet;
@@ -174,13 +178,16 @@ describe('GET /stats/timeline', () => {
 
 describe('fleet dashboard: the page for another fleet, on loopback, its calls forwarded with the credentials', () => {
   const UPSTREAM_TOKEN = 'upstream-token';
-  let upstream: LocalFleet;
+  let upstream: FleetProcess;
+  let dataDir: string;
   let stop: AbortController;
   let running: Promise<CliResult>;
   let proxy: { url: string; upstream: string };
 
   beforeAll(async () => {
-    upstream = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, token: UPSTREAM_TOKEN });
+    // Its own process: two fleets in one process would share the handlers' module-scope clients, hence their tables.
+    dataDir = mkdtempSync(path.join(tmpdir(), 'fleet-upstream-'));
+    upstream = await startFleetProcess(dataDir, { FLEET_TOKEN: UPSTREAM_TOKEN, FLEET_IN_MEMORY: '1' });
     stop = new AbortController();
     const stdout = new Capture();
     running = runCli(['dashboard', '--url', upstream.url, '--token', UPSTREAM_TOKEN, '--json'], stop.signal, stdout);
@@ -189,7 +196,8 @@ describe('fleet dashboard: the page for another fleet, on loopback, its calls fo
   afterAll(async () => {
     stop?.abort();
     await running;
-    await upstream?.close();
+    if (upstream) await signalAndWait(upstream, 'SIGTERM');
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const session = () => new URL(proxy.url).searchParams.get('token') ?? '';
@@ -205,8 +213,12 @@ describe('fleet dashboard: the page for another fleet, on loopback, its calls fo
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("connect-src 'self'");
 
+    // It is the other fleet that answers: it has none of this file's batches.
+    const listed = await viaProxy<{ batches: { batchId: string }[] }>('GET', '/batches');
+    expect(listed.body.batches.map((b) => b.batchId)).not.toContain(batchId);
     const scaled = await viaProxy<{ maxConcurrentWorkers: number }>('POST', '/workers/scale', { count: 7 });
     expect(scaled.status).toBe(200);
+    expect((await client.getConfig()).maxConcurrentWorkers).not.toBe(7);
     const direct = await api<{ maxConcurrentWorkers: number }>(upstream.url, 'GET', '/config', undefined, { authorization: `Bearer ${UPSTREAM_TOKEN}` });
     expect(direct.body.maxConcurrentWorkers).toBe(7);
     const submitted = await viaProxy<{ batchId: string }>('POST', '/batches', { tasks: [{ id: 'a', type: 'echo', data: {} }] }, { 'idempotency-key': 'proxy-k' });
