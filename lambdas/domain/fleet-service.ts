@@ -553,6 +553,22 @@ export class FleetService {
   }
 
   /**
+   * Writes this minute's timeline snapshot unless it has one: the admission
+   * reconciler's schedule calls it every minute, so the timeline has no gaps
+   * while nobody reads it. False when the minute already had one.
+   */
+  async snapshotTimeline(): Promise<boolean> {
+    const store = this.deps.timeline;
+    if (!store) throw new Error('FleetService was built without timeline; snapshotTimeline needs it');
+    const at = this.now();
+    const stats = await this.getStats();
+    return store.put(
+      { minute: minuteOf(at), takenAt: at, completedTasks: stats.completedTasks, failedTasks: stats.failedTasks },
+      Math.floor(at / 1000) + TIMELINE_RETENTION_SECONDS,
+    );
+  }
+
+  /**
    * The Coordinator's getSummary() over the results recorded so far, read
    * page by page (see summary.ts for the nearest-rank percentiles).
    */

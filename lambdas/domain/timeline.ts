@@ -5,11 +5,11 @@
  * Why snapshots: a per-minute counter written by every result would add a
  * write per task (on AWS each worker records its own result). A snapshot is
  * one conditional PutItem a minute, fleet-wide, whatever the load: the
- * first timeline read of a minute writes it, from the totals GET /stats
- * computes. A minute's bucket is the difference between its snapshot and
- * the next one (or, for the current minute, the totals now). A minute in
- * which nothing read the timeline has no snapshot, so it and the minute
- * before are unknown (null), never guessed.
+ * admission reconciler (on its one-minute schedule) or the first timeline
+ * read of the minute writes it, from the totals GET /stats computes. A
+ * minute's bucket is the difference between its snapshot and the next one
+ * (or, for the current minute, the totals now). A minute without a snapshot
+ * makes it and the minute before unknown (null), never guessed.
  */
 import { ValidationError } from './errors';
 import type { TimelineSnapshot } from './ports';

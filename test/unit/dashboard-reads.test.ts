@@ -4,7 +4,8 @@
  * number of results (DynamoDB applies a FilterExpression after reading, and
  * `Limit` counts the items read, not the matches:
  * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html),
- * and the timeline's buckets from its per-minute snapshots.
+ * and the timeline's buckets from its per-minute snapshots, which the
+ * admission reconciler's schedule takes every minute.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
@@ -12,6 +13,8 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoBatchRepository, FILTERED_PAGE_SCAN } from '../../lambdas/adapters/batch-repository';
 import { ValidationError } from '../../lambdas/domain/errors';
+import { FleetService } from '../../lambdas/domain/fleet-service';
+import type { BatchRepository, FleetActivity, TimelineSnapshot, TimelineStore, WorkflowStarter } from '../../lambdas/domain/ports';
 import { parseTimelineMinutes, timelineOf } from '../../lambdas/domain/timeline';
 
 const ddbClient = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));
@@ -85,5 +88,50 @@ describe('timelineOf', () => {
       expect(() => parseTimelineMinutes(bad)).toThrow(ValidationError);
       expect(() => parseTimelineMinutes(bad)).toThrow(/^minutes:/);
     }
+  });
+});
+
+describe('timeline snapshots', () => {
+  /** FleetService over in-memory ports: totals that grow between calls, no running batch. */
+  function serviceAt(clock: { now: number }, totals: { completedTasks: number; failedTasks: number }) {
+    const stored = new Map<number, TimelineSnapshot>();
+    const timeline: TimelineStore = {
+      list: async (from, to) => [...stored.values()].filter((s) => s.minute >= from && s.minute <= to).sort((a, b) => a.minute - b.minute),
+      put: async (snapshot) => {
+        if (stored.has(snapshot.minute)) return false;
+        stored.set(snapshot.minute, snapshot);
+        return true;
+      },
+    };
+    const activity = {
+      readTotals: async () => ({ totalBatches: 1, totalTasks: 100, ...totals }),
+      countWorkers: async () => 0,
+      countedBatchIds: async () => new Set<string>(),
+    } as unknown as FleetActivity;
+    const repository = { listActiveBatchIds: async () => [] } as unknown as BatchRepository;
+    const service = new FleetService({ repository, workflow: {} as WorkflowStarter, activity, timeline, now: () => clock.now });
+    return { service, stored };
+  }
+
+  it('the reconciler takes one snapshot a minute, and the timeline reads it: no gap while nobody watched', async () => {
+    const clock = { now: 5_000 * 60_000 + 1_000 };
+    const totals = { completedTasks: 10, failedTasks: 1 };
+    const { service, stored } = serviceAt(clock, totals);
+    expect(await service.snapshotTimeline()).toBe(true);
+    expect(await service.snapshotTimeline()).toBe(false);
+    clock.now += 60_000;
+    totals.completedTasks = 30;
+    expect(await service.snapshotTimeline()).toBe(true);
+    expect([...stored.keys()]).toEqual([5_000, 5_001]);
+
+    clock.now += 20_000;
+    totals.completedTasks = 35;
+    totals.failedTasks = 3;
+    const timeline = await service.getTimeline(3);
+    expect(timeline.buckets).toEqual([
+      { start: 4_999 * 60_000, succeeded: null, failed: null },
+      { start: 5_000 * 60_000, succeeded: 20, failed: 0 },
+      { start: 5_001 * 60_000, succeeded: 5, failed: 2 },
+    ]);
   });
 });
