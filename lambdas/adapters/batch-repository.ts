@@ -66,6 +66,8 @@ const FILTERED_QUERY_MIN = 200;
 
 /** BatchGetItem reads at most 100 keys. */
 const BATCH_GET_MAX = 100;
+/** Batches whose recent counter sums getStatus keeps. */
+const RECENT_SUMS_KEPT = 1000;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const isExpired = (item: { expiresAt?: unknown } | undefined, at = nowSeconds()) =>
@@ -262,14 +264,27 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return !Item || isExpired(Item) ? undefined : Item;
   }
 
-  async getStatus(batchId: string): Promise<BatchStatus | undefined> {
+  async getStatus(batchId: string, options: { countsMaxAgeMs?: number } = {}): Promise<BatchStatus | undefined> {
     const item = await this.getBatchItem(batchId);
     if (!item) return undefined;
     const record = toRecord(item);
     if (this.hasFinalCounts(record)) return statusOf(record, record.completedTasks, record.failedTasks);
+    const maxAge = options.countsMaxAgeMs ?? 0;
+    const now = Date.now();
+    const recent = maxAge > 0 && record.status === 'processing' ? this.recentSums.get(batchId) : undefined;
+    if (recent && now - recent.at <= maxAge) return statusOf(record, recent.completedTasks, recent.failedTasks);
     const counts = await this.sumCounters(batchId, hasLegacyCounters(item));
+    if (maxAge > 0) {
+      // Bounded: the oldest sum goes first (a Map keeps insertion order).
+      this.recentSums.delete(batchId);
+      if (this.recentSums.size >= RECENT_SUMS_KEPT) this.recentSums.delete(this.recentSums.keys().next().value as string);
+      this.recentSums.set(batchId, { ...counts, at: now });
+    }
     return statusOf(record, counts.completedTasks, counts.failedTasks);
   }
+
+  /** Counter sums taken for getStatus callers that accept counts a little old, by batch. */
+  private readonly recentSums = new Map<string, { completedTasks: number; failedTasks: number; at: number }>();
 
   /** Completed, partial and failed batches store exact final counts; a cancelled one's may still grow. */
   private hasFinalCounts(record: BatchRecord): boolean {

@@ -56,8 +56,11 @@ export interface ResultListOptions {
 export interface BatchRepository {
   createBatch(record: BatchRecord): Promise<void>;
   getBatch(batchId: string): Promise<BatchRecord | undefined>;
-  /** The batch with its live counts. */
-  getStatus(batchId: string): Promise<BatchStatus | undefined>;
+  /**
+   * The batch with its live counts. With `countsMaxAgeMs`, a processing
+   * batch's counts may come from a sum taken at most that long ago.
+   */
+  getStatus(batchId: string, options?: { countsMaxAgeMs?: number }): Promise<BatchStatus | undefined>;
   listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>>;
   /** pending → processing. Returns the record, or undefined if it was not pending. */
   markStarted(batchId: string, startedAt: number): Promise<BatchRecord | undefined>;
