@@ -499,7 +499,12 @@ export class Fleet extends Construct {
     this.table.grant(this.apiFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.table.grant(this.startBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.table.grant(this.finishBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
-    this.tasksBucket.grantPut(this.apiFunction);
+    // A submit writes its batch's tasks file (and retry-failed its retry's) under batches/, in one
+    // PutObject each; POST /batches/uploads presigns a PUT of uploads/<uploadId>.jsonl, which S3
+    // authorizes with this role. Only s3:PutObject: not grantPut's tagging, object-lock and abort actions.
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*'), this.tasksBucket.arnForObjects('uploads/*')] }),
+    );
     // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
     this.apiFunction.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
@@ -752,16 +757,12 @@ export class Fleet extends Construct {
       "The Distributed Map reads each batch's tasks file (ItemReader) and writes its results (ResultWriter) under keys named after batch ids, which are not known at deploy time; only this bucket.",
     );
     ack(
-      `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/*]`,
-      "The API function writes each batch's tasks file at batches/<batchId>/tasks.jsonl: object keys are made per batch, in this bucket only.",
-    );
-    ack(
       `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/batches/*]`,
       "Objects under batches/ of this bucket only, named after batch ids made at run time: each batch's tasks file, its sort runs and its results export (the API deletes them with the batch; Start and Finish batch and the file jobs read and write them).",
     );
     ack(
       `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/uploads/*]`,
-      'Objects under uploads/ of this bucket only, one per POST /batches/uploads, named after an upload id made at run time: the API checks one (HeadObject), the file jobs read it and delete it once validated.',
+      'Objects under uploads/ of this bucket only, one per POST /batches/uploads, named after an upload id made at run time: the API presigns its PUT and checks it (HeadObject), the file jobs read it and delete it once validated.',
     );
     for (const bucket of this.tasksFileBuckets) {
       ack(
@@ -779,7 +780,6 @@ export class Fleet extends Construct {
       `AwsSolutions-IAM5[Resource::<${logicalId(this.admissionReconcilerFunction)}.Arn>:*]`,
       "lambda:InvokeFunction on the versions and aliases of the admission reconciler, as CDK grants the schedule's role that invokes it.",
     );
-    ack('AwsSolutions-IAM5[Action::s3:Abort*]', 'Part of grantPut on the tasks bucket: s3:AbortMultipartUpload, so an interrupted upload of a large tasks file can be cleaned up.');
     ack(
       `AwsSolutions-IAM5[Resource::${executionsOf(':*')}]`,
       'Executions of this one state machine: each batch is an execution named after its batch id (unknown at deploy time), which the API stops and describes and the Distributed Map runs.',

@@ -485,6 +485,14 @@ describe('FleetStack (default props)', () => {
       expect(actions.filter((a) => /^(states|s3):/.test(a) || a === '*')).toEqual([]);
     });
 
+    it('lets the API write only with s3:PutObject, under batches/ (tasks files) and uploads/ (the PUTs it presigns)', () => {
+      const statements = statementsOfRole(synthesized.resources, roles.api);
+      const writes = statements.filter((s) => actionsOf(s).some((a) => /^s3:(Put|Abort|Restore|Replicate)|^s3:\*$|^\*$/.test(a)));
+      const objects = (prefix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, prefix]] });
+      // Single PutObjects (a submit's tasks file, a retry's), never a multipart upload, tags or object lock.
+      expect(writes).toEqual([{ Effect: 'Allow', Action: 's3:PutObject', Resource: [objects('/batches/*'), objects('/uploads/*')] }]);
+    });
+
     it('lets the file jobs write only under batches/, read and delete uploads, and nothing else of S3', () => {
       const statements = statementsOfRole(synthesized.resources, logicalIdOf(synthesized.stack, synthesized.stack.fleet.fileJobsFunction.role!));
       const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:') || a === '*'));

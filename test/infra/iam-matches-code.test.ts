@@ -140,11 +140,6 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
   api: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks, it reads or writes nothing.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    's3:Abort*': 'Part of CDK grantPut: aborting an interrupted multipart upload of a large tasks file.',
-    's3:PutObjectLegalHold': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
-    's3:PutObjectRetention': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
-    's3:PutObjectTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
-    's3:PutObjectVersionTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
   },
   worker: WORKER_GRANTED_BEYOND_CODE,
   // Made by createWorkerHandler, a per-type worker runs the worker's code and gets its grants.
@@ -222,6 +217,14 @@ const NOT_SENT_BY_AUTOSCALER: Record<string, string> = {
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
   'states:RedriveExecution': "CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.",
 };
+/**
+ * The API reaches S3FileStorage (lambdas/adapters/file-storage.ts) for head,
+ * remove and the presigned URLs, never its writer, the one lib-storage Upload
+ * (checked below): its own writes are single PutObjects.
+ */
+const NOT_SENT_BY_API: Record<string, string> = {
+  's3:AbortMultipartUpload': "S3FileStorage.writer's lib-storage Upload: only the file jobs write through it.",
+};
 const NOT_SENT_BY_FILE_JOBS: Record<string, string> = {
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
   'states:RedriveExecution': 'CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.',
@@ -232,7 +235,7 @@ const NOT_SENT_BY_RECONCILER: Record<string, string> = {
 
 /** Per function, actions a reachable module contains that the function provably never sends. */
 const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
-  api: {},
+  api: NOT_SENT_BY_API,
   worker: NOT_SENT_BY_WORKER,
   thumbnailWorker: NOT_SENT_BY_WORKER,
   startBatch: NOT_SENT_BY_LIFECYCLE,
@@ -560,6 +563,36 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(uploadCommandsIn(upload)).toEqual(new Set([...LIB_STORAGE_UPLOAD_COMMANDS, LIB_STORAGE_TAGGING_COMMAND]));
     expect(uploadCommandsIn(upload.replace(', tags: [{ Key: \'k\', Value: \'v\' }]', ''))).toEqual(new Set(LIB_STORAGE_UPLOAD_COMMANDS));
     expect(uploadCommandsIn(upload.replace('@aws-sdk/lib-storage', './uploads'))).toEqual(new Set());
+  });
+
+  it("the API never writes through S3FileStorage's writer (its multipart Upload): only the file jobs' domain does", () => {
+    // Comments stripped: only code counts.
+    const code = (file: string) =>
+      readFileSync(path.join(repoRoot, file), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
+    const writers = reachable.api.filter((file) => /\.writer\(/.test(code(file)));
+    expect(writers).toEqual(['lambdas/domain/file-jobs.ts']);
+    // And the API reaches that module only for its key names and types: nothing of the API's calls the jobs that write.
+    const jobsFile = 'lambdas/domain/file-jobs.ts';
+    const functions = [...code(jobsFile).matchAll(/\n(?:export )?(?:async )?function (\w+)\(/g)].map((m) => m[1] as string);
+    // The functions that open a writer, and those that call them, to a fixed point.
+    const writing = new Set(functions.filter((name) => functionBody(jobsFile, name)?.includes('.writer(')));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const name of functions) {
+        if (writing.has(name) || ![...writing].some((w) => new RegExp(`\\b${w}\\(`).test(functionBody(jobsFile, name) ?? ''))) continue;
+        writing.add(name);
+        grew = true;
+      }
+    }
+    expect([...writing]).toEqual(expect.arrayContaining(['prepareTasksFile', 'buildResultsExport', 'sortIntoRunOrder']));
+    for (const file of reachable.api.filter((f) => f !== 'lambdas/domain/file-jobs.ts')) {
+      expect(code(file), file).not.toMatch(new RegExp(`\\b(${[...writing].join('|')})\\(`));
+    }
+    // The Upload is built in writer() only.
+    expect(methodBody('lambdas/adapters/file-storage.ts', 'writer')).toContain('new Upload(');
+    expect(code('lambdas/adapters/file-storage.ts').match(/new Upload\(/g)).toHaveLength(1);
   });
 
   it('only the API starts and stops file jobs, on FILE_JOBS_STATE_MACHINE_ARN, and stops nothing but prepare-<batchId> executions', () => {
