@@ -32,19 +32,22 @@ export class DynamoUploadStore implements UploadStore {
       createdAt: Number(Item.createdAt),
       urlExpiresAt: Number(Item.urlExpiresAt),
       ...(typeof Item.batchId === 'string' ? { batchId: Item.batchId } : {}),
+      ...(typeof Item.etag === 'string' ? { etag: Item.etag } : {}),
+      ...(typeof Item.bytes === 'number' ? { bytes: Item.bytes } : {}),
     };
   }
 
-  async claim(uploadId: string, batchId: string): Promise<boolean> {
+  async claim(uploadId: string, batchId: string, file: { etag: string; bytes: number }): Promise<boolean> {
     const claimed = await unlessConditionFails(() =>
       this.client.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: uploadKey(uploadId),
-          UpdateExpression: 'SET batchId = :b',
+          UpdateExpression: 'SET batchId = :b, etag = if_not_exists(etag, :e), #bytes = if_not_exists(#bytes, :n)',
           // First batch wins; the same batch again (a retried submit) is fine.
           ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(batchId) OR batchId = :b)',
-          ExpressionAttributeValues: { ':b': batchId },
+          ExpressionAttributeNames: { '#bytes': 'bytes' },
+          ExpressionAttributeValues: { ':b': batchId, ':e': file.etag, ':n': file.bytes },
         }),
       ),
     );

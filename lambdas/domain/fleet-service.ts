@@ -67,6 +67,23 @@ export interface FileDeps {
   allowedBuckets: readonly string[];
 }
 
+/** A tasks file as a submit found it: where it is, and which content (its ETag). */
+interface InspectedFile {
+  source: 'upload' | 's3';
+  bucket: string;
+  key: string;
+  etag: string;
+  bytes: number;
+  uploadId?: string;
+  /** The batch that already used this upload, if one did. */
+  boundTo?: string;
+}
+
+type ResolvedFileRequest = FileSubmitRequest & { file: InspectedFile };
+
+/** What an Idempotency-Key's fingerprint knows a tasks file by: its content, wherever it was uploaded. */
+const contentIdOf = (file: InspectedFile) => (file.source === 's3' ? `s3://${file.bucket}/${file.key}#${file.etag}` : `upload#${file.etag}#${file.bytes}`);
+
 /** POST /batches/uploads. */
 export interface CreatedUpload {
   uploadId: string;
@@ -127,14 +144,17 @@ export class FleetService {
 
   /** Validates, stores the tasks in run order, records the batch and starts its execution. */
   async submitBatch(body: unknown): Promise<BatchStatus> {
-    return (await this.create(this.newBatchId(), this.parseSubmit(body))).status;
+    return (await this.create(this.newBatchId(), await this.parseSubmit(body))).status;
   }
 
-  private parseSubmit(body: unknown): SubmitRequest | FileSubmitRequest {
-    return namesTasksFile(body) ? parseFileSubmitRequest(body) : parseSubmitRequest(body, this.limits);
+  /** The request, and for a tasks file the file it names (looked at, not read). */
+  private async parseSubmit(body: unknown): Promise<SubmitRequest | ResolvedFileRequest> {
+    if (!namesTasksFile(body)) return parseSubmitRequest(body, this.limits);
+    const request = parseFileSubmitRequest(body);
+    return { ...request, file: await this.inspectTasksFile(this.files('submitBatch'), request.tasksFile) };
   }
 
-  private create(batchId: string, request: SubmitRequest | FileSubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
+  private create(batchId: string, request: SubmitRequest | ResolvedFileRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
     return 'tasksFile' in request ? this.createFileBatch(batchId, request, keyHash) : this.createAndStart(batchId, request, keyHash);
   }
 
@@ -156,11 +176,13 @@ export class FleetService {
    */
   async submitBatchOnce(body: unknown, idempotencyKey: string): Promise<{ status: BatchStatus; created: boolean }> {
     if (!this.deps.idempotency) throw new Error('FleetService was built without idempotency; submitBatchOnce needs it');
-    const request = this.parseSubmit(body);
+    const request = await this.parseSubmit(body);
     const now = this.now();
     const claim: IdempotencyRecord = {
       keyHash: hashIdempotencyKey(idempotencyKey),
-      bodyHash: fingerprintSubmitRequest(request),
+      // A file is known by its content (its ETag), not by the upload that carried it: the same
+      // file uploaded again by a retry from another process, under the same key, is the same batch.
+      bodyHash: fingerprintSubmitRequest('tasksFile' in request ? { tasksFile: contentIdOf(request.file), priority: request.priority } : request),
       batchId: this.newBatchId(),
       state: 'creating',
       createdAt: now,
@@ -254,9 +276,25 @@ export class FleetService {
    * so the answer comes at once whatever its size. Safe to run again for
    * the same batch id, as createAndStart.
    */
-  private async createFileBatch(batchId: string, request: FileSubmitRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
+  private async createFileBatch(batchId: string, request: ResolvedFileRequest, keyHash?: string): Promise<{ status: BatchStatus; created: boolean }> {
     const files = this.files('submitBatch');
-    const tasksFile = await this.resolveTasksFile(files, request.tasksFile, batchId);
+    const { file } = request;
+    if (file.uploadId !== undefined) {
+      const taken = () =>
+        new ConflictError(`tasksFile: upload ${file.uploadId} was already used by ${file.boundTo ? `batch ${file.boundTo}` : 'another batch'}; an upload makes one batch, create a new one`);
+      if (file.boundTo !== undefined && file.boundTo !== batchId) throw taken();
+      if (!(await files.uploads.claim(file.uploadId, batchId, { etag: file.etag, bytes: file.bytes }))) throw taken();
+    }
+    const tasksFile: TasksFileState = {
+      source: file.source,
+      bucket: file.bucket,
+      key: file.key,
+      etag: file.etag,
+      bytes: file.bytes,
+      ...(file.uploadId !== undefined ? { uploadId: file.uploadId } : {}),
+      state: 'validating',
+      linesRead: 0,
+    };
     const createdAt = this.now();
     const record: BatchRecord = {
       batchId,
@@ -300,8 +338,12 @@ export class FleetService {
     };
   }
 
-  /** Where the named file is, with the ETag it is validated against; every refusal names `tasksFile`. */
-  private async resolveTasksFile(files: FileDeps, value: string, batchId: string): Promise<TasksFileState> {
+  /**
+   * Where the named file is, with the ETag it will be validated against;
+   * every refusal names `tasksFile`. An upload a batch already used is
+   * described as it was then (its object is gone once its batch is prepared).
+   */
+  private async inspectTasksFile(files: FileDeps, value: string): Promise<InspectedFile> {
     const ref = parseTasksFileRef(value);
     if (ref.kind === 's3') {
       if (!files.allowedBuckets.includes(ref.bucket)) {
@@ -314,32 +356,21 @@ export class FleetService {
       const head = await files.storage.head(ref.bucket, ref.key);
       if (!head) throw new ValidationError('tasksFile', `s3://${ref.bucket}/${ref.key} does not exist`);
       if (head.bytes === 0) throw new ValidationError('tasksFile', `s3://${ref.bucket}/${ref.key} is empty; a tasks file holds one JSON task per line`);
-      return { source: 's3', bucket: ref.bucket, key: ref.key, etag: head.etag, bytes: head.bytes, state: 'validating', linesRead: 0 };
+      return { source: 's3', bucket: ref.bucket, key: ref.key, etag: head.etag, bytes: head.bytes };
     }
     const upload = await files.uploads.get(ref.uploadId);
     if (!upload) throw new ValidationError('tasksFile', `upload ${ref.uploadId} is unknown; create one with POST /batches/uploads`);
-    if (upload.batchId !== undefined && upload.batchId !== batchId) {
-      throw new ConflictError(`tasksFile: upload ${ref.uploadId} was already used by batch ${upload.batchId}; an upload makes one batch, create a new one`);
+    const described = { source: 'upload' as const, bucket: files.storage.bucket, key: upload.key, uploadId: ref.uploadId };
+    if (upload.batchId !== undefined && upload.etag !== undefined) {
+      return { ...described, etag: upload.etag, bytes: upload.bytes ?? 0, boundTo: upload.batchId };
     }
-    if (upload.batchId === undefined && upload.urlExpiresAt <= this.now()) {
+    if (upload.urlExpiresAt <= this.now()) {
       throw new ValidationError('tasksFile', `upload ${ref.uploadId} expired at ${new Date(upload.urlExpiresAt).toISOString()}; create a new upload`);
     }
     const head = await files.storage.head(files.storage.bucket, upload.key);
     if (!head) throw new ValidationError('tasksFile', `upload ${ref.uploadId} has no file yet; PUT the file to its url first`);
     if (head.bytes === 0) throw new ValidationError('tasksFile', `upload ${ref.uploadId} is an empty file; a tasks file holds one JSON task per line`);
-    if (!(await files.uploads.claim(ref.uploadId, batchId))) {
-      throw new ConflictError(`tasksFile: upload ${ref.uploadId} was already used by another batch; an upload makes one batch, create a new one`);
-    }
-    return {
-      source: 'upload',
-      bucket: files.storage.bucket,
-      key: upload.key,
-      etag: head.etag,
-      bytes: head.bytes,
-      uploadId: ref.uploadId,
-      state: 'validating',
-      linesRead: 0,
-    };
+    return { ...described, etag: head.etag, bytes: head.bytes, ...(upload.batchId !== undefined ? { boundTo: upload.batchId } : {}) };
   }
 
   /** POST /batches/uploads: a presigned URL to PUT one tasks file to, then submitted as `{"tasksFile": uploadId}`. */

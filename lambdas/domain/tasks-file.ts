@@ -77,13 +77,16 @@ export interface UploadRecord {
   urlExpiresAt: number;
   /** The batch that used it: an upload makes one batch. */
   batchId?: string;
+  /** The file's ETag and size when that batch claimed it. */
+  etag?: string;
+  bytes?: number;
 }
 
 export interface UploadStore {
   create(upload: UploadRecord): Promise<void>;
   get(uploadId: string): Promise<UploadRecord | undefined>;
-  /** Binds the upload to the batch; false when another batch has it. Idempotent for the same batch. */
-  claim(uploadId: string, batchId: string): Promise<boolean>;
+  /** Binds the upload, as it is now, to the batch; false when another batch has it. Idempotent for the same batch. */
+  claim(uploadId: string, batchId: string, file: { etag: string; bytes: number }): Promise<boolean>;
 }
 
 /** Streams one line at a time; never holds more than one line (at most `maxLineBytes`) beyond the chunk being read. */

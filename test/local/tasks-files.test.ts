@@ -116,6 +116,22 @@ describe('the file path', () => {
     expect(again).toMatchObject({ results: 250, bytes: exported.bytes });
   });
 
+  it('the same file uploaded again under the same Idempotency-Key (a retry from another process) names the same batch; another file under it is a 409', async () => {
+    const text = linesOf(20, 'again');
+    const first = await submitFile((await upload(text)).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+    const done = await waitForBatch(url, first.body.batchId);
+    // The first upload is gone by now (its batch was prepared): the retry uploads the file anew.
+    const retried = await submitFile((await upload(text)).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+    const other = await submitFile((await upload(linesOf(21, 'again'))).uploadId, {}, { 'idempotency-key': 'nightly-7' });
+
+    expect(first.status, first.text).toBe(202);
+    expect(done).toMatchObject({ status: 'completed', totalTasks: 20 });
+    expect(retried.status, retried.text).toBe(200);
+    expect(retried.body).toEqual(done);
+    expect(other.status).toBe(409);
+    expect(other.body.error.message).toContain('different request body');
+  });
+
   it('runs an object of an allowed bucket, named s3://bucket/key, which stays in place', async () => {
     await s3.send(new PutObjectCommand({ Bucket: DATA_BUCKET, Key: 'inbox/nightly.jsonl', Body: linesOf(40, 's3') }));
 
@@ -127,6 +143,38 @@ describe('the file path', () => {
     const again = await submitFile(`s3://${DATA_BUCKET}/inbox/nightly.jsonl`);
     expect(again.status, again.text).toBe(202);
     expect((await waitForBatch(url, again.body.batchId)).status).toBe('completed');
+  });
+
+  it('retry-failed runs a file batch\'s failed tasks again; a delete removes its export', async () => {
+    const text = [line('ok-1'), JSON.stringify({ id: 'bad-1', type: 'fail', data: { message: 'nope' } }), line('ok-2')].join('\n');
+    const submitted = await submitFile((await upload(text)).uploadId);
+    const first = await waitForBatch(url, submitted.body.batchId);
+    const exported = await exportOf(first.batchId);
+
+    const retried = await api<{ mode: string; retriedTasks: number }>(url, 'POST', `/batches/${first.batchId}/retry-failed`);
+    const second = await waitForBatch(url, first.batchId);
+    const rebuilt = await exportOf(first.batchId);
+    const rebuiltFile = await fetch(rebuilt.url as string);
+    const rebuiltText = await rebuiltFile.text();
+    const deleted = await api(url, 'DELETE', `/batches/${first.batchId}`);
+    const gone = await fetch(rebuilt.url as string);
+
+    expect(first).toMatchObject({ status: 'partial', totalTasks: 3, completedTasks: 2, failedTasks: 1 });
+    expect(exported.results).toBe(3);
+    expect(retried.status, retried.text).toBe(202);
+    expect(retried.body).toMatchObject({ mode: 'execution', retriedTasks: 1 });
+    expect(second).toMatchObject({ status: 'partial', completedTasks: 2, failedTasks: 1 });
+    expect(second.completedAt).toBeGreaterThan(first.completedAt as number);
+    // Finished again: its export is built again, with the retried task's new attempts.
+    expect(rebuiltFile.status, rebuiltText).toBe(200);
+    const failed = rebuiltText
+      .trim()
+      .split('\n')
+      .map((row) => JSON.parse(row) as TaskResult)
+      .find((r) => r.taskId === 'bad-1');
+    expect(failed).toMatchObject({ success: false, error: expect.stringContaining('nope') });
+    expect(deleted.status).toBe(200);
+    expect(gone.status).toBe(404);
   });
 
   it('refuses an export before the batch has finished (409), and of an unknown batch (404)', async () => {
