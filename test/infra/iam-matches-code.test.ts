@@ -565,14 +565,20 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(uploadCommandsIn(upload.replace('@aws-sdk/lib-storage', './uploads'))).toEqual(new Set());
   });
 
-  it("the API never writes through S3FileStorage's writer (its multipart Upload): only the file jobs' domain does", () => {
+  it("the API never writes through S3FileStorage's writer (its multipart Upload): only the file jobs' domain and a retry's Start batch do", () => {
     // Comments stripped: only code counts.
     const code = (file: string) =>
       readFileSync(path.join(repoRoot, file), 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, '')
         .replace(/\/\/.*$/gm, '');
     const writers = reachable.api.filter((file) => /\.writer\(/.test(code(file)));
-    expect(writers).toEqual(['lambdas/domain/file-jobs.ts']);
+    expect([...writers].sort()).toEqual(['lambdas/adapters/retry-task-files.ts', 'lambdas/domain/file-jobs.ts']);
+    // The retry's tasks file is written by writeRetryTasks, called only by prepareRetry (Start batch), which nothing of the API's calls.
+    expect(methodBody('lambdas/adapters/retry-task-files.ts', 'writeRetryTasks')).toContain('.writer(');
+    const callers = reachable.api.filter((file) => /\.writeRetryTasks\(/.test(code(file)));
+    expect(callers).toEqual(['lambdas/domain/retry-failed.ts']);
+    expect(functionBody('lambdas/domain/retry-failed.ts', 'prepareRetry')).toContain('.writeRetryTasks(');
+    for (const file of reachable.api.filter((f) => f !== 'lambdas/domain/retry-failed.ts')) expect(code(file), file).not.toMatch(/\bprepareRetry\(/);
     // And the API reaches that module only for its key names and types: nothing of the API's calls the jobs that write.
     const jobsFile = 'lambdas/domain/file-jobs.ts';
     const functions = [...code(jobsFile).matchAll(/\n(?:export )?(?:async )?function (\w+)\(/g)].map((m) => m[1] as string);
