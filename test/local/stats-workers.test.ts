@@ -283,7 +283,7 @@ describe('getActiveWorkers: GET /workers', () => {
     // Arrange: 50 ms tasks, shorter than any delay: the seed's registry never listed them.
     expect((await api<FleetManagerConfig>(url, 'GET', '/config')).body.workerListing).toBe('every-attempt');
     await setConfig({ maxConcurrentWorkers: 2 });
-    const tasks = sleepTasks('short', 400, 50);
+    const tasks = sleepTasks('short', 150, 50);
     const taskIds = new Set(tasks.map((t) => t.id));
     const batchId = await submit(tasks);
 
