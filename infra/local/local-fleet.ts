@@ -383,6 +383,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // alone: results recorded at the same time can go in one write
   // (lambdas/adapters/insert-coalescer.ts). On AWS each is a conditional PutItem.
   environment.FLEET_GROUP_RESULT_WRITES = 'true';
+  // Every function shares one SDK client per service here, where on AWS each
+  // Lambda environment has its own and sends one request at a time: the
+  // SDK's 50 sockets would queue the fleet's concurrent requests.
+  environment.FLEET_SDK_MAX_SOCKETS = '512';
   Object.assign(process.env, environment);
   // The handlers can run now: resume what the journal left running.
   const resumedExecutions = stepFunctions.recover();

@@ -5,6 +5,7 @@
  * Each is captured by the Tracer: with tracing on, every request becomes an
  * X-Ray subsegment; off (local mode, tests), the client is returned as is.
  */
+import { Agent } from 'node:http';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -19,8 +20,18 @@ let s3PresignClient: S3Client | undefined;
 let sfnClient: SFNClient | undefined;
 let sqsClient: SQSClient | undefined;
 
+/**
+ * Sockets per client when the process runs many functions at once (local
+ * mode sets FLEET_SDK_MAX_SOCKETS); on AWS a Lambda environment sends one
+ * request at a time and the SDK's default (50) stands.
+ */
+function requestHandler(): { httpAgent: Agent } | undefined {
+  const maxSockets = Number(process.env.FLEET_SDK_MAX_SOCKETS);
+  return Number.isInteger(maxSockets) && maxSockets > 0 ? { httpAgent: new Agent({ keepAlive: true, maxSockets }) } : undefined;
+}
+
 export function dynamo(): DynamoDBDocumentClient {
-  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
+  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({ requestHandler: requestHandler() })), {
     // convertClassInstanceToMap: the marshaller tells a plain object by its
     // `constructor.name`, so a task's JSON result with its own "constructor"
     // key (say {"constructor": "Ford"}) would otherwise be refused as a class
