@@ -7,7 +7,7 @@
  * compiled JavaScript: no tsx, no TypeScript sources in the package.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -43,6 +43,7 @@ beforeAll(async () => {
   // The app's dev tools (vitest, tsc) are the repository's; its dependencies are its own.
   // No install scripts: none of Fleet's dependencies needs one, and some would reach for the network.
   await exec('npm', ['ci', '--omit=dev', '--ignore-scripts'], { cwd: APP, env: offline, maxBuffer: 64 * 1024 * 1024 });
+  expect(existsSync(path.join(APP, 'node_modules/.cache/fleet-local'))).toBe(false);
 });
 
 describe('the packed package', () => {
@@ -80,5 +81,7 @@ describe('the example app', () => {
     );
     expect(run.stdout).toMatch(/Tests\s+4 passed \(4\)/);
     expect('failed' in run).toBe(false);
+    // Node.js cannot import the app's TypeScript handlers itself: local mode bundled them, as cdk deploy would.
+    expect(readdirSync(path.join(APP, 'node_modules/.cache/fleet-local')).sort()).toEqual([expect.stringMatching(/^checksum-\w+\.mjs$/), expect.stringMatching(/^word-count-\w+\.mjs$/)]);
   });
 });
