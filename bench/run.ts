@@ -16,6 +16,8 @@
  *   npm run bench -- --tasks 500 --ms 5 --concurrency 20
  *   npm run bench -- --scenario q          1,000 batches waiting for capacity at once
  *   npm run bench -- --scenario f          a million ~200-byte tasks as a file, through `fleet submit` (~10 min)
+ *   npm run bench -- --scenario a,b,c --peer bullmq --poll 10 --runs 3
+ *                                          the same scenarios on BullMQ + Redis in the same run, medians of 3
  *
  * Timing never fails the run; a batch that does not finish correctly does.
  */
@@ -30,6 +32,7 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startLocalFleet } from '../infra/local/local-fleet';
+import { runOnBullmq, startRedis, type RedisServer } from './peer-bullmq';
 import { nearestRank } from '../lambdas/domain/summary';
 import { FINISHED_STATES, type BatchStatus, type TaskResult } from '../lambdas/domain/types';
 
@@ -56,7 +59,8 @@ const SCENARIOS: Record<string, Scenario> = {
 /** What `--scenario all` runs. */
 const ALL = ['a', 'b', 'c', 'd'];
 
-const POLL_MS = 50;
+/** How often a batch's status is polled (`--poll`). */
+let POLL_MS = 50;
 const RSS_SAMPLE_MS = 100;
 const RESULTS_PAGE = 1000;
 
@@ -77,16 +81,21 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
       ms: { type: 'string' },
       concurrency: { type: 'string' },
       store: { type: 'string' },
+      peer: { type: 'string' },
+      poll: { type: 'string' },
+      runs: { type: 'string' },
     },
     strict: true,
   });
+  if (values.peer !== undefined && values.peer !== 'bullmq') throw new Error(`--peer must be bullmq, got "${values.peer}"`);
+  POLL_MS = positiveInt('poll', values.poll) ?? POLL_MS;
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
   if (values.scenario === 'q' || values.scenario === 'f') return [];
   if (values.scenario === 'm') {
     if (values.tasks !== undefined || values.ms !== undefined || values.concurrency !== undefined) throw new Error('scenario m has a fixed shape: --tasks, --ms and --concurrency do not apply');
     return [];
   }
-  const names = values.scenario === undefined ? ['a'] : values.scenario === 'all' ? ALL : [values.scenario];
+  const names = values.scenario === undefined ? ['a'] : values.scenario === 'all' ? ALL : values.scenario.split(',');
   const overrides = {
     tasks: positiveInt('tasks', values.tasks),
     ms: positiveInt('ms', values.ms),
@@ -318,7 +327,7 @@ function table(rows: readonly Row[]): string {
   return [line(cells[0]!), `|${widths.map((w) => `${'-'.repeat(w + 1)}:`).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
 }
 
-async function runScenario(base: string, dynamoDbPid: number, s: Scenario): Promise<{ row: Row; problems: string[] }> {
+async function runScenario(base: string, dynamoDbPid: number, s: Scenario, redis?: RedisServer): Promise<{ row: Row; problems: string[]; bullmqMs?: number }> {
   const tasks = buildTasks(s);
   const failing = tasks.filter((t) => t.data.failTimes).length;
   console.log(
@@ -364,8 +373,21 @@ async function runScenario(base: string, dynamoDbPid: number, s: Scenario): Prom
   const problems = verify(run, tasks);
   for (const problem of problems) console.log(`!!!!! WARNING: scenario ${s.name}: ${problem}`);
   if (problems.length === 0) console.log(`ok: ${run.status.completedTasks} completed, ${run.results.length} results, status ${run.status.status}`);
-  return { row, problems };
+  if (!redis) return { row, problems };
+  // The peer runs after the fleet, alone, on the same tasks.
+  const peer = await runOnBullmq(redis.port, tasks, s.concurrency, POLL_MS);
+  const peerAttempts = peer.results.reduce((sum, r) => sum + r.attempts, 0);
+  if (peer.results.length !== s.tasks || new Set(peer.results.map((r) => r.taskId)).size !== s.tasks || peerAttempts !== attemptsOf(tasks)) {
+    problems.push(`BullMQ: ${peer.results.length} results, ${peerAttempts} attempts; expected ${s.tasks} and ${attemptsOf(tasks)}`);
+  }
+  console.log(`BullMQ + Redis: ${(peer.makespanMs / 1000).toFixed(2)} s (Fleet ${(run.makespanMs / 1000).toFixed(2)} s, ${(run.makespanMs / peer.makespanMs).toFixed(2)}× BullMQ)`);
+  return { row, problems, bullmqMs: peer.makespanMs };
 }
+
+const median = (values: readonly number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+};
 
 // ---------------------------------------------------------------- scenario q: many batches waiting
 
@@ -651,11 +673,16 @@ async function main(): Promise<number> {
     scenarios = scenariosFromArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|f|m|q|all] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk]`,
+      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|f|m|q|all|a,b,c] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk] [--peer bullmq] [--poll MS] [--runs N]`,
     );
     return 2;
   }
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { store: { type: 'string' }, scenario: { type: 'string' } }, strict: false });
+  const { values } = parseArgs({
+    args: process.argv.slice(2),
+    options: { store: { type: 'string' }, scenario: { type: 'string' }, peer: { type: 'string' }, runs: { type: 'string' } },
+    strict: false,
+  });
+  const runs = Math.max(1, Number(values.runs ?? 1) || 1);
   const onDisk = values.store === 'disk';
   const dataDir = onDisk ? mkdtempSync(path.join(tmpdir(), 'fleet-bench-')) : undefined;
   // One fleet for every scenario: the handler modules (and their SDK clients)
@@ -678,15 +705,38 @@ async function main(): Promise<number> {
   try {
     if (values.scenario === 'f') failed = !(await millionTaskFile(fleet.url, fleet.dynamoDbPid));
     else if (scenarios.length === 0) failed = !(values.scenario === 'q' ? await manyWaitingBatches(fleet.url) : await memoryAcrossBatches(fleet.url));
-    for (const s of scenarios) {
-      try {
-        const { row, problems } = await runScenario(fleet.url, fleet.dynamoDbPid, s);
-        rows.push(row);
-        failed ||= problems.length > 0;
-      } catch (error) {
-        // A batch that never finishes (or an API error) is a failed run; the other scenarios still run.
-        console.log(`!!!!! WARNING: scenario ${s.name} did not finish: ${(error as Error).message}`);
-        failed = true;
+    const redis = values.peer === 'bullmq' ? await startRedis() : undefined;
+    const comparison = new Map<string, { ideal: number[]; bullmq: number[]; fleet: number[] }>();
+    try {
+      for (let run = 1; run <= runs; run++) {
+        if (runs > 1) console.log(`\n######## run ${run} of ${runs}`);
+        for (const s of scenarios) {
+          try {
+            const { row, problems, bullmqMs } = await runScenario(fleet.url, fleet.dynamoDbPid, s, redis);
+            rows.push(row);
+            failed ||= problems.length > 0;
+            const entry = comparison.get(s.name) ?? { ideal: [], bullmq: [], fleet: [] };
+            entry.ideal.push(row.idealS * 1000);
+            entry.fleet.push(row.makespanS * 1000);
+            if (bullmqMs !== undefined) entry.bullmq.push(bullmqMs);
+            comparison.set(s.name, entry);
+          } catch (error) {
+            // A batch that never finishes (or an API error) is a failed run; the other scenarios still run.
+            console.log(`!!!!! WARNING: scenario ${s.name} did not finish: ${(error as Error).message}`);
+            failed = true;
+          }
+        }
+      }
+    } finally {
+      await redis?.stop();
+    }
+    if (redis) {
+      console.log(`\n== Fleet local vs BullMQ + Redis, same run, status polled every ${POLL_MS} ms, medians of ${runs}`);
+      console.log('| scenario | ideal pool s | BullMQ + Redis s | Fleet local s | Fleet / BullMQ | Fleet / ideal |');
+      console.log('|---|---:|---:|---:|---:|---:|');
+      for (const [name, c] of comparison) {
+        const [ideal, bullmq, fleetMs] = [median(c.ideal), median(c.bullmq), median(c.fleet)];
+        console.log(`| ${name} | ${(ideal / 1000).toFixed(2)} | ${(bullmq / 1000).toFixed(2)} | ${(fleetMs / 1000).toFixed(2)} | ${(fleetMs / bullmq).toFixed(2)}× | ${(fleetMs / ideal).toFixed(2)}× |`);
       }
     }
   } finally {

@@ -82,6 +82,8 @@ export class LocalStepFunctions {
   private lastPrune = Date.now();
 
   constructor(options: LocalStepFunctionsOptions) {
+    // Every running EXPRESS child of every Map Run listens to it: thousands at once is expected.
+    setMaxListeners(0, this.shutdown.signal);
     this.interpreter = new Interpreter(options);
     this.journal = options.journal ?? ExecutionJournal.inMemory();
   }

@@ -280,7 +280,8 @@ export class FleetService {
     const files = this.files('submitBatch');
     const { file } = request;
     if (file.uploadId !== undefined) {
-      const taken = () => new ConflictError(`tasksFile: upload ${file.uploadId} was already used by another batch; an upload makes one batch, create a new one`);
+      const taken = () =>
+        new ConflictError(`tasksFile: upload ${file.uploadId} was already used by ${file.boundTo ? `batch ${file.boundTo}` : 'another batch'}; an upload makes one batch, create a new one`);
       if (file.boundTo !== undefined && file.boundTo !== batchId) throw taken();
       if (!(await files.uploads.claim(file.uploadId, batchId, { etag: file.etag, bytes: file.bytes }))) throw taken();
     }

@@ -145,6 +145,38 @@ describe('the file path', () => {
     expect((await waitForBatch(url, again.body.batchId)).status).toBe('completed');
   });
 
+  it('retry-failed runs a file batch\'s failed tasks again; a delete removes its export', async () => {
+    const text = [line('ok-1'), JSON.stringify({ id: 'bad-1', type: 'fail', data: { message: 'nope' } }), line('ok-2')].join('\n');
+    const submitted = await submitFile((await upload(text)).uploadId);
+    const first = await waitForBatch(url, submitted.body.batchId);
+    const exported = await exportOf(first.batchId);
+
+    const retried = await api<{ mode: string; retriedTasks: number }>(url, 'POST', `/batches/${first.batchId}/retry-failed`);
+    const second = await waitForBatch(url, first.batchId);
+    const rebuilt = await exportOf(first.batchId);
+    const rebuiltFile = await fetch(rebuilt.url as string);
+    const rebuiltText = await rebuiltFile.text();
+    const deleted = await api(url, 'DELETE', `/batches/${first.batchId}`);
+    const gone = await fetch(rebuilt.url as string);
+
+    expect(first).toMatchObject({ status: 'partial', totalTasks: 3, completedTasks: 2, failedTasks: 1 });
+    expect(exported.results).toBe(3);
+    expect(retried.status, retried.text).toBe(202);
+    expect(retried.body).toMatchObject({ mode: 'execution', retriedTasks: 1 });
+    expect(second).toMatchObject({ status: 'partial', completedTasks: 2, failedTasks: 1 });
+    expect(second.completedAt).toBeGreaterThan(first.completedAt as number);
+    // Finished again: its export is built again, with the retried task's new attempts.
+    expect(rebuiltFile.status, rebuiltText).toBe(200);
+    const failed = rebuiltText
+      .trim()
+      .split('\n')
+      .map((row) => JSON.parse(row) as TaskResult)
+      .find((r) => r.taskId === 'bad-1');
+    expect(failed).toMatchObject({ success: false, error: expect.stringContaining('nope') });
+    expect(deleted.status).toBe(200);
+    expect(gone.status).toBe(404);
+  });
+
   it('refuses an export before the batch has finished (409), and of an unknown batch (404)', async () => {
     const running = await api<BatchStatus>(url, 'POST', '/batches', { tasks: [{ id: 'slow', type: 'sleep', data: { ms: 2000 } }] });
     const early = await api<ApiErrorBody>(url, 'GET', `/batches/${running.body.batchId}/results/export`);
