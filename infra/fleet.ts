@@ -455,14 +455,16 @@ export class Fleet extends Construct {
         timeout: Duration.seconds(30),
         tracing: tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
         logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+        ...extra,
+        ...overrides,
+        // An override's bundling options add to Fleet's rather than dropping them.
         bundling: {
           minify: true,
           sourceMap: true,
           // Bundle the SDK too, so deployed code runs the versions package-lock.json pins.
           externalModules: [],
+          ...overrides.bundling,
         },
-        ...extra,
-        ...overrides,
         entry: path.join(base, source.entry),
         handler,
         environment: { ...props.environment, ...overrides.environment, ...common, ...extra.environment },
