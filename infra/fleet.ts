@@ -446,7 +446,9 @@ export class Fleet extends Construct {
     /** One of Fleet's own handlers, from its package wherever it is installed. */
     const own = (source: string): FunctionSource => ({ root: 'fleet', entry: ownHandlerEntry(source) });
     // Defaults, then the user's overrides, then what Fleet must set (its code, its environment).
-    const fn = (name: string, source: FunctionSource, handler: string, extra: Partial<nodejs.NodejsFunctionProps> = {}, overrides: FleetFunctionProps = functionProps) => {
+    // A plain path names one of Fleet's own handlers (`'lambdas/api.ts'`).
+    const fn = (name: string, from: FunctionSource | string, handler: string, extra: Partial<nodejs.NodejsFunctionProps> = {}, overrides: FleetFunctionProps = functionProps) => {
+      const source = typeof from === 'string' ? own(from) : from;
       const base = source.root === 'fleet' ? FLEET_ROOT : projectRoot;
       const f = new nodejs.NodejsFunction(this, name, {
         runtime: lambda.Runtime.NODEJS_24_X,

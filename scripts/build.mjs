@@ -10,7 +10,7 @@
  * - The local dashboard's static files, which local mode serves.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -18,8 +18,10 @@ import { build } from 'esbuild';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 
-/** Fleet's own Lambda handlers: keep in step with the `own(...)` entries of infra/fleet.ts. */
-export const HANDLERS = ['api', 'worker', 'batch-lifecycle', 'file-jobs', 'autoscaler', 'admission-reconciler'].map((name) => `lambdas/${name}.ts`);
+/** Fleet's own Lambda handlers: every module at the top of lambdas/ is one (the construct names them there). */
+export const HANDLERS = readdirSync(path.join(root, 'lambdas'))
+  .filter((file) => file.endsWith('.ts'))
+  .map((file) => `lambdas/${file}`);
 export const ENTRIES = ['exports/construct.ts', 'exports/worker.ts', 'exports/client.ts', 'exports/local.ts', 'client/cli.ts', ...HANDLERS];
 
 rmSync(dist, { recursive: true, force: true });
