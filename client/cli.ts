@@ -15,7 +15,7 @@ import cliProgress from 'cli-progress';
 import { LIMITS } from '../lambdas/domain/config';
 import type { FleetAuth } from './auth';
 import { FleetApiError, FleetNetworkError, FleetTransferError } from './errors';
-import { DEFAULT_FLEET_URL, FleetClient, isFinished, type BatchStatus, type DownloadedResults, type FleetManagerConfig, type SubmitOptions, type Task, type TaskResult } from './fleet-client';
+import { DEFAULT_FLEET_URL, FleetClient, isFinished, type BatchStatus, type DownloadedResults, type FleetManagerConfig, type SubmitOptions, type Task } from './fleet-client';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, interrupted: 130 } as const;
 
@@ -53,9 +53,11 @@ Commands:
       --priority <n>          batch priority: higher gets capacity first
       --idempotency-key <k>   repeat a submit safely: the same key and tasks name the same batch
   status <batchId>            status, counts and times (and a file batch's bad lines)
-  results <batchId>           every result as a table (--json for JSON, --failed for failures only)
+  results <batchId>           every result as a table (--json for JSON); --failed or --succeeded keeps
+                              only those (filtered by the API)
       --out <file>            download every result of a finished batch as one JSON Lines file
                               (the API's export); --interval <ms> polls while it is built
+  task <batchId> <taskId>     one task: its input, its result, and the failures retry-failed cleared
   summary <batchId>           counts and duration statistics
   cancel <batchId>            cancel a pending or processing batch
   retry-failed <batchId>      run a finished batch's failed tasks again (--watch, --interval as for submit)
@@ -66,6 +68,9 @@ Commands:
   workers                     workers running now, oldest first
   config get                  the fleet's config
   config set key=value ...    change config fields, e.g. maxConcurrentWorkers=20 retryFailedTasks=false
+  dashboard                   serve the dashboard for the fleet at --url on 127.0.0.1, its API calls
+                              forwarded with your credentials (--sigv4 or --token); prints its address
+      --port <n>              the loopback port (default: a free one)
 
 Options for every command:
   --url <url>                 the Fleet API (default $FLEET_URL, else ${DEFAULT_FLEET_URL})
@@ -95,6 +100,8 @@ const OPTIONS = {
   priority: { type: 'string' },
   'idempotency-key': { type: 'string' },
   failed: { type: 'boolean' },
+  succeeded: { type: 'boolean' },
+  port: { type: 'string' },
   limit: { type: 'string' },
   cursor: { type: 'string' },
   out: { type: 'string', short: 'o' },
@@ -105,7 +112,8 @@ const GLOBAL_OPTIONS: OptionName[] = ['url', 'token', 'sigv4', 'region', 'json',
 const COMMAND_OPTIONS: Record<string, OptionName[]> = {
   submit: ['watch', 'interval', 'priority', 'idempotency-key'],
   'retry-failed': ['watch', 'interval'],
-  results: ['failed', 'out', 'interval'],
+  results: ['failed', 'succeeded', 'out', 'interval'],
+  dashboard: ['port'],
   list: ['limit', 'cursor'],
 };
 
@@ -308,7 +316,7 @@ const COMMANDS: Record<string, Command> = {
     if (values.interval !== undefined && values.out === undefined) throw new UsageError('--interval only applies with --out');
     if (values.out !== undefined) {
       if (values.out === '') throw new UsageError('--out needs a file name');
-      if (values.failed) throw new UsageError('--failed does not apply with --out: the export holds every result');
+      if (values.failed || values.succeeded) throw new UsageError(`--${values.failed ? 'failed' : 'succeeded'} does not apply with --out: the export holds every result`);
       const intervalMs = values.interval !== undefined ? integer(values.interval, '--interval') : 1000;
       if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
       const download = new DownloadProgress(io, err);
@@ -327,16 +335,18 @@ const COMMANDS: Record<string, Command> = {
       else out(`wrote ${written.results} result${written.results === 1 ? '' : 's'} (${bytes(written.bytes)}) to ${written.path}`);
       return EXIT.ok;
     }
-    const keep = (result: TaskResult) => !values.failed || !result.success;
+    if (values.failed && values.succeeded) throw new UsageError('--failed and --succeeded exclude each other');
+    // The API filters: only the results asked for travel.
+    const filter = values.failed ? { status: 'failed' as const } : values.succeeded ? { status: 'succeeded' as const } : {};
     if (values.json) {
       // Streamed page by page: a 100,000-task batch never sits in memory as one string.
       let first = true;
       let opened = false;
-      for await (const page of client.resultPages(batchId, { limit: 1000 })) {
+      for await (const page of client.resultPages(batchId, { limit: 1000, ...filter })) {
         // Opened after the first page arrives, so an error (an unknown batch) leaves stdout empty.
         if (!opened) io.stdout.write('[');
         opened = true;
-        for (const result of page.results.filter(keep)) {
+        for (const result of page.results) {
           io.stdout.write(`${first ? '\n' : ',\n'}  ${JSON.stringify(result)}`);
           first = false;
         }
@@ -344,10 +354,10 @@ const COMMANDS: Record<string, Command> = {
       out(first ? ']' : '\n]');
       return EXIT.ok;
     }
-    const results = (await client.getBatchResults(batchId)).filter(keep);
+    const results = await client.getBatchResults(batchId, filter);
     const succeeded = results.filter((r) => r.success).length;
     if (results.length === 0) {
-      out(values.failed ? 'no failed results' : 'no results yet');
+      out(values.failed ? 'no failed results' : values.succeeded ? 'no succeeded results' : 'no results yet');
       return EXIT.ok;
     }
     printTable(
@@ -364,6 +374,77 @@ const COMMANDS: Record<string, Command> = {
     );
     out();
     out(`${results.length} results: ${succeeded} succeeded, ${results.length - succeeded} failed`);
+    return EXIT.ok;
+  },
+
+  async task({ client, values, args, out }) {
+    const [batchId, taskId] = expectArgs(args, ['batchId', 'taskId'], 'task') as [string, string];
+    const detail = await client.getTask(batchId, taskId);
+    if (values.json) {
+      out(json(detail));
+      return EXIT.ok;
+    }
+    const { task, result } = detail;
+    const rows: [string, string][] = [
+      ['batch', detail.batchId],
+      ['task', detail.taskId],
+      ['type', task ? task.type : '- (no longer in the tasks file)'],
+      ['data', task ? JSON.stringify(task.data) : '-'],
+    ];
+    if (task?.priority !== undefined) rows.push(['priority', String(task.priority)]);
+    if (task?.timeout !== undefined) rows.push(['timeout', `${task.timeout} ms`]);
+    if (result) {
+      rows.push(
+        ['outcome', result.success ? 'ok' : 'failed'],
+        [result.success ? 'result' : 'error', result.success ? JSON.stringify(result.result ?? null) : (result.error ?? '')],
+        ['attempts', String(result.attempts)],
+        ['duration', `${result.duration} ms`],
+        ['worker', result.workerId],
+        ['recorded', new Date(result.timestamp).toISOString()],
+      );
+    } else rows.push(['outcome', 'no result yet']);
+    printPairs(out, rows);
+    if (detail.failedAttempts.length) {
+      out();
+      out('earlier failures (cleared by retry-failed):');
+      printTable(
+        out,
+        ['RETRY', 'ATTEMPTS', 'WORKER', 'RECORDED', 'ERROR'],
+        detail.failedAttempts.map((a) => [String(a.retry), String(a.attempts), a.workerId, new Date(a.timestamp).toISOString(), truncate(a.error ?? '', 80)]),
+      );
+    }
+    return EXIT.ok;
+  },
+
+  async dashboard({ values, args, io, out, err }) {
+    expectArgs(args, [], 'dashboard');
+    const port = values.port !== undefined ? integer(values.port, '--port') : 0;
+    if (port < 0 || port > 65_535) throw new UsageError('--port must be from 0 to 65535');
+    // Loaded only here: the other commands never need an HTTP server.
+    const { serveDashboard } = await import('./dashboard-server');
+    const auth = authOption(values, io.env).auth;
+    let server: Awaited<ReturnType<typeof serveDashboard>>;
+    try {
+      server = await serveDashboard({ url: values.url ?? (io.env.FLEET_URL || DEFAULT_FLEET_URL), ...(auth ? { auth } : {}), port, env: io.env });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' || code === 'EACCES') throw new UsageError(`cannot listen on 127.0.0.1:${port} (${code})`);
+      throw error;
+    }
+    if (values.json) out(JSON.stringify({ url: server.url, upstream: server.upstream }));
+    else {
+      out(`dashboard of ${server.upstream}: ${server.url}`);
+      err('open it in a browser on this machine (the address holds its session token); Ctrl-C stops it');
+    }
+    try {
+      await new Promise<void>((resolve) => {
+        if (!io.interrupt) return;
+        if (io.interrupt.aborted) return resolve();
+        io.interrupt.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } finally {
+      await server.close();
+    }
     return EXIT.ok;
   },
 

@@ -171,6 +171,43 @@ export interface PageOptions extends RequestOptions {
   cursor?: string;
 }
 
+/** Which results a results read returns. */
+export interface ResultFilterOptions {
+  /**
+   * Only failures or only successes, filtered by the API. A filtered page
+   * reads a bounded number of results, so it may hold fewer than `limit`
+   * (even none) with a `nextCursor`: keep following it.
+   */
+  status?: 'failed' | 'succeeded';
+  /** Only tasks whose id starts with this. */
+  taskIdPrefix?: string;
+}
+
+export interface ResultPageOptions extends PageOptions, ResultFilterOptions {}
+
+/** A task's earlier failed result, which retry-failed number `retry` cleared before running it again. */
+export interface FailedAttempt<TResult = unknown> extends TaskResult<TResult> {
+  retry: number;
+}
+
+/** `GET /batches/{id}/tasks/{taskId}`: the task, its result and its history. */
+export interface TaskDetail<TData = unknown, TResult = unknown> {
+  batchId: string;
+  taskId: string;
+  /** The task as submitted; null if the batch's tasks file no longer holds it. */
+  task: Task<TData> | null;
+  /** Its final result; null while it has none. */
+  result: TaskResult<TResult> | null;
+  /** Failures retry-failed cleared, oldest first. */
+  failedAttempts: FailedAttempt<TResult>[];
+}
+
+/** `GET /stats/timeline`: tasks finished per minute, oldest minute first. */
+export interface Timeline {
+  minuteMs: number;
+  buckets: { start: number; succeeded: number | null; failed: number | null }[];
+}
+
 export interface ResultPage<TResult = unknown> {
   results: TaskResult<TResult>[];
   /** Pass it as `cursor` to read the next page; null on the last page. */
@@ -391,22 +428,38 @@ export class FleetClient<TData = unknown, TResult = unknown> {
     return this.request('GET', `/batches/${id(batchId)}`, options);
   }
 
-  /** Every result recorded so far, following pagination. For large batches prefer `resultPages`. */
-  async getBatchResults(batchId: string, options: RequestOptions & { pageSize?: number } = {}): Promise<TaskResult<TResult>[]> {
+  /** Every result recorded so far (or those `status`/`taskIdPrefix` keep), following pagination. For large batches prefer `resultPages`. */
+  async getBatchResults(batchId: string, options: RequestOptions & ResultFilterOptions & { pageSize?: number } = {}): Promise<TaskResult<TResult>[]> {
     const all: TaskResult<TResult>[] = [];
-    for await (const page of this.resultPages(batchId, { limit: options.pageSize ?? 1000, signal: options.signal })) {
+    const { pageSize, ...rest } = options;
+    for await (const page of this.resultPages(batchId, { ...rest, limit: pageSize ?? 1000 })) {
       all.push(...page.results);
     }
     return all;
   }
 
-  /** One page of results. */
-  getResultPage(batchId: string, options: PageOptions = {}): Promise<ResultPage<TResult>> {
-    return this.request('GET', `/batches/${id(batchId)}/results${pageQuery(options)}`, options);
+  /** One page of results. A filtered page may hold fewer than `limit` and still have a `nextCursor`. */
+  getResultPage(batchId: string, options: ResultPageOptions = {}): Promise<ResultPage<TResult>> {
+    return this.request('GET', `/batches/${id(batchId)}/results${pageQuery(options, { status: options.status, taskIdPrefix: options.taskIdPrefix })}`, options);
+  }
+
+  /**
+   * One task of a batch by its id: as submitted, its result, and the failures
+   * retry-failed cleared. Throws FleetApiError `not_found` for an unknown
+   * batch or task.
+   */
+  getTask(batchId: string, taskId: string, options: RequestOptions = {}): Promise<TaskDetail<TData, TResult>> {
+    if (typeof taskId !== 'string' || taskId === '') throw new TypeError('taskId must be a non-empty string');
+    return this.request('GET', `/batches/${id(batchId)}/tasks/${encodeURIComponent(taskId)}`, options);
+  }
+
+  /** Tasks that succeeded and failed per minute over the last `minutes` minutes (1-60, default 60). */
+  getTimeline(options: RequestOptions & { minutes?: number } = {}): Promise<Timeline> {
+    return this.request('GET', `/stats/timeline${options.minutes !== undefined ? `?minutes=${options.minutes}` : ''}`, options);
   }
 
   /** The batch's results page by page, for batches too large to hold at once. */
-  async *resultPages(batchId: string, options: PageOptions = {}): AsyncGenerator<ResultPage<TResult>, void, undefined> {
+  async *resultPages(batchId: string, options: ResultPageOptions = {}): AsyncGenerator<ResultPage<TResult>, void, undefined> {
     let cursor = options.cursor;
     for (;;) {
       const page = await this.getResultPage(batchId, { ...options, cursor });
@@ -564,10 +617,11 @@ const id = (batchId: string): string => {
   return encodeURIComponent(batchId);
 };
 
-function pageQuery({ limit, cursor }: PageOptions): string {
+function pageQuery({ limit, cursor }: PageOptions, extra: Record<string, string | undefined> = {}): string {
   const params = new URLSearchParams();
   if (limit !== undefined) params.set('limit', String(limit));
   if (cursor) params.set('cursor', cursor);
+  for (const [name, value] of Object.entries(extra)) if (value !== undefined) params.set(name, value);
   const query = params.toString();
   return query ? `?${query}` : '';
 }

@@ -27,6 +27,14 @@ export const FILE_JOB_STATE_NAMES = Object.freeze({
 });
 
 /**
+ * How a tasks file's validation execution is named: `prepare-<batchId>`
+ * (lambdas/adapters/file-jobs.ts names it). The API may stop those, and no
+ * other execution of the file jobs (test/infra/iam-matches-code.test.ts
+ * checks the two agree).
+ */
+export const PREPARE_EXECUTION_PREFIX = 'prepare-';
+
+/**
  * A job's Lambda call fails on storage errors the SDK's own retries did not
  * absorb, or on Lambda's: tried three more times, 5 s doubling. A pass that
  * timed out (15 minutes) is not tried again: it would time out again.

@@ -26,7 +26,7 @@ import { BATCH_RECORD_PARTITION_PATTERN, WORKER_PARTITION_PATTERNS } from '../la
 import { DEFAULT_DEAD_BAND, DEFAULT_TASKS_PER_WORKER, parseAutoscalingPolicy } from '../lambdas/domain/autoscaling';
 import { taskTypeSchema } from '../lambdas/domain/schemas';
 import { BatchWorkflow } from './batch-workflow';
-import { FileJobsWorkflow } from './file-jobs-workflow';
+import { FileJobsWorkflow, PREPARE_EXECUTION_PREFIX } from './file-jobs-workflow';
 import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
 import {
   checkFunctionProps,
@@ -264,10 +264,12 @@ export interface FleetProps {
    */
   readonly throttle?: apigw.ThrottleSettings;
   /**
-   * What the state machine logs to CloudWatch Logs; never execution data
+   * What the batch state machine logs to CloudWatch Logs; never execution data
    * (task inputs and results). ALL logs every state transition of every
    * child execution, about 7 events per task: on the order of $1.50 more per
    * million tasks, beyond Fleet's $5 orchestration budget, hence ERROR.
+   * The file-jobs state machine always logs ALL (still without execution
+   * data): a job is a few transitions, whatever the size of its file.
    * @default sfn.LogLevel.ERROR
    */
   readonly stateMachineLogLevel?: sfn.LogLevel;
@@ -338,6 +340,8 @@ export class Fleet extends Construct {
   readonly fileJobsFunction: nodejs.NodejsFunction;
   /** One execution per tasks file to validate and per results export to build. */
   readonly fileJobsStateMachine: sfn.StateMachine;
+  /** Buckets a batch may name its tasks file in (FleetProps.tasksFileBuckets): Fleet reads their objects. */
+  readonly tasksFileBuckets: readonly string[];
   readonly httpApi: apigw.HttpApi;
   /** The API's `$default` stage, with its throttling and access log. */
   readonly apiStage: apigw.HttpStage;
@@ -538,7 +542,10 @@ export class Fleet extends Construct {
     // A retry-failed run's Start batch reads the batch's tasks file and writes the retry's beside it
     // (Finish batch is the same module, so the same code).
     for (const lifecycle of [this.startBatchFunction, this.finishBatchFunction]) {
-      lifecycle.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }));
+      // Streamed (multipart): a write that fails midway aborts its upload.
+      lifecycle.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
+      );
     }
 
     const workflow = new BatchWorkflow(this, 'Workflow', {
@@ -562,6 +569,7 @@ export class Fleet extends Construct {
     });
 
     const tasksFileBuckets = [...(props.tasksFileBuckets ?? [])];
+    this.tasksFileBuckets = Object.freeze(tasksFileBuckets);
     for (const bucket of tasksFileBuckets) {
       if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`Fleet tasksFileBuckets: "${bucket}" is not an S3 bucket name`);
     }
@@ -577,19 +585,27 @@ export class Fleet extends Construct {
       memorySize: 2048,
     });
     this.table.grant(this.fileJobsFunction, ...TABLE_READ_WRITE_ACTIONS);
+    // It writes only under batches/ (a batch's tasks file, its sort runs, its results export), as a
+    // multipart upload that it aborts when a write fails; an upload it only reads, then deletes once validated.
     this.fileJobsFunction.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-        resources: [this.tasksBucket.arnForObjects('batches/*'), this.tasksBucket.arnForObjects('uploads/*')],
+        resources: [this.tasksBucket.arnForObjects('batches/*')],
       }),
     );
+    this.fileJobsFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [this.tasksBucket.arnForObjects('uploads/*')] }),
+    );
+    // A deployer's own file (s3://bucket/key) is read, never written or deleted.
     if (tasksFileObjects.length > 0) {
       this.fileJobsFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: tasksFileObjects }));
     }
     const fileJobs = new FileJobsWorkflow(this, 'FileJobs', { fileJobsFunction: this.fileJobsFunction });
     this.fileJobsStateMachine = new sfn.StateMachine(this, 'FileJobsStateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,
-      logs: { destination: this.stateMachineLogs, level: props.stateMachineLogLevel ?? sfn.LogLevel.ERROR, includeExecutionData: false },
+      // ALL: a job is a handful of state transitions, whatever the size of its file, so its full
+      // history costs nothing worth saving; still never its data (batch ids and errors are in the input).
+      logs: { destination: this.stateMachineLogs, level: sfn.LogLevel.ALL, includeExecutionData: false },
       tracingEnabled: tracing,
       definitionBody: sfn.DefinitionBody.fromChainable(fileJobs.definition),
       comment: 'Fleet: validates tasks files (prepare-<batchId>) and builds results exports (export-<batchId>-<n>).',
@@ -616,7 +632,12 @@ export class Fleet extends Construct {
     this.table.grant(this.apiFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.table.grant(this.startBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.table.grant(this.finishBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
-    this.tasksBucket.grantPut(this.apiFunction);
+    // A submit writes its batch's tasks file (and retry-failed its retry's) under batches/, in one
+    // PutObject each; POST /batches/uploads presigns a PUT of uploads/<uploadId>.jsonl, which S3
+    // authorizes with this role. Only s3:PutObject: not grantPut's tagging, object-lock and abort actions.
+    this.apiFunction.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [this.tasksBucket.arnForObjects('batches/*'), this.tasksBucket.arnForObjects('uploads/*')] }),
+    );
     // DELETE /batches/{id} removes the batch's tasks file; only DeleteObject, only under batches/.
     this.apiFunction.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:DeleteObject'], resources: [this.tasksBucket.arnForObjects('batches/*')] }),
@@ -634,8 +655,15 @@ export class Fleet extends Construct {
     // A submit naming s3://bucket/key checks the object (HeadObject) in an allowed bucket.
     if (tasksFileObjects.length > 0) this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: tasksFileObjects }));
     this.fileJobsStateMachine.grantStartExecution(this.apiFunction);
-    // A cancel stops its batch's file validation.
-    this.fileJobsStateMachine.grantExecution(this.apiFunction, 'states:StopExecution');
+    // A cancel stops its batch's file validation, the execution named prepare-<batchId>
+    // (lambdas/adapters/file-jobs.ts); never an export's.
+    const prepareExecutions = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.fileJobsStateMachine.stateMachineName}:${PREPARE_EXECUTION_PREFIX}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.apiFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StopExecution'], resources: [prepareExecutions] }));
     const updateMapRuns = new iam.PolicyStatement({
       actions: ['states:UpdateMapRun'],
       resources: [
@@ -851,7 +879,7 @@ export class Fleet extends Construct {
       `AwsSolutions-IAM5[Resource::<${logicalId(this.table)}.Arn>/index/*]`,
       "The table's own indexes (ByCreation, Active): the grants are on this one table, and index/* names only its GSIs.",
     );
-    for (const fn of [this.workerFunction, ...Object.values(this.typeWorkerFunctions), this.startBatchFunction, this.finishBatchFunction]) {
+    for (const fn of [this.workerFunction, ...Object.values(this.typeWorkerFunctions), this.startBatchFunction, this.finishBatchFunction, this.fileJobsFunction]) {
       ack(
         `AwsSolutions-IAM5[Resource::<${logicalId(fn)}.Arn>:*]`,
         'lambda:InvokeFunction on the versions and aliases of one Fleet function, as CDK grants a state machine that invokes it.',
@@ -862,13 +890,19 @@ export class Fleet extends Construct {
       "The Distributed Map reads each batch's tasks file (ItemReader) and writes its results (ResultWriter) under keys named after batch ids, which are not known at deploy time; only this bucket.",
     );
     ack(
-      `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/*]`,
-      "The API function writes each batch's tasks file at batches/<batchId>/tasks.jsonl: object keys are made per batch, in this bucket only.",
+      `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/batches/*]`,
+      "Objects under batches/ of this bucket only, named after batch ids made at run time: each batch's tasks file, its sort runs and its results export (the API deletes them with the batch; Start and Finish batch and the file jobs read and write them).",
     );
     ack(
-      `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/batches/*]`,
-      "DELETE /batches/{id} removes that batch's tasks file: s3:DeleteObject under batches/ of this bucket only.",
+      `AwsSolutions-IAM5[Resource::<${logicalId(this.tasksBucket)}.Arn>/uploads/*]`,
+      'Objects under uploads/ of this bucket only, one per POST /batches/uploads, named after an upload id made at run time: the API presigns its PUT and checks it (HeadObject), the file jobs read it and delete it once validated.',
     );
+    for (const bucket of this.tasksFileBuckets) {
+      ack(
+        `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${bucket}/*]`,
+        `s3:GetObject only, on a bucket the deployer listed in tasksFileBuckets: a batch names its tasks file there as s3://${bucket}/<key>, any key the caller chooses.`,
+      );
+    }
     if (this.autoscalerFunction) {
       ack(
         `AwsSolutions-IAM5[Resource::<${logicalId(this.autoscalerFunction)}.Arn>:*]`,
@@ -879,7 +913,6 @@ export class Fleet extends Construct {
       `AwsSolutions-IAM5[Resource::<${logicalId(this.admissionReconcilerFunction)}.Arn>:*]`,
       "lambda:InvokeFunction on the versions and aliases of the admission reconciler, as CDK grants the schedule's role that invokes it.",
     );
-    ack('AwsSolutions-IAM5[Action::s3:Abort*]', 'Part of grantPut on the tasks bucket: s3:AbortMultipartUpload, so an interrupted upload of a large tasks file can be cleaned up.');
     ack(
       `AwsSolutions-IAM5[Resource::${executionsOf(':*')}]`,
       'Executions of this one state machine: each batch is an execution named after its batch id (unknown at deploy time), which the API stops and describes and the Distributed Map runs.',
@@ -900,6 +933,15 @@ export class Fleet extends Construct {
       'AwsSolutions-IAM5[Resource::*]',
       "The state machine's log delivery (logs:CreateLogDelivery and related) and X-Ray (xray:PutTraceSegments and related) actions support no resource-level permissions.",
       this.stateMachine,
+    );
+    ack(
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<${logicalId(this.fileJobsStateMachine)}.Name>:${PREPARE_EXECUTION_PREFIX}*]`,
+      `StopExecution on the file jobs' validations only (${PREPARE_EXECUTION_PREFIX}<batchId>, a name made per batch at run time): a cancel stops its batch's validation, never an export.`,
+    );
+    ack(
+      'AwsSolutions-IAM5[Resource::*]',
+      "The file-jobs state machine's log delivery (logs:CreateLogDelivery and related) and X-Ray (xray:PutTraceSegments and related) actions support no resource-level permissions.",
+      this.fileJobsStateMachine,
     );
     ack(
       'AwsSolutions-SF1',

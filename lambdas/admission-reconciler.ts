@@ -9,8 +9,11 @@ import { z } from 'zod';
 import { dynamo, loadEnv, sfn } from './adapters/clients';
 import { admissionFor } from './adapters/admission';
 import { DynamoBatchRepository } from './adapters/batch-repository';
+import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { instrumented, logger } from './adapters/observability';
+import { DynamoTimelineStore } from './adapters/timeline-store';
 import { CapacityContendedError, type AdmissionResult } from './domain/capacity-coordinator';
+import { FleetService } from './domain/fleet-service';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -18,10 +21,29 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const { coordinator } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
+const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
+// Only for the timeline's snapshot of the minute (GET /stats/timeline): this schedule runs every minute anyway.
+const timeline = new FleetService({
+  repository,
+  workflow,
+  capacity: coordinator,
+  activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
+  timeline: new DynamoTimelineStore(dynamo(), env.TABLE_NAME),
+});
+
+/** The minute's snapshot, unless a timeline read took it already; never in the way of admission. */
+async function snapshotTimeline(): Promise<void> {
+  try {
+    await timeline.snapshotTimeline();
+  } catch (error) {
+    logger.warn('timeline snapshot: not taken this minute', { error: error instanceof Error ? error.message : String(error) });
+  }
+}
 
 export const handler = instrumented(
   async (): Promise<AdmissionResult> => {
+    // First, and whatever admission then does: the chart should not go blank because admission had a bad minute.
+    await snapshotTimeline();
     let result: AdmissionResult;
     try {
       result = await coordinator.reconcile();

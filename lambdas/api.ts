@@ -11,6 +11,8 @@ import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { S3TaskStore } from './adapters/task-store';
 import { admissionFor } from './adapters/admission';
 import { DynamoRetryStore } from './adapters/retry-store';
+import { DynamoTaskLookup } from './adapters/task-lookup';
+import { DynamoTimelineStore } from './adapters/timeline-store';
 import { S3RetryTaskFiles } from './adapters/retry-task-files';
 import { DynamoIdempotencyStore } from './adapters/idempotency-store';
 import { DynamoStorageHealth } from './adapters/storage-health';
@@ -24,7 +26,8 @@ import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLarge
 import { FleetService } from './domain/fleet-service';
 import { FLEET_METRICS } from './domain/metrics';
 import { escapedStringBytes } from './domain/payload-size';
-import { parseBatchId, parseIdempotencyKey, parseLimit } from './domain/schemas';
+import { parseBatchId, parseIdempotencyKey, parseLimit, parseResultStatus, parseTaskIdParam, parseTaskIdPrefix } from './domain/schemas';
+import { parseTimelineMinutes } from './domain/timeline';
 
 const env = loadEnv({
   TABLE_NAME: z.string().min(1),
@@ -51,6 +54,8 @@ const service = new FleetService({
   taskFiles: taskStore,
   retry: { store: retryStore, taskFiles: new S3RetryTaskFiles(s3(), env.TASKS_BUCKET), workflow },
   activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
+  tasks: new DynamoTaskLookup(dynamo(), env.TABLE_NAME),
+  timeline: new DynamoTimelineStore(dynamo(), env.TABLE_NAME),
   idempotency: new DynamoIdempotencyStore(dynamo(), env.TABLE_NAME),
   files: {
     storage: new S3FileStorage(s3(), env.TASKS_BUCKET, s3ForPresigning()),
@@ -165,7 +170,13 @@ const routes: Route[] = [
     pattern: /^\/batches\/([^/]+)\/results$/,
     methods: {
       GET: async (event, [id]) => {
-        const page = await service.getBatchResults(parseBatchId(id), parseLimit(query(event, 'limit'), 100), query(event, 'cursor') || undefined);
+        const batchId = parseBatchId(id);
+        const success = parseResultStatus(query(event, 'status'));
+        const taskIdPrefix = parseTaskIdPrefix(query(event, 'taskIdPrefix'));
+        const page = await service.getBatchResults(batchId, parseLimit(query(event, 'limit'), 100), query(event, 'cursor') || undefined, {
+          ...(success !== undefined ? { success } : {}),
+          ...(taskIdPrefix !== undefined ? { taskIdPrefix } : {}),
+        });
         return json(200, { results: page.items, nextCursor: page.nextCursor });
       },
     },
@@ -179,6 +190,11 @@ const routes: Route[] = [
         return json(exported.status === 'ready' ? 200 : 202, exported);
       },
     },
+  },
+  {
+    // The task id is the rest of the path, percent-encoded: it may hold "/".
+    pattern: /^\/batches\/([^/]+)\/tasks\/(.+)$/,
+    methods: { GET: async (_event, [id, taskId]) => json(200, await service.getTask(parseBatchId(id), parseTaskIdParam(taskId, 'taskId'))) },
   },
   {
     pattern: /^\/batches\/([^/]+)\/retry-failed$/,
@@ -207,6 +223,7 @@ const routes: Route[] = [
   },
   { pattern: /^\/workers$/, methods: { GET: async () => json(200, await service.getActiveWorkers()) } },
   { pattern: /^\/stats$/, methods: { GET: async () => json(200, await service.getStats()) } },
+  { pattern: /^\/stats\/timeline$/, methods: { GET: async (event) => json(200, await service.getTimeline(parseTimelineMinutes(query(event, 'minutes')))) } },
   {
     pattern: /^\/config$/,
     methods: {

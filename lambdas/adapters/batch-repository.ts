@@ -17,7 +17,7 @@ import { COUNTER_SHARDS, RESULT_SHARDS, progressOf, randomCounterShard, shardOf 
 import { DEFAULT_CONFIG, LIMITS } from '../domain/config';
 import { ValidationError } from '../domain/errors';
 import type { TasksFileBatches } from '../domain/file-jobs';
-import type { BatchRecord, BatchRepository, Page } from '../domain/ports';
+import type { BatchRecord, BatchRepository, Page, ResultListOptions } from '../domain/ports';
 import type { TasksFileError, TasksFileState } from '../domain/tasks-file';
 import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '../domain/types';
 import { FINISHED_STATES } from '../domain/types';
@@ -53,8 +53,21 @@ export const TABLE_KEYS = Object.freeze({
   activePartitionKey: 'activePk',
 });
 
+/**
+ * The results a filtered page (`?status=`) reads at most, matching or not:
+ * DynamoDB filters after reading, so a batch of a million results with ten
+ * failures would otherwise read it all for one page. Such a page may hold
+ * fewer than `limit` results, even none, with a cursor to go on from.
+ * At ~200 bytes a result, 2,000 results are ~100 RCUs per page (eventually consistent).
+ */
+export const FILTERED_PAGE_SCAN = 2000;
+/** A filtered query reads at least this many results, so sparse matches are not found 25 at a time. */
+const FILTERED_QUERY_MIN = 200;
+
 /** BatchGetItem reads at most 100 keys. */
 const BATCH_GET_MAX = 100;
+/** Batches whose recent counter sums getStatus keeps. */
+const RECENT_SUMS_KEPT = 1000;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const isExpired = (item: { expiresAt?: unknown } | undefined, at = nowSeconds()) =>
@@ -251,14 +264,27 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return !Item || isExpired(Item) ? undefined : Item;
   }
 
-  async getStatus(batchId: string): Promise<BatchStatus | undefined> {
+  async getStatus(batchId: string, options: { countsMaxAgeMs?: number } = {}): Promise<BatchStatus | undefined> {
     const item = await this.getBatchItem(batchId);
     if (!item) return undefined;
     const record = toRecord(item);
     if (this.hasFinalCounts(record)) return statusOf(record, record.completedTasks, record.failedTasks);
+    const maxAge = options.countsMaxAgeMs ?? 0;
+    const now = Date.now();
+    const recent = maxAge > 0 && record.status === 'processing' ? this.recentSums.get(batchId) : undefined;
+    if (recent && now - recent.at <= maxAge) return statusOf(record, recent.completedTasks, recent.failedTasks);
     const counts = await this.sumCounters(batchId, hasLegacyCounters(item));
+    if (maxAge > 0) {
+      // Bounded: the oldest sum goes first (a Map keeps insertion order).
+      this.recentSums.delete(batchId);
+      if (this.recentSums.size >= RECENT_SUMS_KEPT) this.recentSums.delete(this.recentSums.keys().next().value as string);
+      this.recentSums.set(batchId, { ...counts, at: now });
+    }
     return statusOf(record, counts.completedTasks, counts.failedTasks);
   }
+
+  /** Counter sums taken for getStatus callers that accept counts a little old, by batch. */
+  private readonly recentSums = new Map<string, { completedTasks: number; failedTasks: number; at: number }>();
 
   /** Completed, partial and failed batches store exact final counts; a cancelled one's may still grow. */
   private hasFinalCounts(record: BatchRecord): boolean {
@@ -514,25 +540,44 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return this.finish(batchId, { status: 'cancelled', ...fields });
   }
 
-  async listResults(batchId: string, limit: number, cursor: string | undefined, options: { maxBytes?: number } = {}): Promise<Page<TaskResult>> {
+  async listResults(batchId: string, limit: number, cursor: string | undefined, options: ResultListOptions = {}): Promise<Page<TaskResult>> {
+    const prefix = options.taskIdPrefix ?? '';
     const position = cursor ? decodeCursor(cursor, isResultCursor) : { s: 0 };
+    // The cursor's key goes into ExclusiveStartKey, which must satisfy the key condition: a cursor of another prefix is a 400, not a 500.
+    if (position.k !== undefined && !position.k.startsWith(prefix)) throw new ValidationError('cursor', 'is not a cursor this endpoint returned for this taskIdPrefix');
+    const filtered = options.success !== undefined;
+    // A filter is applied after the read: a page stops once it has read this many results, matching or not.
+    let budget = filtered ? (options.maxScanned ?? FILTERED_PAGE_SCAN) : Number.POSITIVE_INFINITY;
     const items: TaskResult[] = [];
     let shard = position.s;
     let startSk = position.k;
     let bytes = 0;
     let full = false;
     const at = nowSeconds();
-    while (shard < RESULT_SHARDS && items.length < limit && !full) {
+    while (shard < RESULT_SHARDS && items.length < limit && !full && budget > 0) {
+      const wanted = limit - items.length;
       const page = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
-          ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX },
-          Limit: limit - items.length,
-          ...(startSk ? { ExclusiveStartKey: { pk: shardPk(batchId, shard), sk: `${RESULT_PREFIX}${startSk}` } } : {}),
+          ExpressionAttributeValues: {
+            ':pk': shardPk(batchId, shard),
+            ':r': `${RESULT_PREFIX}${prefix}`,
+            ...(filtered ? { ':ok': options.success } : {}),
+          },
+          // Limit counts the items read, before the filter: read more than wanted, within the budget.
+          Limit: filtered ? Math.min(budget, Math.max(wanted, FILTERED_QUERY_MIN)) : wanted,
+          ...(filtered ? { FilterExpression: '#ok = :ok', ExpressionAttributeNames: { '#ok': 'success' } } : {}),
+          ...(startSk !== undefined ? { ExclusiveStartKey: { pk: shardPk(batchId, shard), sk: `${RESULT_PREFIX}${startSk}` } } : {}),
         }),
       );
+      if (filtered) budget -= page.ScannedCount ?? (page.Items ?? []).length;
+      let stopped = false;
       for (const item of page.Items ?? []) {
+        if (items.length >= limit) {
+          stopped = true;
+          break;
+        }
         if (!isExpired(item, at)) {
           const result = toResult(item);
           // A page stops before its size would pass the budget (one result always fits: items are at most 400 KB).
@@ -546,7 +591,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
         }
         startSk = String(item.sk).slice(RESULT_PREFIX.length);
       }
-      if (full) break;
+      if (full || stopped) break;
       if (page.LastEvaluatedKey) {
         startSk = String(page.LastEvaluatedKey.sk).slice(RESULT_PREFIX.length);
       } else {
@@ -555,7 +600,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
       }
     }
     const done = shard >= RESULT_SHARDS;
-    return { items, nextCursor: done ? null : encodeCursor(startSk ? { s: shard, k: startSk } : { s: shard }) };
+    return { items, nextCursor: done ? null : encodeCursor(startSk !== undefined ? { s: shard, k: startSk } : { s: shard }) };
   }
 
   async getConfig(): Promise<FleetManagerConfig> {

@@ -1,33 +1,57 @@
 /**
- * Task files of retry-failed: the batch's own tasks file is read back, and
- * the tasks to run again are written beside it as `batches/<id>/retry-<n>.jsonl`,
- * in the same JSON Lines form, for the retry execution's ItemReader.
+ * Task files of retry-failed: the batch's own tasks file is streamed back,
+ * and the tasks to run again are written beside it as
+ * `batches/<id>/retry-<n>.jsonl`, in the same JSON Lines form, for the retry
+ * execution's ItemReader. Neither file is held whole: a file batch may hold
+ * millions of tasks.
  */
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { RetryTaskFiles } from '../domain/ports';
-import type { Task } from '../domain/types';
+import { S3FileStorage } from './file-storage';
 
 export const retryTasksKeyOf = (batchId: string, retry: number) => `batches/${batchId}/retry-${retry}.jsonl`;
 
+/** Lines handed to the writer at once: one await per ~1 MB, not per line. */
+const CHUNK_CHARS = 1 << 20;
+
 export class S3RetryTaskFiles implements RetryTaskFiles {
+  private readonly files: S3FileStorage;
+
   constructor(
     private readonly client: S3Client,
     readonly bucket: string,
-  ) {}
-
-  async readTasks(tasksKey: string): Promise<Task[]> {
-    const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: tasksKey }));
-    const text = (await Body?.transformToString('utf8')) ?? '';
-    return text
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .map((line) => JSON.parse(line) as Task);
+  ) {
+    this.files = new S3FileStorage(client, bucket);
   }
 
-  async putRetryTasks(batchId: string, retry: number, tasks: readonly Task[]): Promise<{ bucket: string; key: string }> {
+  readTasks(tasksKey: string): AsyncIterable<Uint8Array> {
+    return this.files.read(this.bucket, tasksKey);
+  }
+
+  async writeRetryTasks(batchId: string, retry: number, fill: (emit: (line: string) => Promise<void>) => Promise<void>): Promise<{ bucket: string; key: string }> {
     const key = retryTasksKeyOf(batchId, retry);
-    const body = tasks.map((task) => JSON.stringify(task)).join('\n');
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/x-ndjson' }));
+    const writer = this.files.writer(key);
+    let chunk: string[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      const text = chunk.join('');
+      chunk = [];
+      size = 0;
+      await writer.write(text);
+    };
+    try {
+      await fill(async (line) => {
+        chunk.push(line, '\n');
+        size += line.length + 1;
+        if (size >= CHUNK_CHARS) await flush();
+      });
+      await flush();
+      await writer.close();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
     return { bucket: this.bucket, key };
   }
 

@@ -11,6 +11,7 @@
  *   WORKERS#<nn>      / <batchId>#<taskId>          a worker running an attempt of that task
  *   FLEET             / CONFIG                      the fleet's config
  *   FLEET             / CAPACITY                    running batches' shares of the cap
+ *   TIMELINE          / MINUTE#<epochMinute>        fleet totals as read in that minute (timeline-store.ts)
  *   QUEUE             / <rank>#<batchId>            a batch waiting for capacity (admission-queue.ts)
  *   UPLOAD#<id>       / UPLOAD                      an upload of a tasks file (upload-store.ts)
  *   EXPORT#<batchId>  / EXPORT                      a batch's results export (results-export-store.ts)
@@ -55,6 +56,11 @@ export const queueKey = (rank: number, batchId: string) => ({
   pk: QUEUE_PARTITION,
   sk: `${String(Math.round(rank + RANK_OFFSET)).padStart(16, '0')}#${batchId}`,
 });
+
+/** The timeline's one partition: one small item a minute, kept two hours. */
+export const timelineKey = (minute: number) => ({ pk: 'TIMELINE', sk: `MINUTE#${String(minute).padStart(10, '0')}` });
+/** Where retry-failed keeps a task's cleared failures: `FAILED_ATTEMPT#<taskId>#<retry>` in its result shard. */
+export const failedAttemptPrefix = (taskId: string) => `FAILED_ATTEMPT#${taskId}#`;
 
 export const uploadKey = (uploadId: string) => ({ pk: `UPLOAD#${uploadId}`, sk: 'UPLOAD' });
 export const exportKey = (batchId: string) => ({ pk: `EXPORT#${batchId}`, sk: 'EXPORT' });

@@ -9,7 +9,7 @@ import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
 import { ConflictError, NotFoundError, ValidationError } from './errors';
 import { batchTasksKeyOf, exportKeyOf, uploadKeyOf, type FileJobs, type FileStorage, type ResultsExport, type ResultsExportStore } from './file-jobs';
-import { parseTasksFileRef, type TasksFileState, type UploadStore } from './tasks-file';
+import { TasksFileChangedError, jsonLines, parseTasksFileRef, type TasksFileState, type UploadStore } from './tasks-file';
 import { fingerprintSubmitRequest, hashIdempotencyKey } from './idempotency';
 import type {
   BatchExecutionInput,
@@ -38,8 +38,12 @@ import { MAX_LISTED_WORKERS, combineStats, countFinishedBatch, mapConcurrently }
 import type { FleetActivity } from './ports';
 import { retryFailedTasks, type RetryFailedDeps, type RetryFailedResult } from './retry-failed';
 import type { FleetStatistics, WorkerInfo } from './types';
-import type { BatchStatus, FleetManagerConfig, TaskResult } from './types';
+import type { BatchStatus, FleetManagerConfig, Task, TaskResult } from './types';
+import type { FailedAttempt, TaskLookup, TimelineStore } from './ports';
+import { TIMELINE_RETENTION_SECONDS, minuteOf, timelineOf, type Timeline } from './timeline';
 
+/** How old a processing batch's counts may be in GET /batches/{id}. */
+export const STATUS_COUNTS_MAX_AGE_MS = 100;
 /** Results read per page when summarizing: the repository's largest page. */
 const SUMMARY_PAGE_SIZE = 1000;
 /** The results a page may carry: their escaped JSON, inside the API function's 6 MB response. */
@@ -98,6 +102,28 @@ export type ExportStatus =
   | { status: 'ready'; url: string; expiresAt: string; results: number; bytes: number }
   | { status: 'building'; resultsWritten: number; previousError?: string };
 
+/** What GET /batches/{id}/results may keep. */
+export interface ResultFilter {
+  /** true: successes only; false: failures only. */
+  success?: boolean;
+  taskIdPrefix?: string;
+}
+
+/** GET /batches/{id}/tasks/{taskId}. */
+export interface TaskDetail {
+  batchId: string;
+  taskId: string;
+  /** The task as submitted (in run order's normalized form); null when its batch's tasks file no longer holds it. */
+  task: Task | null;
+  /** Its final result; null while it has none. */
+  result: TaskResult | null;
+  /** Failed results retry-failed cleared before running it again, oldest first. */
+  failedAttempts: FailedAttempt[];
+}
+
+/** A task line is at most LIMITS.taskBytes as JSON; longer lines are not tasks of this fleet. */
+const TASK_LINE_BYTES = 4 * LIMITS.taskBytes;
+
 export interface FleetServiceDeps {
   repository: BatchRepository;
   /** Needed to submit batches only (the autoscaler only scales). @default - submitBatch and submitBatchOnce throw */
@@ -122,6 +148,10 @@ export interface FleetServiceDeps {
   idempotency?: IdempotencyStore;
   /** Tasks files and results exports. @default - submitting a tasksFile, uploads and exports throw */
   files?: FileDeps;
+  /** A task's result and cleared failures by its id. Needed by getTask only. @default - getTask throws */
+  tasks?: TaskLookup;
+  /** One snapshot of the totals a minute. Needed by getTimeline only (with activity). @default - getTimeline throws */
+  timeline?: TimelineStore;
   /** What retry-failed needs. @default - retryFailed throws */
   retry?: Pick<RetryFailedDeps, 'store' | 'taskFiles' | 'workflow'>;
   limits?: SubmitLimits;
@@ -439,17 +469,111 @@ export class FleetService {
     await this.deps.capacity.enqueue(queuedBatchOf(record, { input, executionName: input.batchId, demand: record.totalTasks }));
   }
 
+  /**
+   * The batch's status for a caller following it. A processing batch's
+   * counts may be up to STATUS_COUNTS_MAX_AGE_MS old (its status, times and
+   * final counts never are): a client polling every 10 ms then costs one
+   * record read per poll, not a sum over every progress counter.
+   */
   async getBatchStatus(batchId: string): Promise<BatchStatus> {
-    const status = await this.deps.repository.getStatus(batchId);
+    const status = await this.deps.repository.getStatus(batchId, { countsMaxAgeMs: STATUS_COUNTS_MAX_AGE_MS });
     if (!status) throw new NotFoundError(`batch ${batchId} not found`);
     return status;
   }
 
-  async getBatchResults(batchId: string, limit: number, cursor: string | undefined): Promise<Page<TaskResult>> {
+  /**
+   * A page of results; `filter` keeps only successes or failures (a page
+   * then reads a bounded number of results, so it may hold fewer than
+   * `limit`: follow its cursor) and/or task ids starting with a prefix.
+   */
+  async getBatchResults(batchId: string, limit: number, cursor: string | undefined, filter: ResultFilter = {}): Promise<Page<TaskResult>> {
     const batch = await this.deps.repository.getBatch(batchId);
     if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
     // Whatever `limit` asks, a page stops before the API's response would pass Lambda's 6 MB.
-    return this.deps.repository.listResults(batchId, limit, cursor, { maxBytes: RESULTS_PAGE_BYTES });
+    return this.deps.repository.listResults(batchId, limit, cursor, {
+      maxBytes: RESULTS_PAGE_BYTES,
+      ...(filter.success !== undefined ? { success: filter.success } : {}),
+      ...(filter.taskIdPrefix !== undefined ? { taskIdPrefix: filter.taskIdPrefix } : {}),
+    });
+  }
+
+  /**
+   * GET /batches/{id}/tasks/{taskId}: the task as submitted, its final
+   * result and the failures retry-failed cleared. The result and history are
+   * read by key; the input is found by streaming the batch's tasks file from
+   * S3 line by line (never held whole), so it costs one read of the file.
+   * NotFoundError when the batch, or the task in it, is unknown.
+   */
+  async getTask(batchId: string, taskId: string): Promise<TaskDetail> {
+    const lookup = this.deps.tasks;
+    if (!lookup) throw new Error('FleetService was built without tasks; getTask needs it');
+    const batch = await this.deps.repository.getBatch(batchId);
+    if (!batch) throw new NotFoundError(`batch ${batchId} not found`);
+    const [result, failedAttempts, task] = await Promise.all([
+      lookup.getResult(batchId, taskId),
+      lookup.listFailedAttempts(batchId, taskId),
+      this.findTask(batch, taskId),
+    ]);
+    if (!task && !result && failedAttempts.length === 0) throw new NotFoundError(`task ${taskId} not found in batch ${batchId}`);
+    return { batchId, taskId, task: task ?? null, result: result ?? null, failedAttempts };
+  }
+
+  /** The task's line of the batch's tasks file; undefined when it has none (yet: a file still validating). */
+  private async findTask(batch: BatchRecord, taskId: string): Promise<Task | undefined> {
+    const storage = this.files('getTask').storage;
+    // Lines are JSON.stringify'd tasks: only a line holding the id so encoded (or with escapes, to be safe) is parsed.
+    const needle = JSON.stringify(taskId);
+    try {
+      for await (const line of jsonLines(storage.read(storage.bucket, batch.tasksKey), TASK_LINE_BYTES)) {
+        if (line.text === undefined || (!line.text.includes(needle) && !line.text.includes('\\'))) continue;
+        let task: unknown;
+        try {
+          task = JSON.parse(line.text);
+        } catch {
+          continue;
+        }
+        if (typeof task === 'object' && task !== null && (task as Task).id === taskId) return task as Task;
+      }
+    } catch (error) {
+      // No tasks file (yet, or any more): the result and history may still say something.
+      if (error instanceof TasksFileChangedError) return undefined;
+      throw error;
+    }
+    return undefined;
+  }
+
+  /**
+   * GET /stats/timeline: tasks that succeeded and failed per minute over the
+   * last `minutes` minutes (see timeline.ts). Writes this minute's snapshot
+   * of the totals if it has none yet.
+   */
+  async getTimeline(minutes: number): Promise<Timeline> {
+    const store = this.deps.timeline;
+    if (!store) throw new Error('FleetService was built without timeline; getTimeline needs it');
+    const at = this.now();
+    const current = minuteOf(at);
+    const [snapshots, stats] = await Promise.all([store.list(current - minutes + 1, current), this.getStats()]);
+    if (!snapshots.some((snapshot) => snapshot.minute === current)) {
+      const snapshot = { minute: current, takenAt: at, completedTasks: stats.completedTasks, failedTasks: stats.failedTasks };
+      if (await store.put(snapshot, Math.floor(at / 1000) + TIMELINE_RETENTION_SECONDS)) snapshots.push(snapshot);
+    }
+    return timelineOf(snapshots, { at, completedTasks: stats.completedTasks, failedTasks: stats.failedTasks }, minutes);
+  }
+
+  /**
+   * Writes this minute's timeline snapshot unless it has one: the admission
+   * reconciler's schedule calls it every minute, so the timeline has no gaps
+   * while nobody reads it. False when the minute already had one.
+   */
+  async snapshotTimeline(): Promise<boolean> {
+    const store = this.deps.timeline;
+    if (!store) throw new Error('FleetService was built without timeline; snapshotTimeline needs it');
+    const at = this.now();
+    const stats = await this.getStats();
+    return store.put(
+      { minute: minuteOf(at), takenAt: at, completedTasks: stats.completedTasks, failedTasks: stats.failedTasks },
+      Math.floor(at / 1000) + TIMELINE_RETENTION_SECONDS,
+    );
   }
 
   /**

@@ -37,11 +37,30 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** How a page of results is chosen (GET /batches/{id}/results). */
+export interface ResultListOptions {
+  /** Stop before the results' escaped JSON would pass this many bytes. */
+  maxBytes?: number;
+  /**
+   * Only successes (true) or only failures (false). Applied as results are
+   * read: a page then reads at most `maxScanned` results and may hold fewer
+   * than `limit`, with a cursor to go on from.
+   */
+  success?: boolean;
+  /** Results read per filtered page at most. @default FILTERED_PAGE_SCAN (2,000) */
+  maxScanned?: number;
+  /** Only tasks whose id starts with this (a key condition: nothing else is read). */
+  taskIdPrefix?: string;
+}
+
 export interface BatchRepository {
   createBatch(record: BatchRecord): Promise<void>;
   getBatch(batchId: string): Promise<BatchRecord | undefined>;
-  /** The batch with its live counts. */
-  getStatus(batchId: string): Promise<BatchStatus | undefined>;
+  /**
+   * The batch with its live counts. With `countsMaxAgeMs`, a processing
+   * batch's counts may come from a sum taken at most that long ago.
+   */
+  getStatus(batchId: string, options?: { countsMaxAgeMs?: number }): Promise<BatchStatus | undefined>;
   listBatches(limit: number, cursor: string | undefined): Promise<Page<BatchStatus>>;
   /** pending → processing. Returns the record, or undefined if it was not pending. */
   markStarted(batchId: string, startedAt: number): Promise<BatchRecord | undefined>;
@@ -66,7 +85,7 @@ export interface BatchRepository {
    * before the results' escaped JSON (escapedJsonBytes) would pass it, always
    * holding at least one, and its cursor continues right after the last one.
    */
-  listResults(batchId: string, limit: number, cursor: string | undefined, options?: { maxBytes?: number }): Promise<Page<TaskResult>>;
+  listResults(batchId: string, limit: number, cursor: string | undefined, options?: ResultListOptions): Promise<Page<TaskResult>>;
   getConfig(): Promise<FleetManagerConfig>;
   /**
    * Sets only the fields given (others keep their stored values, so
@@ -298,8 +317,10 @@ export interface RetryStore {
 export interface RetryTaskFiles {
   /** The bucket the batches' tasks files are in. */
   readonly bucket: string;
-  readTasks(tasksKey: string): Promise<Task[]>;
-  putRetryTasks(batchId: string, retry: number, tasks: readonly Task[]): Promise<{ bucket: string; key: string }>;
+  /** The batch's tasks file, streamed: it may hold millions of tasks. */
+  readTasks(tasksKey: string): AsyncIterable<Uint8Array>;
+  /** Writes retry `retry`'s tasks file, streamed: `fill` emits its lines (each a task's JSON) in run order. */
+  writeRetryTasks(batchId: string, retry: number, fill: (emit: (line: string) => Promise<void>) => Promise<void>): Promise<{ bucket: string; key: string }>;
   /** Deletes the retry files of a batch retried `retries` times; idempotent. */
   deleteRetryTasks(batchId: string, retries: number): Promise<void>;
 }
@@ -312,4 +333,36 @@ export interface RetryWorkflow {
   executionStatus(executionName: string): Promise<string | undefined>;
   /** RedriveExecution: a FAILED or TIMED_OUT execution runs again from the state that failed. */
   redrive(executionName: string): Promise<void>;
+}
+
+/** A task's earlier failed result, cleared by retry-failed `retry` and kept in the batch's history. */
+export interface FailedAttempt extends TaskResult {
+  /** The retry-failed run that cleared it (1 for the first). */
+  retry: number;
+}
+
+/** One task's stored items, read by its id: no listing (GET /batches/{id}/tasks/{taskId}). */
+export interface TaskLookup {
+  /** The task's final result, if it has one. */
+  getResult(batchId: string, taskId: string): Promise<TaskResult | undefined>;
+  /** Its failed results that retry-failed cleared, oldest retry first. */
+  listFailedAttempts(batchId: string, taskId: string): Promise<FailedAttempt[]>;
+}
+
+/** The fleet's finished-task totals as read at some moment of one minute (GET /stats/timeline). */
+export interface TimelineSnapshot {
+  /** Epoch minute: epoch ms / 60,000, rounded down. */
+  minute: number;
+  /** When it was read (epoch ms). */
+  takenAt: number;
+  completedTasks: number;
+  failedTasks: number;
+}
+
+/** One snapshot a minute, fleet-wide; the first written in a minute stays. */
+export interface TimelineStore {
+  /** Snapshots of minutes `from` to `to`, both included, oldest first. */
+  list(from: number, to: number): Promise<TimelineSnapshot[]>;
+  /** Writes the minute's snapshot unless it has one; false when it had. */
+  put(snapshot: TimelineSnapshot, expiresAt: number): Promise<boolean>;
 }

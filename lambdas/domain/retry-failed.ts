@@ -29,6 +29,7 @@
  */
 import { ConflictError, NotFoundError } from './errors';
 import { mapConcurrently } from './fleet-activity';
+import { jsonLines } from './tasks-file';
 import type { BatchExecutionInput, BatchRecord, BatchRepository, RetryStore, RetryTaskFiles, RetryWorkflow } from './ports';
 import { FINISHED_STATES, type BatchState } from './types';
 
@@ -129,10 +130,19 @@ export async function prepareRetry(
   const { batchId } = record;
   const state = await deps.store.getRetryState(batchId);
   const claimedAt = state?.retriedAt ?? 0;
-  const [tasks, succeeded] = await Promise.all([deps.taskFiles.readTasks(record.tasksKey), deps.store.listSucceededTaskIds(batchId)]);
-  const failed = tasks.filter((task) => !succeeded.has(task.id));
-  const file = await deps.taskFiles.putRetryTasks(batchId, retry, failed);
+  const succeeded = await deps.store.listSucceededTaskIds(batchId);
+  // The tasks file is streamed through, line by line: only the ids of the tasks to run again are kept.
+  const failed: string[] = [];
+  const file = await deps.taskFiles.writeRetryTasks(batchId, retry, async (emit) => {
+    for await (const line of jsonLines(deps.taskFiles.readTasks(record.tasksKey), Number.MAX_SAFE_INTEGER)) {
+      if (!line.text?.trim()) continue;
+      const { id } = JSON.parse(line.text) as { id: string };
+      if (succeeded.has(id)) continue;
+      failed.push(id);
+      await emit(line.text);
+    }
+  });
   const expiresAt = Math.floor(claimedAt / 1000 + (deps.retentionDays ?? 7) * 86_400);
-  await mapConcurrently(failed, CLEAR_CONCURRENCY, (task) => deps.store.clearFailedResult(batchId, task.id, { retry, before: claimedAt, expiresAt }));
+  await mapConcurrently(failed, CLEAR_CONCURRENCY, (taskId) => deps.store.clearFailedResult(batchId, taskId, { retry, before: claimedAt, expiresAt }));
   return { ...file, tasks: failed.length };
 }

@@ -262,3 +262,24 @@ export function parseIdempotencyKey(raw: string | undefined): string | undefined
   }
   return raw;
 }
+
+/** `status` of GET /batches/{id}/results: only failures or only successes; absent for all. */
+export function parseResultStatus(raw: string | undefined): boolean | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (raw === 'failed') return false;
+  if (raw === 'succeeded') return true;
+  throw new ValidationError('status', 'must be failed or succeeded (or left out for every result)');
+}
+
+/** A task id in a path or query (`field` names it): the ids a batch accepts. */
+export function parseTaskIdParam(raw: string | undefined, field: string): string {
+  const parsed = taskIdSchema.safeParse(raw ?? '');
+  if (!parsed.success) throw new ValidationError(field, parsed.error.issues[0]?.message ?? 'is not a valid task id');
+  return parsed.data;
+}
+
+/** `taskIdPrefix` of GET /batches/{id}/results: the start of task ids, as they may hold it. */
+export function parseTaskIdPrefix(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  return parseTaskIdParam(raw, 'taskIdPrefix');
+}

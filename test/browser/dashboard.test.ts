@@ -10,8 +10,11 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../client/cli';
+import { signalAndWait, startFleetProcess } from '../local/fleet-process';
 import { REPO_ROOT, startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics } from '../../lambdas/domain/types';
 
@@ -304,3 +307,302 @@ describe('the local dashboard', () => {
     }
   });
 });
+
+/** Waits for the page's confirmation dialog, checks what it asks, and confirms or backs out. */
+async function answerConfirm(page: Page, asks: RegExp, accept: boolean): Promise<void> {
+  await page.locator('#confirm[open]').waitFor({ state: 'visible', timeout: WAIT_MS });
+  expect(await textOf(page, '#confirm-message')).toMatch(asks);
+  await page.click(accept ? '#confirm-ok' : '#confirm-cancel');
+  await page.locator('#confirm').waitFor({ state: 'hidden', timeout: WAIT_MS });
+}
+
+/** Opens a batch's drill-down in a tab that is already live. */
+async function openBatch(page: Page, batchId: string): Promise<void> {
+  await page.goto(`${baseUrl()}/#/batches/${batchId}`);
+  await waitForText(page, '#connection', /^live/, 'the page to go live');
+  await waitForText(page, '#batch-id', batchId, 'the drill-down of the batch');
+}
+
+const FULL_DATE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$/;
+
+describe('the dashboard steers the fleet', () => {
+  it('cancels and deletes a batch, each after a confirmation; refusals (delete while running, retry once cancelled) show the API error', async () => {
+    const { page, dialogs, cspViolations } = await openDashboard();
+    try {
+      await waitForText(page, '#connection', /^live/, 'the page to go live');
+      const batchId = await submit([{ id: 'long', type: 'sleep', data: { ms: 20_000 } }]);
+      await eventually(async () => (await request<BatchStatus>('GET', `/batches/${batchId}`)).body.status, (s) => s === 'processing', 'the batch to run');
+      await openBatch(page, batchId);
+      await waitForText(page, '#batch-status', 'processing', 'the processing badge');
+
+      // Delete while it runs: the API refuses with 409, and the page says why.
+      await page.click('#delete-batch');
+      await answerConfirm(page, new RegExp(`Delete batch ${batchId}`), true);
+      await waitForText(page, '#action-error', /^Refused \(HTTP 409, conflict\): .*only a finished batch can be deleted/, 'the refusal of the delete');
+
+      // Backing out of the cancel changes nothing.
+      await page.click('#cancel-batch');
+      await answerConfirm(page, new RegExp(`Cancel batch ${batchId}\\?`), false);
+      expect((await request<BatchStatus>('GET', `/batches/${batchId}`)).body.status).toBe('processing');
+
+      await page.click('#cancel-batch');
+      await answerConfirm(page, new RegExp(`Cancel batch ${batchId}\\?`), true);
+      await waitForText(page, '#action-notice', `Cancelled batch ${batchId}.`, 'the cancel to be reported');
+      expect((await request<BatchStatus>('GET', `/batches/${batchId}`)).body.status).toBe('cancelled');
+      await waitForText(page, '#batch-status', 'cancelled', 'the cancelled badge');
+
+      await page.click('#retry-batch');
+      await answerConfirm(page, /Run the failed tasks/, true);
+      await waitForText(page, '#action-error', /^Refused \(HTTP 409, conflict\): .*was cancelled/, 'the refusal of the retry');
+
+      await page.click('#delete-batch');
+      await answerConfirm(page, new RegExp(`Delete batch ${batchId}`), true);
+      await page.locator('#batch-panel').waitFor({ state: 'hidden', timeout: WAIT_MS });
+      await waitForText(page, '#config-notice', `Deleted batch ${batchId}.`, 'the delete to be reported');
+      expect((await request('GET', `/batches/${batchId}`)).status).toBe(404);
+      expect(await page.locator(`#batches tr[data-batch-id="${batchId}"]`).count()).toBe(0);
+      expect(dialogs).toEqual([]);
+      expect(cspViolations).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('retries failed tasks; filters failures, finds a task by id and shows its input and earlier failure, with full ids and dates', async () => {
+    const { page, cspViolations } = await openDashboard();
+    const config = (await request<FleetManagerConfig>('GET', '/config')).body;
+    try {
+      await request('PATCH', '/config', { maxRetries: 0 });
+      const batchId = await submit([
+        ...Array.from({ length: 4 }, (_, i) => ({ id: `ok-${i}`, type: 'echo', data: { i } })),
+        { id: 'bad', type: 'fail', data: { message: 'nope' } },
+      ]);
+      expect((await waitForBatchEnd(batchId)).status).toBe('partial');
+      await openBatch(page, batchId);
+
+      await page.selectOption('#result-filter', 'failed');
+      await eventually(() => resultRows(page), (rows) => rows.length === 1 && rows[0]?.taskId === 'bad', 'only the failure listed');
+      await waitForText(page, '#page-label', 'page 1 (filtered)', 'the filtered page label');
+
+      await page.click('#retry-batch');
+      await answerConfirm(page, new RegExp(`Run the failed tasks of batch ${batchId} again \\(1 without a success\\)`), true);
+      await waitForText(page, '#action-notice', new RegExp(`^Retrying 1 task\\(s\\) of ${batchId} \\(retry 1, execution ${batchId}-retry-1\\)`), 'the retry to be reported');
+      expect((await waitForBatchEnd(batchId)).status).toBe('partial');
+
+      // Search by id: the task itself opens, with its input, result and the failure the retry cleared.
+      await page.fill('#task-search', 'bad');
+      await page.click('#results-form button[type=submit]');
+      await page.locator('#task-panel').waitFor({ state: 'visible', timeout: WAIT_MS });
+      await waitForText(page, '#task-id', 'bad', 'the task panel');
+      await eventually(() => textOf(page, '#task-input'), (text) => text !== null && JSON.parse(text).message === 'nope', 'the task input');
+      await waitForText(page, '#task-output', 'nope', 'the task error');
+      const attempts = await eventually(
+        () =>
+          page.evaluate(() =>
+            [...(globalThis as unknown as InPage).document.querySelectorAll('#task-attempts tr[data-retry]')].map((row) => ({
+              retry: row.dataset.retry,
+              error: row.querySelector('.value')?.textContent,
+              recorded: row.querySelector('td.date')?.textContent,
+            })),
+          ),
+        (rows) => rows.length === 1,
+        'the earlier failure',
+      );
+      expect(attempts[0]).toEqual({ retry: '1', error: 'nope', recorded: expect.stringMatching(FULL_DATE) });
+      const detail = (await request<{ failedAttempts: { timestamp: number }[] }>('GET', `/batches/${batchId}/tasks/bad`)).body;
+      expect(detail.failedAttempts).toHaveLength(1);
+
+      // Full ids and dates: the batch row shows the whole id and its creation to the millisecond.
+      const row = `#batches tr[data-batch-id="${batchId}"]`;
+      await waitForText(page, `${row} a`, batchId, 'the full batch id');
+      expect(await textOf(page, `${row} td.date`)).toMatch(FULL_DATE);
+
+      // A prefix narrows the list without opening a task.
+      await page.selectOption('#result-filter', '');
+      await page.fill('#task-search', 'ok-');
+      await page.click('#results-form button[type=submit]');
+      await page.locator('#task-panel').waitFor({ state: 'hidden', timeout: WAIT_MS });
+      const narrowed = await eventually(() => resultRows(page), (rows) => rows.length === 4, 'the four ok- tasks');
+      expect(narrowed.map((r) => r.taskId).sort()).toEqual(['ok-0', 'ok-1', 'ok-2', 'ok-3']);
+
+      // A result row opens its task.
+      await page.click('#results tr[data-task-id="ok-2"] td.task a');
+      await waitForText(page, '#task-id', 'ok-2', 'the task opened from its row');
+      await eventually(() => textOf(page, '#task-input'), (text) => text !== null && JSON.parse(text).i === 2, 'its input');
+      expect(cspViolations).toEqual([]);
+    } finally {
+      await request('PATCH', '/config', { maxRetries: config.maxRetries });
+      await page.close();
+    }
+  });
+
+  it('scales the fleet and edits its config after a confirmation; a refused value shows the API error naming the field', async () => {
+    const { page, cspViolations } = await openDashboard();
+    const before = (await request<FleetManagerConfig>('GET', '/config')).body;
+    try {
+      await waitForText(page, '#connection', /^live/, 'the page to go live');
+
+      await page.fill('#scale-count', '0');
+      await page.click('#scale-form button[type=submit]');
+      await answerConfirm(page, /maxConcurrentWorkers to 0/, true);
+      await waitForText(page, '#config-error', /^Refused \(HTTP 400, validation_error\): count: /, 'the refused scale');
+
+      await page.fill('#scale-count', '12');
+      await page.click('#scale-form button[type=submit]');
+      await answerConfirm(page, /maxConcurrentWorkers to 12/, false);
+      expect((await request<FleetManagerConfig>('GET', '/config')).body.maxConcurrentWorkers).toBe(before.maxConcurrentWorkers);
+
+      await page.click('#scale-form button[type=submit]');
+      await answerConfirm(page, /maxConcurrentWorkers to 12/, true);
+      await waitForText(page, '#config-notice', /^Scaled to 12 workers/, 'the scale to be reported');
+      expect((await request<FleetManagerConfig>('GET', '/config')).body.maxConcurrentWorkers).toBe(12);
+      await waitForText(page, '[data-config=maxConcurrentWorkers]', '12', 'the config panel to follow');
+
+      await page.click('#edit-config');
+      await page.locator('#config-form').waitFor({ state: 'visible', timeout: WAIT_MS });
+      expect(await page.inputValue('#cfg-maxConcurrentWorkers')).toBe('12');
+      await page.fill('#cfg-maxRetries', '-1');
+      await page.click('#config-form button[type=submit]');
+      await answerConfirm(page, /maxRetries .* → -1/, true);
+      await waitForText(page, '#config-error', /^Refused \(HTTP 400, validation_error\): maxRetries: /, 'the refused config');
+      expect((await request<FleetManagerConfig>('GET', '/config')).body.maxRetries).toBe(before.maxRetries);
+
+      await page.fill('#cfg-maxRetries', '2');
+      await page.setChecked('#cfg-retryFailedTasks', !before.retryFailedTasks);
+      await page.fill('#cfg-workerTimeout', '45000');
+      await page.click('#config-form button[type=submit]');
+      await answerConfirm(page, /workerTimeout .* → 45000.*retryFailedTasks .*maxRetries .* → 2/, true);
+      await waitForText(page, '#config-notice', 'Saved: workerTimeout, retryFailedTasks, maxRetries.', 'the config change to be reported');
+      expect((await request<FleetManagerConfig>('GET', '/config')).body).toEqual({
+        maxConcurrentWorkers: 12,
+        workerTimeout: 45_000,
+        retryFailedTasks: !before.retryFailedTasks,
+        maxRetries: 2,
+      });
+      await waitForText(page, '[data-config=maxRetries]', '2', 'the config panel to follow');
+      expect(cspViolations).toEqual([]);
+    } finally {
+      await request('PATCH', '/config', before);
+      await page.close();
+    }
+  });
+
+  it('charts the last hour from GET /stats/timeline: one bar a minute, as the API counts them', async () => {
+    const { page, cspViolations } = await openDashboard();
+    try {
+      const bars = () =>
+        page.evaluate(() =>
+          [...(globalThis as unknown as InPage).document.querySelectorAll('#timeline-chart g[data-start]')].map((g) => ({
+            start: Number(g.getAttribute('data-start')),
+            succeeded: g.getAttribute('data-succeeded'),
+            failed: g.getAttribute('data-failed'),
+          })),
+        );
+      const shown = await eventually(bars, (list) => list.length === 60, 'sixty bars');
+      expect(shown.at(-1)?.start).toBe(Math.floor(Date.now() / 60_000) * 60_000);
+      // The page's sums and the API's agree (read again until no task finishes in between).
+      const sums = await eventually(
+        async () => {
+          const api = (await request<{ buckets: { succeeded: number | null; failed: number | null }[] }>('GET', '/stats/timeline')).body.buckets;
+          const apiSums = api.reduce<[number, number]>((s, b) => [s[0] + (b.succeeded ?? 0), s[1] + (b.failed ?? 0)], [0, 0]);
+          await page.reload();
+          await waitForText(page, '#timeline-total', /succeeded/, 'the timeline');
+          const pageSums = await page.evaluate(() => {
+            const total = (globalThis as unknown as InPage).document.querySelector('#timeline-total');
+            return [Number(total?.dataset.succeeded), Number(total?.dataset.failed)] as [number, number];
+          });
+          return { apiSums, pageSums };
+        },
+        ({ apiSums, pageSums }) => apiSums[0] === pageSums[0] && apiSums[1] === pageSums[1],
+        'the chart to match the API',
+      );
+      // The tasks of the tests before ran after the first read, so they are in the chart.
+      expect(sums.pageSums[0]).toBeGreaterThan(30);
+      expect(sums.pageSums[1]).toBeGreaterThan(0);
+      expect(cspViolations).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('fleet dashboard in front of another fleet', () => {
+  it('serves the same page on loopback and steers a token-guarded fleet through it', async () => {
+    // A second fleet that needs a bearer token: it stands in for a deployed fleet's SigV4.
+    const upstreamToken = 'second-fleet-token';
+    // Its own process: two fleets in one process would share the handlers' module-scope clients, hence their tables.
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'fleet-two-'));
+    const upstream = await startFleetProcess(dataDir, { FLEET_TOKEN: upstreamToken, FLEET_IN_MEMORY: '1' });
+    const stop = new AbortController();
+    const stdout = new Capture();
+    const running = main(['dashboard', '--url', upstream.url, '--token', upstreamToken, '--json'], { stdout, stderr: new Capture(), stdin: process.stdin, env: {}, interrupt: stop.signal });
+    let page: Page | undefined;
+    const ownCap = (await request<FleetManagerConfig>('GET', '/config')).body.maxConcurrentWorkers;
+    try {
+      const line = await eventually(async () => stdout.text.split('\n').find((l) => l.startsWith('{')), (l) => l !== undefined, 'fleet dashboard to print its address');
+      const proxy = JSON.parse(line ?? '{}') as { url: string };
+      expect(new URL(proxy.url).hostname).toBe('127.0.0.1');
+      const direct = async <T>(method: string, route: string, body?: unknown) => {
+        const response = await fetch(`${upstream.url}${route}`, {
+          method,
+          headers: { authorization: `Bearer ${upstreamToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+        return (await response.json()) as T;
+      };
+      await direct('PATCH', '/config', { maxRetries: 0 });
+      const { batchId } = await direct<{ batchId: string }>('POST', '/batches', {
+        tasks: [
+          { id: 'two-ok', type: 'echo', data: { fleet: 2 } },
+          { id: 'two-bad', type: 'fail', data: { message: 'fleet two says no' } },
+        ],
+      });
+      await eventually(() => direct<BatchStatus>('GET', `/batches/${batchId}`), (b) => b.status === 'partial', 'the second fleet’s batch to finish');
+
+      // Without the session token the page asks for one: the address printed is the way in.
+      if (!context) throw new Error('chromium did not start');
+      page = await context.newPage();
+      await page.goto(new URL(proxy.url).origin + '/');
+      await page.locator('#auth').waitFor({ state: 'visible', timeout: WAIT_MS });
+
+      await page.goto(proxy.url);
+      await waitForText(page, '#connection', /^live/, 'the page to go live through the proxy');
+      expect(page.url()).not.toContain('token=');
+      await waitForText(page, `#batches tr[data-batch-id="${batchId}"] td.status`, 'partial', 'the second fleet’s batch');
+      expect(await page.locator(`#batches tr[data-batch-id]`).count()).toBe(1);
+
+      await page.click(`#batches tr[data-batch-id="${batchId}"] a`);
+      await waitForText(page, '#batch-id', batchId, 'its drill-down');
+      await page.fill('#task-search', 'two-bad');
+      await page.click('#results-form button[type=submit]');
+      await waitForText(page, '#task-output', 'fleet two says no', 'the task, read through the proxy');
+
+      await page.fill('#scale-count', '5');
+      await page.click('#scale-form button[type=submit]');
+      await answerConfirm(page, /maxConcurrentWorkers to 5/, true);
+      await waitForText(page, '#config-notice', /^Scaled to 5 workers/, 'the scale through the proxy');
+      expect((await direct<FleetManagerConfig>('GET', '/config')).maxConcurrentWorkers).toBe(5);
+
+      await page.click('#retry-batch');
+      await answerConfirm(page, /Run the failed tasks/, true);
+      await waitForText(page, '#action-notice', /^Retrying 1 task/, 'the retry through the proxy');
+      await eventually(() => direct<BatchStatus>('GET', `/batches/${batchId}`), (b) => b.status === 'partial', 'the retried batch to finish');
+      // The local fleet of this file saw none of it.
+      expect((await request<FleetManagerConfig>('GET', '/config')).body.maxConcurrentWorkers).toBe(ownCap);
+    } finally {
+      await page?.close();
+      stop.abort();
+      expect(await running).toBe(0);
+      await signalAndWait(upstream, 'SIGTERM');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+class Capture extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    this.text += chunk.toString('utf8');
+    done();
+  }
+}

@@ -95,10 +95,11 @@ describe('the API stage', () => {
 });
 
 describe('logs and traces', () => {
-  it('logs the state machine at ERROR without execution data, and traces it with X-Ray', () => {
+  it('logs the batch state machine at ERROR without execution data, and traces it with X-Ray', () => {
     const { template, fleet, logicalId } = synth();
 
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+    // The batch state machine's own settings (the file jobs' log ALL: test/infra/fleet-stack.test.ts).
+    expect(template.findResources('AWS::StepFunctions::StateMachine')[logicalId(fleet.stateMachine)]?.Properties).toMatchObject({
       LoggingConfiguration: {
         Level: 'ERROR',
         IncludeExecutionData: false,
@@ -109,12 +110,15 @@ describe('logs and traces', () => {
   });
 
   it('logs ALL when asked, still without execution data; tracing can be turned off', () => {
-    const { template } = synth({ stateMachineLogLevel: sfn.LogLevel.ALL, tracing: false });
+    const { template, fleet, logicalId } = synth({ stateMachineLogLevel: sfn.LogLevel.ALL, tracing: false });
 
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+    const machines = template.findResources('AWS::StepFunctions::StateMachine');
+    expect(machines[logicalId(fleet.stateMachine)]?.Properties).toMatchObject({
       LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
       TracingConfiguration: { Enabled: false },
     });
+    // Tracing off turns it off for the file jobs too.
+    expect(machines[logicalId(fleet.fileJobsStateMachine)]?.Properties).toMatchObject({ TracingConfiguration: { Enabled: false } });
   });
 });
 

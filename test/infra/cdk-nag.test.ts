@@ -57,6 +57,7 @@ describe('cdk-nag AwsSolutions', () => {
       retentionDays: 30,
       workers: { thumbnail: { entry: 'examples/workers/thumbnail-worker.ts' } },
       autoscaling: { min: 1, max: 20 },
+      tasksFileBuckets: ['deployer-tasks-files', 'more.tasks-files'],
     };
 
     const { violations } = nag((app) => {
@@ -86,19 +87,33 @@ describe('cdk-nag AwsSolutions', () => {
     expect(() => app.synth()).not.toThrow();
   });
 
-  it('acknowledges only findings the pack raises, each with a written reason', () => {
-    // Arrange: what Fleet acknowledges, then what the pack says without the acknowledgments.
-    const { acknowledged } = nag((app) => new FleetStack(app, 'WithAcks'));
+  for (const [label, fleet] of [
+    ['as deployed', undefined],
+    // Each listed bucket's objects are a finding of their own, acknowledged only when listed.
+    ['with tasksFileBuckets', { tasksFileBuckets: ['deployer-tasks-files'] }],
+  ] as [string, FleetProps | undefined][]) {
+    it(`acknowledges only findings the pack raises, each with a written reason (${label})`, () => {
+      // Arrange: what Fleet acknowledges, then what the pack says without the acknowledgments.
+      const { acknowledged } = nag((app) => new FleetStack(app, 'WithAcks', { fleet }));
+      vi.spyOn(Validations.prototype, 'acknowledge').mockImplementation(() => undefined);
+
+      // Act
+      const { violations } = nag((app) => new FleetStack(app, 'WithoutAcks', { fleet }));
+
+      // Assert: the same findings, none stale, none missing.
+      expect(new Set(violations.map((v) => v.ruleName))).toEqual(new Set(acknowledged.keys()));
+      for (const [id, reason] of acknowledged) {
+        expect(reason.length, `the reason for ${id} says too little: "${reason}"`).toBeGreaterThanOrEqual(60);
+      }
+      expect([...acknowledged.keys()].some((id) => id.includes('s3:::deployer-tasks-files/*'))).toBe(fleet !== undefined);
+    });
+  }
+
+  it('acknowledges no SF1 on the file-jobs state machine: it logs ALL', () => {
     vi.spyOn(Validations.prototype, 'acknowledge').mockImplementation(() => undefined);
-
-    // Act
-    const { violations } = nag((app) => new FleetStack(app, 'WithoutAcks'));
-
-    // Assert: the same findings, none stale, none missing.
-    expect(new Set(violations.map((v) => v.ruleName))).toEqual(new Set(acknowledged.keys()));
-    for (const [id, reason] of acknowledged) {
-      expect(reason.length, `the reason for ${id} says too little: "${reason}"`).toBeGreaterThanOrEqual(60);
-    }
+    const { violations } = nag((app) => new FleetStack(app, 'Unacknowledged'));
+    const sf1 = violations.filter((v) => v.ruleName === 'AwsSolutions-SF1').flatMap((v) => v.violatingResources.map((r) => r.constructPath));
+    expect(sf1).toEqual(['Unacknowledged/Fleet/BatchStateMachine/Resource']);
   });
 
   it('keeps the table encrypted with point-in-time recovery: those rules hold without any acknowledgment', () => {

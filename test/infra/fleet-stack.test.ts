@@ -1,12 +1,17 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { App, type CfnElement, type Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { FILE_JOB_STATE_NAMES, PREPARE_EXECUTION_PREFIX } from '../../infra/file-jobs-workflow';
 import { FleetStack, type FleetStackProps } from '../../infra/fleet-stack';
 import { LIMITS, RETRY_BACKOFF } from '../../lambdas/domain/config';
 
 // ---------------------------------------------------------------- helpers
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 interface Synth {
   stack: FleetStack;
@@ -45,6 +50,10 @@ interface AslCatcher {
 }
 interface AslState {
   Type: string;
+  Default?: string;
+  Choices?: { Variable?: string; StringEquals?: string; Next: string }[];
+  ResultPath?: string | null;
+  Cause?: string;
   Next?: string;
   End?: boolean;
   Resource?: string;
@@ -75,14 +84,15 @@ interface Definition {
 }
 
 /**
- * The state machine's DefinitionString is an Fn::Join of literal JSON text and
+ * A state machine's DefinitionString is an Fn::Join of literal JSON text and
  * tokens (Refs, GetAtts). Tokens become `${TOKEN:n}` placeholders so the
- * joined text parses as JSON; `token()` maps a placeholder back.
+ * joined text parses as JSON; `token()` maps a placeholder back. Fleet has
+ * two state machines (the batch one and the file jobs'): `which` picks one.
  */
-function parseDefinition(resources: Synth['resources']): Definition {
-  const machines = Object.values(resources).filter((r) => r.Type === 'AWS::StepFunctions::StateMachine');
-  expect(machines).toHaveLength(1);
-  const definition = machines[0]?.Properties?.DefinitionString as { 'Fn::Join': [string, unknown[]] } | string;
+function parseDefinition({ stack, resources }: Synth, which: (fleet: FleetStack['fleet']) => sfn.StateMachine = (fleet) => fleet.stateMachine): Definition {
+  const machine = resources[logicalIdOf(stack, which(stack.fleet))];
+  expect(machine?.Type).toBe('AWS::StepFunctions::StateMachine');
+  const definition = machine?.Properties?.DefinitionString as { 'Fn::Join': [string, unknown[]] } | string;
   const tokens: unknown[] = [];
   let text: string;
   if (typeof definition === 'string') {
@@ -140,12 +150,12 @@ const resourcesOf = (statement: Statement): unknown[] => (Array.isArray(statemen
 describe('FleetStack (default props)', () => {
   let synthesized: Synth;
   let definition: Definition;
-  let ids: { worker: string; api: string; start: string; finish: string; stateMachine: string; bucket: string; table: string };
+  let ids: { worker: string; api: string; start: string; finish: string; fileJobs: string; stateMachine: string; fileJobsStateMachine: string; bucket: string; table: string };
   let roles: { worker: string; api: string; stateMachine: string };
 
   beforeAll(() => {
     synthesized = synth();
-    definition = parseDefinition(synthesized.resources);
+    definition = parseDefinition(synthesized);
     const { stack } = synthesized;
     const fleet = stack.fleet;
     ids = {
@@ -153,7 +163,9 @@ describe('FleetStack (default props)', () => {
       api: logicalIdOf(stack, fleet.apiFunction),
       start: logicalIdOf(stack, fleet.startBatchFunction),
       finish: logicalIdOf(stack, fleet.finishBatchFunction),
+      fileJobs: logicalIdOf(stack, fleet.fileJobsFunction),
       stateMachine: logicalIdOf(stack, fleet.stateMachine),
+      fileJobsStateMachine: logicalIdOf(stack, fleet.fileJobsStateMachine),
       bucket: logicalIdOf(stack, fleet.tasksBucket),
       table: logicalIdOf(stack, fleet.table),
     };
@@ -166,8 +178,9 @@ describe('FleetStack (default props)', () => {
 
   describe('parent state machine', () => {
     it('is STANDARD (a Distributed Map parent must be)', () => {
-      synthesized.template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
-      synthesized.template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
+      // The batch state machine and the file jobs' (below).
+      synthesized.template.resourceCountIs('AWS::StepFunctions::StateMachine', 2);
+      expect(synthesized.resources[ids.stateMachine]?.Properties?.StateMachineType).toBe('STANDARD');
     });
 
     it('runs Start batch → (Capacity granted? / Not started) → Run tasks → Finish batch', () => {
@@ -339,8 +352,8 @@ describe('FleetStack (default props)', () => {
     it('all run Node.js 22 or newer', () => {
       const functions = Object.values(synthesized.resources).filter((r) => r.Type === 'AWS::Lambda::Function');
 
-      // API, worker, Start and Finish batch, the admission reconciler.
-      expect(functions).toHaveLength(5);
+      // API, worker, Start and Finish batch, the admission reconciler, the file jobs.
+      expect(functions).toHaveLength(6);
       for (const fn of functions) {
         const runtime = String(fn.Properties?.Runtime);
         const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1]);
@@ -353,6 +366,7 @@ describe('FleetStack (default props)', () => {
       expect(props(ids.api).Handler).toBe('index.handler');
       expect(props(ids.start).Handler).toBe('index.start');
       expect(props(ids.finish).Handler).toBe('index.finish');
+      expect(props(ids.fileJobs).Handler).toBe('index.handler');
     });
 
     it("gives the worker Lambda's maximum timeout, 900 s", () => {
@@ -369,12 +383,30 @@ describe('FleetStack (default props)', () => {
           STATE_MACHINE_ARN: { Ref: ids.stateMachine },
           TASKS_BUCKET: { Ref: ids.bucket },
           TABLE_NAME: { Ref: ids.table },
+          // POST /batches {"tasksFile"} starts a validation; GET .../results/export, a build.
+          FILE_JOBS_STATE_MACHINE_ARN: { Ref: ids.fileJobsStateMachine },
+          // No bucket of the deployer's unless tasksFileBuckets names some.
+          FLEET_TASKS_FILE_BUCKETS: '',
         }),
       });
     });
 
+    it("gives the file jobs Lambda's maximum timeout and room for their sort runs, and the batch state machine they queue batches on", () => {
+      // One streamed pass over a file of a few GB: Lambda's longest run, 900 s.
+      expect(props(ids.fileJobs).Timeout).toBe(900);
+      expect(props(ids.fileJobs).MemorySize).toBe(2048);
+      expect((props(ids.fileJobs).Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
+        STATE_MACHINE_ARN: { Ref: ids.stateMachine },
+        TASKS_BUCKET: { Ref: ids.bucket },
+        TABLE_NAME: { Ref: ids.table },
+        FLEET_MAX_TASKS_PER_BATCH: '100000',
+      });
+      // They start no file job themselves.
+      expect((props(ids.fileJobs).Environment as { Variables: Record<string, unknown> }).Variables).not.toHaveProperty('FILE_JOBS_STATE_MACHINE_ARN');
+    });
+
     it('sets no physical function names', () => {
-      for (const id of [ids.worker, ids.api, ids.start, ids.finish]) {
+      for (const id of [ids.worker, ids.api, ids.start, ids.finish, ids.fileJobs]) {
         expect(props(id).FunctionName).toBeUndefined();
       }
     });
@@ -413,7 +445,7 @@ describe('FleetStack (default props)', () => {
   });
 
   describe('IAM', () => {
-    it('lets the API function start, stop and rescale executions of its own state machine only', () => {
+    it("lets the API function start, stop and rescale executions of its own state machines only, and stop only the file jobs' validations", () => {
       // Arrange
       const statements = statementsOfRole(synthesized.resources, roles.api);
 
@@ -421,10 +453,20 @@ describe('FleetStack (default props)', () => {
       const states = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('states:') || a === '*'));
       const byAction = (action: string) => states.filter((s) => actionsOf(s).includes(action));
 
-      // Assert: nothing broader than these three grants
-      expect(states).toHaveLength(3);
-      expect(byAction('states:StartExecution')).toEqual([{ Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } }]);
-      const executions = byAction('states:StopExecution');
+      // Assert: nothing broader than these five grants
+      expect(states).toHaveLength(5);
+      expect(byAction('states:StartExecution')).toEqual([
+        { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.stateMachine } },
+        { Effect: 'Allow', Action: 'states:StartExecution', Resource: { Ref: ids.fileJobsStateMachine } },
+      ]);
+      // A cancel stops its batch's validation (prepare-<batchId>), never a results export.
+      const stopPrepare = byAction('states:StopExecution').filter((s) => JSON.stringify(s.Resource).includes(ids.fileJobsStateMachine));
+      expect(stopPrepare).toHaveLength(1);
+      expect(actionsOf(stopPrepare[0]!)).toEqual(['states:StopExecution']);
+      const parts = (stopPrepare[0]!.Resource as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+      expect(parts.at(-2)).toEqual({ 'Fn::GetAtt': [ids.fileJobsStateMachine, 'Name'] });
+      expect(parts.at(-1)).toBe(`:${PREPARE_EXECUTION_PREFIX}*`);
+      const executions = byAction('states:StopExecution').filter((s) => s !== stopPrepare[0]);
       expect(executions).toHaveLength(1);
       // RedriveExecution: retry-failed redrives a batch whose own execution failed.
       expect(actionsOf(executions[0]!).sort()).toEqual(['states:DescribeExecution', 'states:ListMapRuns', 'states:RedriveExecution', 'states:StopExecution']);
@@ -441,6 +483,26 @@ describe('FleetStack (default props)', () => {
 
       expect(actions).toContain('dynamodb:PutItem');
       expect(actions.filter((a) => /^(states|s3):/.test(a) || a === '*')).toEqual([]);
+    });
+
+    it('lets the API write only with s3:PutObject, under batches/ (tasks files) and uploads/ (the PUTs it presigns)', () => {
+      const statements = statementsOfRole(synthesized.resources, roles.api);
+      const writes = statements.filter((s) => actionsOf(s).some((a) => /^s3:(Put|Abort|Restore|Replicate)|^s3:\*$|^\*$/.test(a)));
+      const objects = (prefix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, prefix]] });
+      // Single PutObjects (a submit's tasks file, a retry's), never a multipart upload, tags or object lock.
+      expect(writes).toEqual([{ Effect: 'Allow', Action: 's3:PutObject', Resource: [objects('/batches/*'), objects('/uploads/*')] }]);
+    });
+
+    it('lets the file jobs write only under batches/, read and delete uploads, and nothing else of S3', () => {
+      const statements = statementsOfRole(synthesized.resources, logicalIdOf(synthesized.stack, synthesized.stack.fleet.fileJobsFunction.role!));
+      const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:') || a === '*'));
+      const objects = (prefix: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [ids.bucket, 'Arn'] }, prefix]] });
+      expect(s3).toEqual([
+        // A batch's tasks file, its sort runs and its results export, written as multipart uploads (aborted on failure).
+        { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'], Resource: objects('/batches/*') },
+        // An upload is read, and deleted once its batch is ready; never written.
+        { Effect: 'Allow', Action: ['s3:GetObject', 's3:DeleteObject'], Resource: objects('/uploads/*') },
+      ]);
     });
 
     it('lets the state machine invoke exactly the three Fleet functions', () => {
@@ -495,22 +557,160 @@ describe('FleetStack (default props)', () => {
   });
 });
 
+describe('FleetStack: the file-jobs state machine (infra/file-jobs-workflow.ts)', () => {
+  const synthesized = synth();
+  const { asl, token } = parseDefinition(synthesized, (fleet) => fleet.fileJobsStateMachine);
+  const machineId = logicalIdOf(synthesized.stack, synthesized.stack.fleet.fileJobsStateMachine);
+  const fileJobsFunction = { 'Fn::GetAtt': [logicalIdOf(synthesized.stack, synthesized.stack.fleet.fileJobsFunction), 'Arn'] };
+  const names = FILE_JOB_STATE_NAMES;
+
+  it('is STANDARD, traced, and logs ALL to the state machine log group, never execution data', () => {
+    // A job runs up to 15 minutes, then is retried: beyond an EXPRESS execution's 5 minutes.
+    // https://docs.aws.amazon.com/step-functions/latest/dg/choosing-workflow-type.html
+    expect(synthesized.resources[machineId]?.Properties).toMatchObject({
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logicalIdOf(synthesized.stack, synthesized.stack.fleet.stateMachineLogs), 'Arn'] } } }],
+      },
+    });
+  });
+
+  it('routes on $.job: prepare → Prepare tasks file, export → Export results, anything else fails', () => {
+    expect(asl.StartAt).toBe(names.routeJob);
+    expect(state(asl.States, names.routeJob)).toEqual({
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.job', StringEquals: 'prepare', Next: names.prepareTasksFile },
+        { Variable: '$.job', StringEquals: 'export', Next: names.exportResults },
+      ],
+      Default: 'Unknown job',
+    });
+    expect(state(asl.States, 'Unknown job')).toMatchObject({ Type: 'Fail', Error: 'Fleet.UnknownJob' });
+    // The jobs the API starts are exactly those (lambdas/adapters/file-jobs.ts).
+    const adapter = readFileSync(path.join(repoRoot, 'lambdas/adapters/file-jobs.ts'), 'utf8');
+    expect(new Set([...adapter.matchAll(/\{ job: '(\w+)'/g)].map((m) => m[1]))).toEqual(new Set(['prepare', 'export']));
+  });
+
+  it('runs each job on the file-jobs function, with the action its handler dispatches on, then Done', () => {
+    const prepare = state(asl.States, names.prepareTasksFile);
+    const exportResults = state(asl.States, names.exportResults);
+    for (const job of [prepare, exportResults]) {
+      expect(job).toMatchObject({ Type: 'Task', Next: names.done, ResultSelector: { 'outcome.$': '$.Payload' } });
+      expect(job.Resource).toMatch(/:states:::lambda:invoke$/);
+      expect(token(job.Parameters?.FunctionName)).toEqual(fileJobsFunction);
+    }
+    expect(prepare.Parameters?.Payload).toEqual({ action: 'prepare', 'batchId.$': '$.batchId' });
+    expect(exportResults.Parameters?.Payload).toEqual({ action: 'export', 'batchId.$': '$.batchId', 'attempt.$': '$.attempt' });
+    expect(state(asl.States, names.done).Type).toBe('Succeed');
+    const handler = readFileSync(path.join(repoRoot, 'lambdas/file-jobs.ts'), 'utf8');
+    for (const action of ['prepare', 'export', 'failed']) expect(handler).toContain(`case '${action}':`);
+  });
+
+  it('retries a failed job three times (5 s, doubling, full jitter), but never one that timed out: it would time out again', () => {
+    for (const name of [names.prepareTasksFile, names.exportResults]) {
+      expect(state(asl.States, name).Retry, name).toEqual([
+        { ErrorEquals: ['Sandbox.Timedout', 'States.Timeout'], IntervalSeconds: 5, MaxAttempts: 0, BackoffRate: 2, JitterStrategy: 'FULL' },
+        { ErrorEquals: ['States.ALL'], IntervalSeconds: 5, MaxAttempts: 3, BackoffRate: 2, JitterStrategy: 'FULL' },
+      ]);
+    }
+  });
+
+  it('catches a job whose retries are spent → Record job failure (with the job and its error) → Job failed', () => {
+    for (const name of [names.prepareTasksFile, names.exportResults]) {
+      expect(state(asl.States, name).Catch, name).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: `${name} failed` }]);
+      // The job's own input travels on as `job`, for the failure record.
+      expect(state(asl.States, `${name} failed`)).toEqual({
+        Type: 'Pass',
+        Parameters: { 'job.$': '$$.Execution.Input', 'error.$': '$.error' },
+        Next: names.recordJobFailure,
+      });
+    }
+    const record = state(asl.States, names.recordJobFailure);
+    expect(record).toMatchObject({ Type: 'Task', Next: names.jobFailed, ResultPath: null });
+    expect(token(record.Parameters?.FunctionName)).toEqual(fileJobsFunction);
+    expect(record.Parameters?.Payload).toEqual({ action: 'failed', 'job.$': '$.job', 'error.$': '$.error' });
+    // Retried like the jobs (and on Lambda's own errors); no Catch: there is nothing left to record a failure with.
+    expect(record.Retry?.at(-1)).toEqual({ ErrorEquals: ['States.ALL'], IntervalSeconds: 5, MaxAttempts: 3, BackoffRate: 2, JitterStrategy: 'FULL' });
+    expect(record.Catch).toBeUndefined();
+    expect(state(asl.States, names.jobFailed)).toMatchObject({ Type: 'Fail', Error: 'Fleet.FileJobFailed' });
+  });
+
+  it('has no other state', () => {
+    expect(Object.keys(asl.States).sort()).toEqual(
+      [names.routeJob, names.prepareTasksFile, names.exportResults, `${names.prepareTasksFile} failed`, `${names.exportResults} failed`, names.recordJobFailure, names.done, names.jobFailed, 'Unknown job'].sort(),
+    );
+  });
+});
+
+describe('FleetStack: tasksFileBuckets', () => {
+  const s3Grants = (synthesized: Synth, fn: { role?: IConstruct }) =>
+    statementsOfRole(synthesized.resources, logicalIdOf(synthesized.stack, fn.role!))
+      .filter((s) => actionsOf(s).some((a) => a.startsWith('s3:') || a === '*'))
+      .flatMap((s) => resourcesOf(s).map((resource) => ({ actions: actionsOf(s), resource: JSON.stringify(resource) })));
+  const allFunctions = (fleet: FleetStack['fleet']) => [
+    fleet.apiFunction,
+    fleet.workerFunction,
+    fleet.startBatchFunction,
+    fleet.finishBatchFunction,
+    fleet.fileJobsFunction,
+    fleet.admissionReconcilerFunction,
+  ];
+
+  it('lets the API check and the file jobs read objects of exactly the listed buckets, and nothing more of them', () => {
+    const synthesized = synth({ fleet: { tasksFileBuckets: ['deployer-files', 'other.files-2'] } });
+    const { fleet } = synthesized.stack;
+    const objectsOf = (bucket: string) => JSON.stringify({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${bucket}/*`]] });
+    for (const fn of [fleet.apiFunction, fleet.fileJobsFunction]) {
+      const outside = s3Grants(synthesized, fn).filter((g) => g.resource.includes(':s3:::'));
+      expect(outside).toEqual([
+        { actions: ['s3:GetObject'], resource: objectsOf('deployer-files') },
+        { actions: ['s3:GetObject'], resource: objectsOf('other.files-2') },
+      ]);
+    }
+    // The API tells a submit which buckets are allowed.
+    expect(
+      (synthesized.resources[logicalIdOf(synthesized.stack, fleet.apiFunction)]?.Properties?.Environment as { Variables: Record<string, unknown> }).Variables
+        .FLEET_TASKS_FILE_BUCKETS,
+    ).toBe('deployer-files,other.files-2');
+    for (const fn of [fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction, fleet.admissionReconcilerFunction]) {
+      expect(JSON.stringify(statementsOfRole(synthesized.resources, logicalIdOf(synthesized.stack, fn.role!)))).not.toContain('deployer-files');
+    }
+  });
+
+  it("grants no function any bucket but Fleet's own when none is listed", () => {
+    const synthesized = synth();
+    for (const fn of allFunctions(synthesized.stack.fleet)) {
+      expect(s3Grants(synthesized, fn).filter((g) => g.resource.includes(':s3:::'))).toEqual([]);
+    }
+  });
+
+  it('refuses a name that is no S3 bucket name at synth', () => {
+    for (const bad of ['Upper', 'a', 'bucket/key', 's3://bucket', '-leading']) {
+      expect(() => synth({ fleet: { tasksFileBuckets: [bad] } }), bad).toThrow(/tasksFileBuckets/);
+    }
+  });
+});
+
 describe('FleetStack with STANDARD children', () => {
   it('runs the Map children as STANDARD executions', () => {
     // Arrange / act
-    const { resources, template } = synth({ fleet: { childExecutionType: sfn.StateMachineType.STANDARD } });
-    const { asl } = parseDefinition(resources);
+    const synthesized = synth({ fleet: { childExecutionType: sfn.StateMachineType.STANDARD } });
+    const { asl } = parseDefinition(synthesized);
 
     // Assert
     expect(state(asl.States, 'Run tasks').ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
     // The parent stays STANDARD either way.
-    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { StateMachineType: 'STANDARD' });
+    expect(synthesized.resources[logicalIdOf(synthesized.stack, synthesized.stack.fleet.stateMachine)]?.Properties?.StateMachineType).toBe('STANDARD');
   });
 });
 
 describe('FleetStack: control-plane permissions', () => {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true } });
-  const template = Template.fromStack(new FleetStack(app, 'ControlTest'));
+  const stack = new FleetStack(app, 'ControlTest');
+  const template = Template.fromStack(stack);
   const policyActions = (roleFragment: string): string[] =>
     Object.entries(template.findResources('AWS::IAM::Policy'))
       .filter(([id]) => id.includes(roleFragment))
@@ -525,7 +725,7 @@ describe('FleetStack: control-plane permissions', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       GlobalSecondaryIndexes: Match.arrayWith([Match.objectLike({ IndexName: 'Active', Projection: { ProjectionType: 'KEYS_ONLY' } })]),
     });
-    const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0];
+    const machine = template.findResources('AWS::StepFunctions::StateMachine')[logicalIdOf(stack, stack.fleet.stateMachine)];
     const parts = (machine?.Properties.DefinitionString['Fn::Join'][1] as unknown[]).map((p) => (typeof p === 'string' ? p : 'X')).join('');
     expect(parts).toContain('"ToleratedFailurePercentage":100');
   });

@@ -10,19 +10,31 @@
  * must be listed, with a reason, in GRANTED_BEYOND_CODE.
  */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PREPARE_EXECUTION_PREFIX } from '../../infra/file-jobs-workflow';
 import { FleetStack } from '../../infra/fleet-stack';
+import { prepareExecutionName } from '../../lambdas/adapters/file-jobs';
 import { render } from './iam-render';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 /** What kind of resource an action must be granted on. */
-type ResourceKind = 'table' | 'tableIndex' | 'stateMachine' | 'execution' | 'mapRun' | 'bucketObjects' | 'queue';
+type ResourceKind =
+  | 'table'
+  | 'tableIndex'
+  | 'stateMachine'
+  | 'execution'
+  | 'mapRun'
+  | 'fileJobsStateMachine'
+  | 'fileJobsPrepareExecution'
+  | 'bucketObjects'
+  | 'queue';
 
 /**
  * A command sent with an IndexName reads a secondary index: IAM authorizes it
@@ -31,6 +43,30 @@ type ResourceKind = 'table' | 'tableIndex' | 'stateMachine' | 'execution' | 'map
  * commandsOf names such a command `<Command>@index`.
  */
 const ON_INDEX = '@index';
+
+/**
+ * The one module that sends to the file-jobs state machine (StepFunctionsFileJobs,
+ * built on FILE_JOBS_STATE_MACHINE_ARN; checked below): commandsOf names its
+ * commands `<Command>@fileJobs`, so they are checked against that machine and
+ * not the batch one.
+ */
+const FILE_JOBS_ADAPTER = 'lambdas/adapters/file-jobs.ts';
+const ON_FILE_JOBS = '@fileJobs';
+
+/**
+ * @aws-sdk/lib-storage's Upload, a dependency (commandsOf scans only Fleet's
+ * own files), sends its commands itself: PutObject for a body of one part,
+ * else CreateMultipartUpload, UploadPart, CompleteMultipartUpload, and
+ * AbortMultipartUpload when a part fails or abort() is called; PutObjectTagging
+ * only when given `tags`. commandsOf adds them where Fleet's code builds an
+ * Upload; a test below reads them back from lib-storage's own source, so a new
+ * version that sends another command fails here.
+ */
+const LIB_STORAGE_UPLOAD_COMMANDS = ['PutObjectCommand', 'CreateMultipartUploadCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand', 'AbortMultipartUploadCommand'];
+const LIB_STORAGE_TAGGING_COMMAND = 'PutObjectTaggingCommand';
+
+/** A bucket the deployer lets batches name their tasks file in (FleetProps.tasksFileBuckets), configured on the stack below. */
+const DEPLOYER_BUCKET = 'deployer-tasks-files';
 
 /**
  * SDK command class → IAM action and resource. lib-dynamodb's document
@@ -59,13 +95,24 @@ const COMMAND_ACTIONS: Record<string, { action: string; resource: ResourceKind }
   RedriveExecutionCommand: { action: 'states:RedriveExecution', resource: 'execution' },
   ListMapRunsCommand: { action: 'states:ListMapRuns', resource: 'execution' },
   UpdateMapRunCommand: { action: 'states:UpdateMapRun', resource: 'mapRun' },
+  [`StartExecutionCommand${ON_FILE_JOBS}`]: { action: 'states:StartExecution', resource: 'fileJobsStateMachine' },
+  [`StopExecutionCommand${ON_FILE_JOBS}`]: { action: 'states:StopExecution', resource: 'fileJobsPrepareExecution' },
   PutObjectCommand: { action: 's3:PutObject', resource: 'bucketObjects' },
   GetObjectCommand: { action: 's3:GetObject', resource: 'bucketObjects' },
+  // "To use HEAD, you must have the s3:GetObject permission": https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+  HeadObjectCommand: { action: 's3:GetObject', resource: 'bucketObjects' },
   DeleteObjectCommand: { action: 's3:DeleteObject', resource: 'bucketObjects' },
+  // A multipart upload's create, part and complete requests are authorized as s3:PutObject; its abort as s3:AbortMultipartUpload:
+  // https://docs.aws.amazon.com/AmazonS3/latest/userguide/mpuoverview.html#mpuAndPermissions
+  CreateMultipartUploadCommand: { action: 's3:PutObject', resource: 'bucketObjects' },
+  UploadPartCommand: { action: 's3:PutObject', resource: 'bucketObjects' },
+  CompleteMultipartUploadCommand: { action: 's3:PutObject', resource: 'bucketObjects' },
+  AbortMultipartUploadCommand: { action: 's3:AbortMultipartUpload', resource: 'bucketObjects' },
+  PutObjectTaggingCommand: { action: 's3:PutObjectTagging', resource: 'bucketObjects' },
   SendMessageCommand: { action: 'sqs:SendMessage', resource: 'queue' },
 };
 
-type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch' | 'autoscaler' | 'reconciler';
+type FunctionKey = 'api' | 'worker' | 'thumbnailWorker' | 'startBatch' | 'finishBatch' | 'autoscaler' | 'reconciler' | 'fileJobs';
 
 const ENTRIES: Record<FunctionKey, string> = {
   api: 'lambdas/api.ts',
@@ -78,6 +125,8 @@ const ENTRIES: Record<FunctionKey, string> = {
   // With FleetProps.autoscaling, configured on the stack below.
   autoscaler: 'lambdas/autoscaler.ts',
   reconciler: 'lambdas/admission-reconciler.ts',
+  // Validates tasks files and builds results exports (the file-jobs state machine invokes it).
+  fileJobs: 'lambdas/file-jobs.ts',
 };
 
 const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
@@ -91,11 +140,6 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
   api: {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks, it reads or writes nothing.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
-    's3:Abort*': 'Part of CDK grantPut: aborting an interrupted multipart upload of a large tasks file.',
-    's3:PutObjectLegalHold': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
-    's3:PutObjectRetention': 'Part of CDK grantPut (s3:PutObject*); the bucket has no object lock.',
-    's3:PutObjectTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
-    's3:PutObjectVersionTagging': 'Part of CDK grantPut (s3:PutObject*); only the tasks bucket.',
   },
   worker: WORKER_GRANTED_BEYOND_CODE,
   // Made by createWorkerHandler, a per-type worker runs the worker's code and gets its grants.
@@ -119,6 +163,10 @@ const GRANTED_BEYOND_CODE: Record<FunctionKey, Record<string, string>> = {
     'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
     'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
     'dynamodb:BatchWriteItem': 'Part of CDK grantReadWriteData; the reconciler writes item by item.',
+  },
+  fileJobs: {
+    'dynamodb:ConditionCheckItem': 'Part of CDK grantReadWriteData; ConditionCheckItem only checks.',
+    'dynamodb:DescribeTable': 'Part of CDK grantReadWriteData; table metadata only.',
   },
 };
 
@@ -169,19 +217,32 @@ const NOT_SENT_BY_AUTOSCALER: Record<string, string> = {
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
   'states:RedriveExecution': "CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.",
 };
+/**
+ * The API reaches S3FileStorage (lambdas/adapters/file-storage.ts) for head,
+ * remove and the presigned URLs, never its writer, the one lib-storage Upload
+ * (checked below): its own writes are single PutObjects.
+ */
+const NOT_SENT_BY_API: Record<string, string> = {
+  's3:AbortMultipartUpload': "S3FileStorage.writer's lib-storage Upload: only the file jobs write through it.",
+};
+const NOT_SENT_BY_FILE_JOBS: Record<string, string> = {
+  'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
+  'states:RedriveExecution': 'CapacityCoordinator.redriveFailed: only reconcile(), which only the reconciler calls.',
+};
 const NOT_SENT_BY_RECONCILER: Record<string, string> = {
   'states:StopExecution': 'StepFunctionsWorkflow.stopBatch: only cancelBatch, in the API.',
 };
 
 /** Per function, actions a reachable module contains that the function provably never sends. */
 const NOT_SENT: Record<FunctionKey, Record<string, string>> = {
-  api: {},
+  api: NOT_SENT_BY_API,
   worker: NOT_SENT_BY_WORKER,
   thumbnailWorker: NOT_SENT_BY_WORKER,
   startBatch: NOT_SENT_BY_LIFECYCLE,
   finishBatch: NOT_SENT_BY_LIFECYCLE,
   autoscaler: NOT_SENT_BY_AUTOSCALER,
   reconciler: NOT_SENT_BY_RECONCILER,
+  fileJobs: NOT_SENT_BY_FILE_JOBS,
 };
 
 /** The body of a class method, up to its closing brace at class indentation. */
@@ -295,10 +356,22 @@ async function commandsOf(entry: string): Promise<{ commands: Set<string>; files
     const source = readFileSync(path.join(repoRoot, file), 'utf8');
     for (const match of source.matchAll(/new (\w+Command)\(/g)) {
       const onIndex = /\bIndexName\s*:/.test(statementAt(source, match.index + match[0].length));
-      commands.add(`${match[1] as string}${onIndex ? ON_INDEX : ''}`);
+      commands.add(`${match[1] as string}${onIndex ? ON_INDEX : ''}${file === FILE_JOBS_ADAPTER ? ON_FILE_JOBS : ''}`);
     }
+    for (const command of uploadCommandsIn(source)) commands.add(command);
   }
   return { commands, files };
+}
+
+/** What the lib-storage Uploads a source file builds send (LIB_STORAGE_UPLOAD_COMMANDS). */
+function uploadCommandsIn(source: string): Set<string> {
+  const commands = new Set<string>();
+  if (!/import \{[^}]*\bUpload\b[^}]*\} from '@aws-sdk\/lib-storage'/.test(source)) return commands;
+  for (const match of source.matchAll(/new Upload\(/g)) {
+    for (const command of LIB_STORAGE_UPLOAD_COMMANDS) commands.add(command);
+    if (/\btags\s*:/.test(statementAt(source, match.index + match[0].length))) commands.add(LIB_STORAGE_TAGGING_COMMAND);
+  }
+  return commands;
 }
 
 function logicalIdOf(stack: FleetStack, construct: IConstruct): string {
@@ -313,6 +386,7 @@ interface Ids {
   bucket: string;
   queue: string;
   machine: string;
+  fileJobsMachine: string;
 }
 
 const STATES_ARN = 'arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}';
@@ -337,8 +411,14 @@ function isKind(resource: string, kind: ResourceKind, ids: Ids): boolean {
       return resource === `${STATES_ARN}:execution:\${${ids.machine}.Name}:*`;
     case 'mapRun':
       return resource === `${STATES_ARN}:mapRun:\${${ids.machine}.Name}/*`;
+    case 'fileJobsStateMachine':
+      return resource === `\${${ids.fileJobsMachine}}`;
+    case 'fileJobsPrepareExecution':
+      // Only validations are stopped (StepFunctionsFileJobs.stopPrepare), named prepare-<batchId>.
+      return resource === `${STATES_ARN}:execution:\${${ids.fileJobsMachine}.Name}:${PREPARE_EXECUTION_PREFIX}*`;
     case 'bucketObjects':
-      return resource === `\${${ids.bucket}.Arn}/*` || resource === `\${${ids.bucket}.Arn}/batches/*`;
+      // The tasks bucket's objects (or its batches/ or uploads/), or a deployer's bucket's (tasksFileBuckets).
+      return [`\${${ids.bucket}.Arn}/*`, `\${${ids.bucket}.Arn}/batches/*`, `\${${ids.bucket}.Arn}/uploads/*`, `arn:\${AWS::Partition}:s3:::${DEPLOYER_BUCKET}/*`].includes(resource);
     case 'queue':
       return resource === `\${${ids.queue}.Arn}`;
   }
@@ -390,7 +470,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const app = new App({
       context: { 'aws:cdk:bundling-stacks': [], '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true },
     });
-    stack = new FleetStack(app, 'Test', { fleet: { workers: { thumbnail: { entry: ENTRIES.thumbnailWorker } }, autoscaling: { min: 1, max: 10 } } });
+    stack = new FleetStack(app, 'Test', {
+      fleet: { workers: { thumbnail: { entry: ENTRIES.thumbnailWorker } }, autoscaling: { min: 1, max: 10 }, tasksFileBuckets: [DEPLOYER_BUCKET] },
+    });
     resources = (Template.fromStack(stack).toJSON() as { Resources: typeof resources }).Resources;
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       const { commands, files } = await commandsOf(ENTRIES[key]);
@@ -412,6 +494,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       finishBatch: fleet.finishBatchFunction,
       autoscaler,
       reconciler: fleet.admissionReconcilerFunction,
+      fileJobs: fleet.fileJobsFunction,
     }[key];
   };
 
@@ -441,6 +524,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       bucket: logicalIdOf(stack, fleet.tasksBucket),
       queue: logicalIdOf(stack, fleet.deadLetterQueue),
       machine: logicalIdOf(stack, fleet.stateMachine),
+      fileJobsMachine: logicalIdOf(stack, fleet.fileJobsStateMachine),
     };
   };
 
@@ -455,10 +539,79 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(reachable.thumbnailWorker).toContain('lambdas/worker.ts');
     expect(derived.thumbnailWorker).toEqual(derived.worker);
     expect(derived.startBatch).toContain('UpdateMapRunCommand');
+    // The file jobs stream files through lib-storage's Upload, and reach the admission wiring.
+    expect(reachable.fileJobs).toEqual(expect.arrayContaining(['lambdas/adapters/file-storage.ts', 'lambdas/adapters/admission.ts']));
+    expect([...derived.fileJobs]).toEqual(expect.arrayContaining(['HeadObjectCommand', 'GetObjectCommand', 'CreateMultipartUploadCommand', 'AbortMultipartUploadCommand']));
+    // The API starts and stops file jobs; the file jobs themselves start none (they only name their input's type).
+    expect([...derived.api]).toEqual(expect.arrayContaining([`StartExecutionCommand${ON_FILE_JOBS}`, `StopExecutionCommand${ON_FILE_JOBS}`]));
+    expect(reachable.fileJobs).not.toContain(FILE_JOBS_ADAPTER);
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       const unknown = [...derived[key]].filter((command) => !COMMAND_ACTIONS[command]);
       expect(unknown, `${key}: commands with no IAM mapping in this test`).toEqual([]);
     }
+  });
+
+  it("lib-storage's Upload sends exactly the commands commandsOf adds for it, and Fleet gives it no tags", () => {
+    const libStorage = readFileSync(createRequire(import.meta.url).resolve('@aws-sdk/lib-storage'), 'utf8');
+    const sent = new Set([...libStorage.matchAll(/new (\w+Command)\(/g)].map((m) => m[1]));
+    expect(sent).toEqual(new Set([...LIB_STORAGE_UPLOAD_COMMANDS, LIB_STORAGE_TAGGING_COMMAND]));
+    // Tagging only with `tags`, which no Upload Fleet builds passes: no function is derived to send it.
+    expect(libStorage).toMatch(/if \(this\.tags\.length\) \{\s*await this\.client\.send\(new PutObjectTaggingCommand/);
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) expect(derived[key], key).not.toContain(LIB_STORAGE_TAGGING_COMMAND);
+    // The derivation would see a tags option, and an Upload of another module is not lib-storage's.
+    const upload = "import { Upload } from '@aws-sdk/lib-storage';\nconst u = new Upload({ client, params, tags: [{ Key: 'k', Value: 'v' }] });";
+    expect(uploadCommandsIn(upload)).toEqual(new Set([...LIB_STORAGE_UPLOAD_COMMANDS, LIB_STORAGE_TAGGING_COMMAND]));
+    expect(uploadCommandsIn(upload.replace(', tags: [{ Key: \'k\', Value: \'v\' }]', ''))).toEqual(new Set(LIB_STORAGE_UPLOAD_COMMANDS));
+    expect(uploadCommandsIn(upload.replace('@aws-sdk/lib-storage', './uploads'))).toEqual(new Set());
+  });
+
+  it("the API never writes through S3FileStorage's writer (its multipart Upload): only the file jobs' domain and a retry's Start batch do", () => {
+    // Comments stripped: only code counts.
+    const code = (file: string) =>
+      readFileSync(path.join(repoRoot, file), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
+    const writers = reachable.api.filter((file) => /\.writer\(/.test(code(file)));
+    expect([...writers].sort()).toEqual(['lambdas/adapters/retry-task-files.ts', 'lambdas/domain/file-jobs.ts']);
+    // The retry's tasks file is written by writeRetryTasks, called only by prepareRetry (Start batch), which nothing of the API's calls.
+    expect(methodBody('lambdas/adapters/retry-task-files.ts', 'writeRetryTasks')).toContain('.writer(');
+    const callers = reachable.api.filter((file) => /\.writeRetryTasks\(/.test(code(file)));
+    expect(callers).toEqual(['lambdas/domain/retry-failed.ts']);
+    expect(functionBody('lambdas/domain/retry-failed.ts', 'prepareRetry')).toContain('.writeRetryTasks(');
+    for (const file of reachable.api.filter((f) => f !== 'lambdas/domain/retry-failed.ts')) expect(code(file), file).not.toMatch(/\bprepareRetry\(/);
+    // And the API reaches that module only for its key names and types: nothing of the API's calls the jobs that write.
+    const jobsFile = 'lambdas/domain/file-jobs.ts';
+    const functions = [...code(jobsFile).matchAll(/\n(?:export )?(?:async )?function (\w+)\(/g)].map((m) => m[1] as string);
+    // The functions that open a writer, and those that call them, to a fixed point.
+    const writing = new Set(functions.filter((name) => functionBody(jobsFile, name)?.includes('.writer(')));
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const name of functions) {
+        if (writing.has(name) || ![...writing].some((w) => new RegExp(`\\b${w}\\(`).test(functionBody(jobsFile, name) ?? ''))) continue;
+        writing.add(name);
+        grew = true;
+      }
+    }
+    expect([...writing]).toEqual(expect.arrayContaining(['prepareTasksFile', 'buildResultsExport', 'sortIntoRunOrder']));
+    for (const file of reachable.api.filter((f) => f !== 'lambdas/domain/file-jobs.ts')) {
+      expect(code(file), file).not.toMatch(new RegExp(`\\b(${[...writing].join('|')})\\(`));
+    }
+    // The Upload is built in writer() only.
+    expect(methodBody('lambdas/adapters/file-storage.ts', 'writer')).toContain('new Upload(');
+    expect(code('lambdas/adapters/file-storage.ts').match(/new Upload\(/g)).toHaveLength(1);
+  });
+
+  it('only the API starts and stops file jobs, on FILE_JOBS_STATE_MACHINE_ARN, and stops nothing but prepare-<batchId> executions', () => {
+    const api = readFileSync(path.join(repoRoot, ENTRIES.api), 'utf8');
+    expect(api).toContain('new StepFunctionsFileJobs(sfn(), env.FILE_JOBS_STATE_MACHINE_ARN)');
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      if (key !== 'api') expect(reachable[key], key).not.toContain(FILE_JOBS_ADAPTER);
+    }
+    const adapter = readFileSync(path.join(repoRoot, FILE_JOBS_ADAPTER), 'utf8');
+    expect(adapter.match(/new StopExecutionCommand\(/g)).toHaveLength(1);
+    expect(methodBody(FILE_JOBS_ADAPTER, 'stopPrepare')).toMatch(/:\$\{prepareExecutionName\(batchId\)\}`[\s\S]*new StopExecutionCommand\(/);
+    // The name the adapter stops is the one infra lets the API stop.
+    expect(prepareExecutionName('b1')).toBe(`${PREPARE_EXECUTION_PREFIX}b1`);
   });
 
   it("the worker calls only the adapter methods its NOT_SENT_BY_WORKER reasons name", () => {
@@ -512,7 +665,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
   });
 
   it('Start and Finish batch, the autoscaler and the reconciler send Step Functions commands only through CapacityCoordinator', () => {
-    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.reconciler]) {
+    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.reconciler, ENTRIES.fileJobs]) {
       const source = readFileSync(path.join(repoRoot, entry), 'utf8');
       // The workflow comes from the one admission wiring, and is used nowhere else.
       expect(source, entry).not.toMatch(/new StepFunctionsWorkflow\(/);
@@ -528,7 +681,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun', 'states:StartExecution', 'states:RedriveExecution']));
     // Redrive is reached only through reconcile(), which only the reconciler calls.
     expect(methodBody('lambdas/domain/capacity-coordinator.ts', 'redriveFailed')).toContain('workflow.redrive(');
-    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, 'lambdas/domain/fleet-service.ts', 'lambdas/api.ts']) {
+    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.fileJobs, 'lambdas/domain/file-jobs.ts', 'lambdas/domain/fleet-service.ts', 'lambdas/api.ts']) {
       expect(readFileSync(path.join(repoRoot, entry), 'utf8'), entry).not.toMatch(/\.reconcile\(/);
     }
     expect(readFileSync(path.join(repoRoot, ENTRIES.reconciler), 'utf8')).toMatch(/coordinator\.reconcile\(\)/);
@@ -625,6 +778,21 @@ describe('IAM matches the code (issue 7, item 3)', () => {
       const other = grantsOf('startBatch').map((grant) => (grant.resource.includes(':mapRun:') ? { ...grant, resource: `${partition}:mapRun:other/*` } : grant));
       expect(missingGrants(derived.startBatch, other, NOT_SENT.startBatch, ids)).toEqual(['UpdateMapRunCommand → states:UpdateMapRun on mapRun']);
       expect(misplacedGrants(derived.startBatch, other, NOT_SENT.startBatch, ids)).toEqual([`states:UpdateMapRun on ${partition}:mapRun:other/*`]);
+    });
+
+    it("the API's StopExecution on every file-jobs execution, where it stops only validations (prepare-*)", () => {
+      const ids = idsOf();
+      const prepare = `${partition}:execution:\${${ids.fileJobsMachine}.Name}:${PREPARE_EXECUTION_PREFIX}*`;
+      expect(grantsOf('api')).toContainEqual({ action: 'states:StopExecution', resource: prepare });
+      const every = grantsOf('api').map((grant) => (grant.resource === prepare ? { ...grant, resource: `${partition}:execution:\${${ids.fileJobsMachine}.Name}:*` } : grant));
+      expect(missingGrants(derived.api, every, NOT_SENT.api, ids)).toEqual([`StopExecutionCommand${ON_FILE_JOBS} → states:StopExecution on fileJobsPrepareExecution`]);
+      expect(misplacedGrants(derived.api, every, NOT_SENT.api, ids)).toEqual([`states:StopExecution on ${partition}:execution:\${${ids.fileJobsMachine}.Name}:*`]);
+    });
+
+    it('StartExecution of the file jobs granted to a function whose code starts none (the file jobs themselves)', () => {
+      const ids = idsOf();
+      const withStart = [...grantsOf('fileJobs'), { action: 'states:StartExecution', resource: `\${${ids.fileJobsMachine}}` }];
+      expect(misplacedGrants(derived.fileJobs, withStart, NOT_SENT.fileJobs, ids)).toEqual([`states:StartExecution on \${${ids.fileJobsMachine}}`]);
     });
 
     it('a DynamoDB grant on every table', () => {

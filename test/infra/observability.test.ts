@@ -75,6 +75,7 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
           deployed.stack.fleet.startBatchFunction,
           deployed.stack.fleet.finishBatchFunction,
           deployed.stack.fleet.admissionReconcilerFunction,
+          deployed.stack.fleet.fileJobsFunction,
         ]
           .map((fn) => logicalIdOf(deployed.stack, fn))
           .sort(),
@@ -93,7 +94,7 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
 
     it('grants each function X-Ray, which tracing needs', () => {
       const { fleet } = deployed.stack;
-      for (const fn of [fleet.apiFunction, fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction, fleet.admissionReconcilerFunction]) {
+      for (const fn of [fleet.apiFunction, fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction, fleet.admissionReconcilerFunction, fleet.fileJobsFunction]) {
         const role = logicalIdOf(deployed.stack, fn.role!);
         deployed.template.hasResourceProperties('AWS::IAM::Policy', {
           Roles: Match.arrayWith([{ Ref: role }]),
@@ -105,8 +106,8 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
     it('follows the logLevel and tracing props, per-type workers included', () => {
       const { resources } = fleetStack('Quiet', { logLevel: 'DEBUG', tracing: false, workers: { thumbnail: { entry: THUMBNAIL_ENTRY } } });
       const functions = fleetFunctions(resources);
-      // API, worker, thumbnail worker, Start and Finish batch, the admission reconciler.
-      expect(functions).toHaveLength(6);
+      // API, worker, thumbnail worker, Start and Finish batch, the admission reconciler, the file jobs.
+      expect(functions).toHaveLength(7);
       for (const [id, fn] of functions) {
         expect((fn.Properties?.Environment as { Variables: Record<string, unknown> }).Variables, id).toMatchObject({
           POWERTOOLS_SERVICE_NAME: 'Quiet/Fleet',
@@ -131,11 +132,21 @@ describe('observability: the Fleet construct on AWS (issue 4)', () => {
     });
   });
 
-  it('keeps the state machine log at ERROR, without execution data, in its own log group', () => {
+  it('keeps the batch state machine log at ERROR, without execution data, in its own log group, which the file jobs share', () => {
     const logs = logicalIdOf(deployed.stack, deployed.stack.fleet.stateMachineLogs);
-    deployed.template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+    const machine = (construct: IConstruct) => deployed.resources[logicalIdOf(deployed.stack, construct)]?.Properties;
+    expect(machine(deployed.stack.fleet.stateMachine)).toMatchObject({
       LoggingConfiguration: {
         Level: 'ERROR',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logs, 'Arn'] } } }],
+      },
+      TracingConfiguration: { Enabled: true },
+    });
+    // A file job is a few transitions whatever its file's size: logged in full, still without data.
+    expect(machine(deployed.stack.fleet.fileJobsStateMachine)).toMatchObject({
+      LoggingConfiguration: {
+        Level: 'ALL',
         IncludeExecutionData: false,
         Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [logs, 'Arn'] } } }],
       },

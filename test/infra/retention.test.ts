@@ -46,8 +46,9 @@ describe('DELETE /batches/{id}: S3 permission', () => {
     ]);
   });
 
-  it('gives no other Fleet function an S3 delete permission', () => {
-    for (const fn of [fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction]) {
+  it('gives no other Fleet function but the file jobs an S3 delete permission', () => {
+    // The file jobs delete an upload once validated, and their own sort runs (test/infra/fleet-stack.test.ts).
+    for (const fn of [fleet.workerFunction, fleet.startBatchFunction, fleet.finishBatchFunction, fleet.admissionReconcilerFunction]) {
       const actions = statementsOfRole(template, logicalIdOf(stack, fn.role!)).flatMap(actionsOf);
       expect(actions.filter((a) => a.startsWith('s3:Delete') || a === 's3:*' || a === '*')).toEqual([]);
     }
@@ -65,9 +66,9 @@ describe('retention', () => {
   function retentionSettings({ stack, template }: ReturnType<typeof synth>): { known: unknown[]; all: unknown[] } {
     const functions = template.findResources('AWS::Lambda::Function');
     const daysOf = (id: string) => functions[id]?.Properties.Environment?.Variables?.FLEET_RETENTION_DAYS;
-    const { apiFunction, workerFunction, startBatchFunction, finishBatchFunction } = stack.fleet;
+    const { apiFunction, workerFunction, startBatchFunction, finishBatchFunction, fileJobsFunction } = stack.fleet;
     return {
-      known: [apiFunction, workerFunction, startBatchFunction, finishBatchFunction].map((fn) => daysOf(logicalIdOf(stack, fn))),
+      known: [apiFunction, workerFunction, startBatchFunction, finishBatchFunction, fileJobsFunction].map((fn) => daysOf(logicalIdOf(stack, fn))),
       all: Object.keys(functions)
         .filter((id) => functions[id]?.Properties.Environment?.Variables?.TABLE_NAME)
         .map(daysOf),
@@ -80,7 +81,7 @@ describe('retention', () => {
 
     // Assert
     const { known, all } = retentionSettings(synthesized);
-    expect(known).toEqual(['7', '7', '7', '7']);
+    expect(known).toEqual(['7', '7', '7', '7', '7']);
     expect(new Set(all)).toEqual(new Set(['7']));
     synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 8, Status: 'Enabled' })]) },
@@ -91,10 +92,25 @@ describe('retention', () => {
     const synthesized = synth({ fleet: { retentionDays: 30 } });
 
     const { known, all } = retentionSettings(synthesized);
-    expect(known).toEqual(['30', '30', '30', '30']);
+    expect(known).toEqual(['30', '30', '30', '30', '30']);
     expect(new Set(all)).toEqual(new Set(['30']));
     synthesized.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 31 })]) },
     });
+  });
+
+  it('expires an upload never submitted after a day, and a multipart write that stopped midway after a day, whatever the retention', () => {
+    for (const retentionDays of [7, 30]) {
+      const { stack, template } = synth({ fleet: { retentionDays } });
+      const bucket = template.findResources('AWS::S3::Bucket')[logicalIdOf(stack, stack.fleet.tasksBucket)];
+      // Where rules overlap, S3 applies the shorter expiration: uploads/ go after a day, not after the batches' retention.
+      // https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-conflicts.html
+      expect(bucket?.Properties.LifecycleConfiguration).toEqual({
+        Rules: [
+          { ExpirationInDays: retentionDays + 1, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+          { Prefix: 'uploads/', ExpirationInDays: 1, Status: 'Enabled' },
+        ],
+      });
+    }
   });
 });

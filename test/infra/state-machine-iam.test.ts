@@ -288,3 +288,41 @@ describe("the state machine's role allows exactly what its definition uses (issu
     expect(check(needs, withoutWorker).missing).toEqual(expect.arrayContaining([expect.stringContaining('Run task > Invoke worker')]));
   });
 });
+
+describe("the file-jobs state machine's role allows exactly what its definition uses", () => {
+  for (const [label, props] of [
+    ['the default stack', {}],
+    ['tracing off', { fleet: { tracing: false } }],
+  ] as [string, FleetStackProps][]) {
+    describe(label, () => {
+      const { stack, resources, fn } = synth(props);
+      const machineId = fn(stack.fleet.fileJobsStateMachine);
+      const machine = resources[machineId];
+      if (!machine) throw new Error('no file-jobs state machine');
+      const roleId = (machine.Properties?.RoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const needs = needsOf(machineId, machine);
+      const grants = grantsOf(roleId, resources);
+      // No Distributed Map and no S3 integration: only the one function's versions can be broader than needed.
+      const broader = BROADER_THAN_NEEDED.filter((rule) => rule.name === 'lambda versions and aliases');
+
+      it('derives the needs from the definition: the file-jobs function alone, logs, and X-Ray when traced', () => {
+        const invoked = new Set(needs.filter((n) => n.action === 'lambda:InvokeFunction').map((n) => n.resource));
+        expect(invoked).toEqual(new Set([`\${${fn(stack.fleet.fileJobsFunction)}.Arn}`]));
+        expect(needs.filter((n) => /^(states|s3):/.test(n.action))).toEqual([]);
+        expect(needs.some((n) => n.action.startsWith('xray:'))).toBe(props.fleet?.tracing !== false);
+      });
+
+      it('grants every need and nothing beyond but the function\'s versions and aliases; no wildcard besides logs and X-Ray', () => {
+        expect(check(needs, grants, broader)).toEqual({ missing: [], unexplained: [], stale: [] });
+        expect(grants.filter((g) => g.action.endsWith(':*') || g.action === '*')).toEqual([]);
+        expect(grants.filter((g) => g.resource === '*').every((g) => g.action.startsWith('logs:') || g.action.startsWith('xray:'))).toBe(true);
+        expect(grants.some((g) => g.action === 'managed policy')).toBe(false);
+      });
+
+      it('is not the batch state machine\'s role: neither may start or invoke what the other does', () => {
+        expect(roleId).not.toBe(fn(stack.fleet.stateMachine.role));
+        expect(grants.some((g) => g.resource.includes(fn(stack.fleet.workerFunction)))).toBe(false);
+      });
+    });
+  }
+});

@@ -30,7 +30,8 @@ export async function startFleetProcess(dataDir: string, env: Record<string, str
     FLEET_SWEEP_INTERVAL_MS: '0',
     ...env,
   };
-  delete childEnv.FLEET_TOKEN;
+  // A token only when the caller gives one: not whatever this shell has.
+  if (env.FLEET_TOKEN === undefined) delete childEnv.FLEET_TOKEN;
   const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));

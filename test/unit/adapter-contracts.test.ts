@@ -419,6 +419,39 @@ describe('DynamoBatchRepository conditional writes', () => {
   });
 });
 
+describe('DynamoBatchRepository getStatus with countsMaxAgeMs (GET /batches/{id})', () => {
+  const record = (status: string) => ({ pk: 'BATCH#b9', sk: 'META', batchId: 'b9', status, totalTasks: 10, createdAt: 1, tasksKey: 'k', counterShards: COUNTER_SHARDS });
+  const counter = (completed: number) => ({ Responses: { FleetTable: [{ pk: 'BATCH#b9#S00', sk: 'COUNT#0', completed }] } });
+
+  it('reads the record every time, and a processing batch\'s counters at most once per window', async () => {
+    const repository = new DynamoBatchRepository(ddbClient, 'FleetTable');
+    ddb.on(GetCommand).resolves({ Item: record('processing') });
+    ddb.on(BatchGetCommand).resolvesOnce(counter(3)).resolvesOnce({}).resolvesOnce(counter(7)).resolves({});
+
+    const first = await repository.getStatus('b9', { countsMaxAgeMs: 60_000 });
+    const second = await repository.getStatus('b9', { countsMaxAgeMs: 60_000 });
+    const fresh = await repository.getStatus('b9');
+
+    expect(first?.completedTasks).toBe(3);
+    expect(second?.completedTasks).toBe(3);
+    expect(fresh?.completedTasks).toBe(7);
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(3);
+    // The first sum (two BatchGetItem calls: 128 counters, 100 keys a call), none for the second, a new one for the third.
+    expect(ddb.commandCalls(BatchGetCommand)).toHaveLength(4);
+  });
+
+  it('never keeps an old status: a batch cancelled meanwhile shows cancelled, with fresh counts', async () => {
+    const repository = new DynamoBatchRepository(ddbClient, 'FleetTable');
+    ddb.on(GetCommand).resolvesOnce({ Item: record('processing') }).resolves({ Item: record('cancelled') });
+    ddb.on(BatchGetCommand).resolvesOnce(counter(3)).resolvesOnce({}).resolvesOnce(counter(9)).resolves({});
+
+    await repository.getStatus('b9', { countsMaxAgeMs: 60_000 });
+    const after = await repository.getStatus('b9', { countsMaxAgeMs: 60_000 });
+
+    expect(after).toMatchObject({ status: 'cancelled', completedTasks: 9 });
+  });
+});
+
 describe('DynamoBatchRepository config', () => {
   const repository = new DynamoBatchRepository(ddbClient, 'FleetTable');
 

@@ -26,6 +26,7 @@ beforeAll(async () => {
   process.env.TABLE_NAME = TABLE;
   process.env.TASKS_BUCKET = 'fleet-tasks';
   process.env.STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:Fleet';
+  process.env.FILE_JOBS_STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:FleetFileJobs';
   // The clients are built once, in clients.ts: mock those very instances before the handler module builds its adapters.
   const clients = await import('../../lambdas/adapters/clients');
   ddb = mockClient(clients.dynamo());

@@ -21,6 +21,7 @@ beforeAll(async () => {
   useHandlerEnvironment({
     TASKS_BUCKET: 'fleet-tasks',
     STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:Fleet',
+    FILE_JOBS_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:FleetFileJobs',
     POWERTOOLS_SERVICE_NAME: SERVICE,
     POWERTOOLS_METRICS_NAMESPACE: 'Fleet',
     POWERTOOLS_METRICS_DISABLED: 'false',

@@ -26,7 +26,11 @@ const healthz = (): APIGatewayProxyEventV2 =>
   }) as APIGatewayProxyEventV2;
 
 beforeAll(async () => {
-  useHandlerEnvironment({ TASKS_BUCKET: 'fleet-tasks', STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:Fleet' });
+  useHandlerEnvironment({
+    TASKS_BUCKET: 'fleet-tasks',
+    STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:Fleet',
+    FILE_JOBS_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:FleetFileJobs',
+  });
   const clients = await import('../../lambdas/adapters/clients');
   ddb = mockClient(clients.dynamo());
   mockClient(clients.sfn());

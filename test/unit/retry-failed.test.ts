@@ -45,10 +45,17 @@ function fakes(status: BatchState, retryState?: RetryState) {
     recountRetriedBatch: async () => false,
   };
   const taskFiles: RetryTaskFiles = {
-    readTasks: async (key) => files.get(key) ?? [],
-    putRetryTasks: async (_id, retry, tasks) => {
+    // Streamed in chunks that cut lines apart, as S3 streams them.
+    readTasks: async function* (key) {
+      const text = (files.get(key) ?? []).map((t) => JSON.stringify(t)).join('\n');
+      for (let i = 0; i < text.length; i += 7) yield Buffer.from(text.slice(i, i + 7));
+    },
+    writeRetryTasks: async (_id, retry, fill) => {
       const key = `batches/b/retry-${retry}.jsonl`;
-      files.set(key, [...tasks]);
+      const lines: string[] = [];
+      await fill(async (line) => void lines.push(line));
+      const tasks = lines.map((line) => JSON.parse(line) as Task);
+      files.set(key, tasks);
       calls.push(`put ${key} ${tasks.map((t) => t.id).join(',')}`);
       return { bucket: 'bucket', key };
     },
