@@ -6,7 +6,7 @@
  * locally with its own two task types. The installed `fleet` command runs
  * compiled JavaScript: no tsx, no TypeScript sources in the package.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,31 @@ describe('the packed package', () => {
     const { stdout } = await exec(path.join(APP, 'node_modules/.bin/fleet'), ['--help'], { cwd: APP });
     expect(stdout).toMatch(/^Usage: fleet <command>/);
     expect(existsSync(path.join(APP, 'node_modules', manifest.name, 'client/cli.ts'))).toBe(false);
+  });
+
+  it('serves the dashboard page from the installed package (`fleet dashboard`)', async () => {
+    const child = spawn(path.join(APP, 'node_modules/.bin/fleet'), ['dashboard', '--url', 'http://127.0.0.1:9', '--json'], { cwd: APP, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let stdout = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          stdout += chunk;
+          if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => reject(new Error(`fleet dashboard exited ${code} before printing its address`)));
+      });
+      const { url } = JSON.parse(line) as { url: string };
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>Fleet');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGINT');
+        await exited;
+      }
+    }
   });
 });
 
