@@ -2,8 +2,8 @@
  * Fleet: an HTTPS API that accepts batches of tasks and runs each task on its
  * own worker Lambda invocation inside a Step Functions Distributed Map.
  */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
@@ -30,11 +30,38 @@ import type { WorkerListingMode } from '../lambdas/domain/types';
 import { BatchWorkflow } from './batch-workflow';
 import { FileJobsWorkflow, PREPARE_EXECUTION_PREFIX } from './file-jobs-workflow';
 import { FleetObservability, fleetServiceName, powertoolsEnvironment, type FleetLogLevel } from './fleet-observability';
+import {
+  checkFunctionProps,
+  checkMemorySize,
+  checkStateMachineProps,
+  checkTableProps,
+  checkTimeout,
+  checkWholeNumber,
+  FleetPropsError,
+  type FleetFunctionProps,
+  type FleetStateMachineProps,
+  type FleetTableProps,
+} from './fleet-overrides';
+import { FLEET_ROOT, ownHandlerEntry } from './package-root';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export { FleetPropsError, type FleetFunctionProps, type FleetStateMachineProps, type FleetTableProps } from './fleet-overrides';
 
-/** Template metadata that tells local mode which module and export a function runs. */
+/**
+ * Template metadata that tells local mode which module and export a function
+ * runs: `{entry, handler, root}`, `entry` relative to Fleet's package root
+ * (`root: 'fleet'`, Fleet's own handlers) or to the user's project
+ * (`root: 'project'`, FleetProps.workers), never an absolute path, so a
+ * template reads the same on every machine.
+ */
 export const LOCAL_ENTRY_METADATA = 'fleet:local-entry';
+
+/** What LOCAL_ENTRY_METADATA holds. */
+export interface LocalEntryMetadata {
+  entry: string;
+  handler: string;
+  /** Whose file `entry` is. @default 'fleet' */
+  root?: 'fleet' | 'project';
+}
 
 /**
  * Who may call Fleet's HTTP API.
@@ -85,8 +112,8 @@ export const DEFAULT_API_THROTTLE: Readonly<Required<apigw.ThrottleSettings>> = 
  */
 export interface FleetWorkerProps {
   /**
-   * The handler module, relative to the repository root (the folder holding
-   * cdk.json), or absolute. Local mode runs the same module.
+   * The handler module in your project, relative to FleetProps.projectRoot
+   * (the folder holding cdk.json), or absolute. Local mode runs the same module.
    */
   readonly entry: string;
   /**
@@ -106,6 +133,12 @@ export interface FleetWorkerProps {
    * @default Duration.minutes(15), Lambda's maximum, as the default worker
    */
   readonly timeout?: Duration;
+  /**
+   * Lambda props for this function only (e.g. layers, a VPC, bundling), over
+   * FleetProps.workerFunctionProps; `memorySize` and `timeout` above win.
+   * @default - FleetProps.workerFunctionProps
+   */
+  readonly functionProps?: FleetFunctionProps;
 }
 
 /**
@@ -138,6 +171,58 @@ export interface FleetAutoscalingProps {
 }
 
 export interface FleetProps {
+  /**
+   * Your task types, each on its own worker function built from a module in
+   * your project: `{ thumbnail: { entry: 'src/workers/thumbnail.ts', memorySize: 2048 } }`.
+   * Each module exports a handler made by `createWorkerHandler` (the `/worker`
+   * export). The child workflow routes on `task.type`; any other type runs on
+   * the default worker, which knows only Fleet's built-in types (echo, sleep,
+   * fail, resize, process). A map keyed by type (not a list of functions)
+   * keeps the routing in the definition, where the console shows it, and lets
+   * Fleet make each function so it can grant and configure it.
+   * @default - every type runs on the default worker
+   */
+  readonly workers?: Readonly<Record<string, FleetWorkerProps>>;
+  /**
+   * The folder relative worker entries (`workers[type].entry`) are resolved
+   * from: your project, where cdk.json is. Fleet's own handlers come from its
+   * package, wherever it is installed.
+   * @default process.cwd() (the CDK CLI runs the app from the cdk.json folder)
+   */
+  readonly projectRoot?: string;
+  /**
+   * Lambda props merged over Fleet's defaults for every Fleet function (e.g.
+   * a VPC, layers, a role).
+   * Entry, handler, a non-Node.js runtime and Fleet's own environment
+   * variables are refused at synth.
+   * @default - Fleet's defaults (Node.js 24, arm64, esbuild bundling, X-Ray per `tracing`)
+   */
+  readonly functionProps?: FleetFunctionProps;
+  /**
+   * Lambda props for the worker functions (the default one and each of
+   * `workers`), over `functionProps`.
+   * @default - `functionProps`
+   */
+  readonly workerFunctionProps?: FleetFunctionProps;
+  /**
+   * Lambda props for the API function, over `functionProps`.
+   * @default - `functionProps`
+   */
+  readonly apiFunctionProps?: FleetFunctionProps;
+  /**
+   * DynamoDB table props merged over Fleet's (pay per request, point-in-time
+   * recovery, AWS-managed encryption). Another partition key, sort key or TTL
+   * attribute is refused at synth: they are Fleet's storage layout.
+   * @default - Fleet's table
+   */
+  readonly tableProps?: FleetTableProps;
+  /**
+   * Props of the batch state machine, merged over Fleet's. Its definition is
+   * Fleet's, and its type stays STANDARD (a Distributed Map's parent must be);
+   * `logs` replaces Fleet's log settings whole.
+   * @default - Fleet's state machine
+   */
+  readonly stateMachineProps?: FleetStateMachineProps;
   /**
    * How child executions run. EXPRESS is ~25x cheaper per short task but
    * ends at 5 minutes; choose STANDARD for tasks that may run longer.
@@ -214,17 +299,6 @@ export interface FleetProps {
    */
   readonly failureRateAlarmThreshold?: number;
   /**
-   * Task types that run on their own worker function instead of the default
-   * one, each with its own code, memory and timeout: `{ thumbnail: { entry:
-   * 'examples/workers/thumbnail-worker.ts', memorySize: 2048 } }`. The child
-   * workflow routes on `task.type`; every other type runs on the default worker.
-   * A map keyed by type (not a list of functions) keeps the routing in the
-   * definition, where the console shows it, and lets Fleet make each function
-   * so it can grant and configure it.
-   * @default - every type runs on the default worker
-   */
-  readonly workers?: Readonly<Record<string, FleetWorkerProps>>;
-  /**
    * The built-in autoscaling policy: maxConcurrentWorkers follows the
    * backlog between `min` and `max`, re-evaluated every minute.
    * @default - none: maxConcurrentWorkers changes only when someone sets it
@@ -246,6 +320,13 @@ export interface FleetProps {
    * @default 'every-attempt'
    */
   readonly workerListing?: WorkerListingMode;
+}
+
+/** Where a function's handler module is: Fleet's package, or the user's project. */
+interface FunctionSource {
+  root: 'fleet' | 'project';
+  /** Relative to that root, with forward slashes. */
+  entry: string;
 }
 
 export class Fleet extends Construct {
@@ -295,18 +376,25 @@ export class Fleet extends Construct {
     // S3 server access logs reach their bucket through a bucket policy, not the
     // deprecated LogDeliveryWrite ACL, whatever the app's feature flags say.
     this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+    checkWholeNumber('retentionDays', props.retentionDays, 1);
+    checkWholeNumber('maxTasksPerBatch', props.maxTasksPerBatch, 1);
+    checkMemorySize('workerMemorySize', props.workerMemorySize);
     const retentionDays = props.retentionDays ?? 7;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-
-    this.table = new dynamodb.Table(this, 'Table', {
+    const tableKeys = {
       partitionKey: { name: TABLE_KEYS.partitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: { name: TABLE_KEYS.sortKey, type: dynamodb.AttributeType.STRING },
+      timeToLiveAttribute: TABLE_KEYS.ttlAttribute,
+    };
+
+    this.table = new dynamodb.Table(this, 'Table', {
       // Load is bursty (a batch writes as fast as its workers run), so pay per request.
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      timeToLiveAttribute: TABLE_KEYS.ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       removalPolicy,
+      ...checkTableProps(props.tableProps, tableKeys),
+      ...tableKeys,
     });
     this.table.addGlobalSecondaryIndex({
       indexName: TABLE_KEYS.byCreationIndex,
@@ -365,26 +453,42 @@ export class Fleet extends Construct {
       TABLE_NAME: this.table.tableName,
       ...powertoolsEnvironment({ serviceName, logLevel: props.logLevel ?? 'INFO', tracing }),
     };
-    const fn = (name: string, entry: string, handler: string, extra: Partial<nodejs.NodejsFunctionProps> = {}) => {
+    // Variables Fleet sets on its functions: an override may not change them.
+    const reserved = [...Object.keys(common), 'FLEET_DLQ_URL', 'TASKS_BUCKET', 'STATE_MACHINE_ARN', 'FILE_JOBS_STATE_MACHINE_ARN', 'FLEET_MAX_TASKS_PER_BATCH', 'FLEET_TASKS_FILE_BUCKETS', 'FLEET_CHILD_EXECUTION_TYPE'];
+    const functionProps = checkFunctionProps('functionProps', props.functionProps, reserved);
+    const workerFunctionProps = { ...functionProps, ...checkFunctionProps('workerFunctionProps', props.workerFunctionProps, reserved) };
+    const apiFunctionProps = { ...functionProps, ...checkFunctionProps('apiFunctionProps', props.apiFunctionProps, reserved) };
+    const projectRoot = path.resolve(props.projectRoot ?? process.cwd());
+    /** One of Fleet's own handlers, from its package wherever it is installed. */
+    const own = (source: string): FunctionSource => ({ root: 'fleet', entry: ownHandlerEntry(source) });
+    // Defaults, then the user's overrides, then what Fleet must set (its code, its environment).
+    // A plain path names one of Fleet's own handlers (`'lambdas/api.ts'`).
+    const fn = (name: string, from: FunctionSource | string, handler: string, extra: Partial<nodejs.NodejsFunctionProps> = {}, overrides: FleetFunctionProps = functionProps) => {
+      const source = typeof from === 'string' ? own(from) : from;
+      const base = source.root === 'fleet' ? FLEET_ROOT : projectRoot;
       const f = new nodejs.NodejsFunction(this, name, {
-        entry: path.join(repoRoot, entry),
-        handler,
         runtime: lambda.Runtime.NODEJS_24_X,
         architecture: lambda.Architecture.ARM_64,
         memorySize: 512,
         timeout: Duration.seconds(30),
         tracing: tracing ? lambda.Tracing.ACTIVE : lambda.Tracing.DISABLED,
         logGroup: new logs.LogGroup(this, `${name}Logs`, { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+        ...extra,
+        ...overrides,
+        // An override's bundling options add to Fleet's rather than dropping them.
         bundling: {
           minify: true,
           sourceMap: true,
           // Bundle the SDK too, so deployed code runs the versions package-lock.json pins.
           externalModules: [],
+          ...overrides.bundling,
         },
-        ...extra,
-        environment: { ...props.environment, ...common, ...extra.environment },
+        entry: path.join(base, source.entry),
+        handler,
+        environment: { ...props.environment, ...overrides.environment, ...common, ...extra.environment },
       });
-      (f.node.defaultChild as lambda.CfnFunction).addMetadata(LOCAL_ENTRY_METADATA, { entry, handler });
+      const metadata: LocalEntryMetadata = { entry: source.entry, handler, root: source.root };
+      (f.node.defaultChild as lambda.CfnFunction).addMetadata(LOCAL_ENTRY_METADATA, metadata);
       if (tracing) {
         Validations.of(f).acknowledge({
           id: 'AwsSolutions-IAM5[Resource::*]',
@@ -394,36 +498,55 @@ export class Fleet extends Construct {
       return f;
     };
 
-    this.workerFunction = fn('WorkerFunction', 'lambdas/worker.ts', 'handler', {
-      memorySize: props.workerMemorySize ?? 1024,
-      // Lambda's maximum: each attempt's own deadline (workerTimeout) is enforced inside.
-      timeout: Duration.minutes(15),
-      environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
-    });
+    this.workerFunction = fn(
+      'WorkerFunction',
+      own('lambdas/worker.ts'),
+      'handler',
+      {
+        memorySize: props.workerMemorySize ?? 1024,
+        // Lambda's maximum: each attempt's own deadline (workerTimeout) is enforced inside.
+        timeout: Duration.minutes(15),
+        environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
+      },
+      workerFunctionProps,
+    );
     this.deadLetterQueue.grantSendMessages(this.workerFunction);
     this.grantWorkerTableAccess(this.workerFunction);
     const typeWorkerFunctions: Record<string, nodejs.NodejsFunction> = {};
     for (const [taskType, worker] of Object.entries(props.workers ?? {})) {
       const valid = taskTypeSchema.safeParse(taskType);
-      if (!valid.success) throw new Error(`Fleet workers: "${taskType}" is not a valid task type: ${valid.error.issues[0]?.message}`);
-      const entry = path.isAbsolute(worker.entry) ? path.relative(repoRoot, worker.entry) : worker.entry;
-      const typeWorker = fn(`WorkerFunction-${taskType}`, entry, worker.handler ?? 'handler', {
-        memorySize: worker.memorySize ?? props.workerMemorySize ?? 1024,
-        timeout: worker.timeout ?? Duration.minutes(15),
-        environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
-      });
+      if (!valid.success) throw new FleetPropsError('workers', `"${taskType}" is not a valid task type: ${valid.error.issues[0]?.message}`);
+      if (typeof worker.entry !== 'string' || worker.entry === '') throw new FleetPropsError(`workers.${taskType}.entry`, 'the path of the handler module is required');
+      const absolute = path.resolve(projectRoot, worker.entry);
+      if (!existsSync(absolute)) throw new FleetPropsError(`workers.${taskType}.entry`, `${worker.entry} is not a file (relative entries are resolved from ${projectRoot})`);
+      checkMemorySize(`workers.${taskType}.memorySize`, worker.memorySize);
+      checkTimeout(`workers.${taskType}.timeout`, worker.timeout);
+      const overrides = { ...workerFunctionProps, ...checkFunctionProps(`workers.${taskType}.functionProps`, worker.functionProps, reserved) };
+      const typeWorker = fn(
+        `WorkerFunction-${taskType}`,
+        // Relative to the project, with forward slashes, so the template reads the same on every machine.
+        { root: 'project', entry: path.relative(projectRoot, absolute).split(path.sep).join('/') },
+        worker.handler ?? 'handler',
+        {
+          memorySize: worker.memorySize ?? props.workerMemorySize ?? 1024,
+          timeout: Duration.minutes(15),
+          environment: { FLEET_DLQ_URL: this.deadLetterQueue.queueUrl },
+        },
+        // The type's own memorySize and timeout win over the overrides.
+        { ...overrides, ...(worker.memorySize !== undefined ? { memorySize: worker.memorySize } : {}), ...(worker.timeout ? { timeout: worker.timeout } : {}) },
+      );
       this.deadLetterQueue.grantSendMessages(typeWorker);
       this.grantWorkerTableAccess(typeWorker);
       typeWorkerFunctions[taskType] = typeWorker;
     }
     this.typeWorkerFunctions = Object.freeze(typeWorkerFunctions);
     const childExecutionType = props.childExecutionType ?? sfn.StateMachineType.EXPRESS;
-    this.startBatchFunction = fn('StartBatchFunction', 'lambdas/batch-lifecycle.ts', 'start', {
+    this.startBatchFunction = fn('StartBatchFunction', own('lambdas/batch-lifecycle.ts'), 'start', {
       environment: { FLEET_CHILD_EXECUTION_TYPE: childExecutionType, TASKS_BUCKET: this.tasksBucket.bucketName },
       // A retry-failed run's Start batch writes its tasks file and clears up to every failed result once.
       timeout: Duration.minutes(15),
     });
-    this.finishBatchFunction = fn('FinishBatchFunction', 'lambdas/batch-lifecycle.ts', 'finish', {
+    this.finishBatchFunction = fn('FinishBatchFunction', own('lambdas/batch-lifecycle.ts'), 'finish', {
       environment: { TASKS_BUCKET: this.tasksBucket.bucketName },
       // Recounting a 100,000-task batch reads every result once.
       timeout: Duration.minutes(5),
@@ -447,13 +570,14 @@ export class Fleet extends Construct {
     });
     this.stateMachineLogs = new logs.LogGroup(this, 'StateMachineLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     this.stateMachine = new sfn.StateMachine(this, 'BatchStateMachine', {
-      // A Distributed Map's parent must be STANDARD.
-      stateMachineType: sfn.StateMachineType.STANDARD,
       // Task data stays out of the logs: states' inputs and outputs are never included.
       logs: { destination: this.stateMachineLogs, level: props.stateMachineLogLevel ?? sfn.LogLevel.ERROR, includeExecutionData: false },
       tracingEnabled: tracing,
-      definitionBody: sfn.DefinitionBody.fromChainable(workflow.definition),
       comment: 'Fleet: one execution per batch, named after the batch id.',
+      ...checkStateMachineProps(props.stateMachineProps),
+      // A Distributed Map's parent must be STANDARD.
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromChainable(workflow.definition),
     });
 
     const tasksFileBuckets = [...(props.tasksFileBuckets ?? [])];
@@ -466,7 +590,7 @@ export class Fleet extends Construct {
 
     // Tasks files: validated in one streamed pass (a 15-minute Lambda reads and
     // rewrites a few GB), and results exports built, each in its own execution.
-    this.fileJobsFunction = fn('FileJobsFunction', 'lambdas/file-jobs.ts', 'handler', {
+    this.fileJobsFunction = fn('FileJobsFunction', own('lambdas/file-jobs.ts'), 'handler', {
       environment: { TASKS_BUCKET: this.tasksBucket.bucketName, STATE_MACHINE_ARN: this.stateMachine.stateMachineArn, FLEET_MAX_TASKS_PER_BATCH: maxTasksPerBatch },
       timeout: Duration.minutes(15),
       // 8 bytes per task id (a 10-million-task file checks its ids in 80 MB), sort runs of 64 MB, and multipart parts.
@@ -499,17 +623,23 @@ export class Fleet extends Construct {
       comment: 'Fleet: validates tasks files (prepare-<batchId>) and builds results exports (export-<batchId>-<n>).',
     });
 
-    this.apiFunction = fn('ApiFunction', 'lambdas/api.ts', 'handler', {
-      environment: {
-        TASKS_BUCKET: this.tasksBucket.bucketName,
-        STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
-        FILE_JOBS_STATE_MACHINE_ARN: this.fileJobsStateMachine.stateMachineArn,
-        FLEET_MAX_TASKS_PER_BATCH: maxTasksPerBatch,
-        FLEET_TASKS_FILE_BUCKETS: tasksFileBuckets.join(','),
+    this.apiFunction = fn(
+      'ApiFunction',
+      own('lambdas/api.ts'),
+      'handler',
+      {
+        environment: {
+          TASKS_BUCKET: this.tasksBucket.bucketName,
+          STATE_MACHINE_ARN: this.stateMachine.stateMachineArn,
+          FILE_JOBS_STATE_MACHINE_ARN: this.fileJobsStateMachine.stateMachineArn,
+          FLEET_MAX_TASKS_PER_BATCH: maxTasksPerBatch,
+          FLEET_TASKS_FILE_BUCKETS: tasksFileBuckets.join(','),
+        },
+        // Parsing and storing a 100,000-task batch.
+        memorySize: 1024,
       },
-      // Parsing and storing a 100,000-task batch.
-      memorySize: 1024,
-    });
+      apiFunctionProps,
+    );
 
     this.table.grant(this.apiFunction, ...TABLE_READ_WRITE_ACTIONS);
     this.table.grant(this.startBatchFunction, ...TABLE_READ_WRITE_ACTIONS);
@@ -583,7 +713,7 @@ export class Fleet extends Construct {
     // The admission safety net: every minute, frees the shares of batches whose
     // execution ended without Finish batch, redrives executions that failed
     // outside their tasks, and admits whatever an interrupted pass left queued.
-    const reconciler = fn('AdmissionReconcilerFunction', 'lambdas/admission-reconciler.ts', 'handler', {
+    const reconciler = fn('AdmissionReconcilerFunction', own('lambdas/admission-reconciler.ts'), 'handler', {
       environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
       timeout: Duration.minutes(2),
     });
@@ -618,7 +748,7 @@ export class Fleet extends Construct {
         deadBand: DEFAULT_DEAD_BAND,
         ...props.autoscaling,
       });
-      const autoscaler = fn('AutoscalerFunction', 'lambdas/autoscaler.ts', 'handler', {
+      const autoscaler = fn('AutoscalerFunction', own('lambdas/autoscaler.ts'), 'handler', {
         environment: { STATE_MACHINE_ARN: this.stateMachine.stateMachineArn },
         // Re-sharing the cap calls UpdateMapRun (~1 request/s) on each running batch whose share moved.
         timeout: Duration.minutes(2),

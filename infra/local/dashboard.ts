@@ -14,9 +14,11 @@ import { readFileSync } from 'node:fs';
 import type * as http from 'node:http';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DIST_DIR, FLEET_ROOT, RUNNING_FROM_DIST } from '../package-root';
 import type { PublicRoute } from './http-api';
 
-const ASSET_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
+// The built package carries the page's files in dist/dashboard (npm run build copies them).
+const ASSET_DIR = RUNNING_FROM_DIST ? path.join(FLEET_ROOT, DIST_DIR, 'dashboard') : path.join(path.dirname(fileURLToPath(import.meta.url)), 'dashboard');
 
 interface Asset {
   body: Buffer;

@@ -10,6 +10,8 @@
  * concurrency (1,000 concurrent executions by default, across all functions).
  * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
  */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StatesError, type TaskInvoker } from './asl/interpreter';
@@ -17,6 +19,36 @@ import type { FaultInjector } from './faults';
 import type { LocalFunction } from './template';
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+
+/**
+ * Where handler modules are: Fleet's own (`root: 'fleet'`) under Fleet's
+ * package, the user's task handlers (`root: 'project'`) under their project.
+ * A single folder serves both (this repository, where they are one).
+ */
+export type HandlerRoots = string | { readonly fleet: string; readonly project: string };
+
+/**
+ * Imports a handler module. Under tsx or vitest a TypeScript module imports
+ * as it is; in a plain Node.js process (a user's project running the
+ * installed package) Node cannot load `.ts`, so the module is bundled with
+ * esbuild first, as `cdk deploy` bundles it, its packages left external so
+ * it shares Fleet's installed modules, and written under the project's
+ * node_modules/.cache so those packages resolve from there.
+ */
+async function importHandlerModule(file: string, projectRoot: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !/\.[cm]?tsx?$/.test(file)) throw error;
+  }
+  const { build } = await import('esbuild');
+  const outdir = path.join(projectRoot, 'node_modules', '.cache', 'fleet-local');
+  mkdirSync(outdir, { recursive: true });
+  const outfile = path.join(outdir, `${path.basename(file).replace(/\.[cm]?tsx?$/, '')}-${createHash('sha256').update(file).digest('hex').slice(0, 12)}.mjs`);
+  await build({ entryPoints: [file], outfile, bundle: true, packages: 'external', platform: 'node', format: 'esm', target: 'node20', sourcemap: 'inline', logLevel: 'silent' });
+  return (await import(`${pathToFileURL(outfile).href}?t=${Date.now()}`)) as Record<string, unknown>;
+}
 
 /** Lambda's synchronous invocation payload quota: 6 MB for the request and 6 MB for the response. */
 export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
@@ -57,6 +89,7 @@ const jsonBytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
 export class LocalLambda implements TaskInvoker {
   private readonly byArn = new Map<string, LocalFunction>();
+  private readonly roots: { readonly fleet: string; readonly project: string };
   private readonly loaded = new Map<string, Promise<Handler>>();
   /** Concurrent invocations allowed across all functions. */
   readonly concurrencyLimit: number;
@@ -79,9 +112,10 @@ export class LocalLambda implements TaskInvoker {
 
   constructor(
     functions: readonly LocalFunction[],
-    private readonly repoRoot: string,
+    roots: HandlerRoots,
     limits: LocalLambdaLimits = {},
   ) {
+    this.roots = typeof roots === 'string' ? { fleet: roots, project: roots } : roots;
     for (const fn of functions) this.byArn.set(fn.arn, fn);
     this.concurrencyLimit = limits.concurrencyLimit ?? LAMBDA_DEFAULT_CONCURRENCY;
     if (!Number.isInteger(this.concurrencyLimit) || this.concurrencyLimit < 1) {
@@ -97,10 +131,11 @@ export class LocalLambda implements TaskInvoker {
   }
 
   private load(fn: LocalFunction): Promise<Handler> {
-    const key = `${fn.entry}#${fn.handler}`;
+    const key = `${fn.root ?? 'fleet'}:${fn.entry}#${fn.handler}`;
     let handler = this.loaded.get(key);
     if (!handler) {
-      handler = import(pathToFileURL(path.join(this.repoRoot, fn.entry)).href).then((module: Record<string, unknown>) => {
+      const file = path.resolve(fn.root === 'project' ? this.roots.project : this.roots.fleet, fn.entry);
+      handler = importHandlerModule(file, this.roots.project).then((module) => {
         const exported = module[fn.handler];
         if (typeof exported !== 'function') throw new Error(`${fn.entry} does not export a function "${fn.handler}"`);
         return exported as Handler;

@@ -20,12 +20,13 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { App, Stack } from 'aws-cdk-lib';
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { FleetProps } from '../fleet';
+import { FLEET_ROOT } from '../package-root';
 import { buildApp as buildFauxqs } from 'fauxqs';
 import S3rver from 's3rver';
 import type { ObjectStore } from './asl/interpreter';
@@ -42,7 +43,8 @@ import { LocalStepFunctions, serveStepFunctions } from './step-functions';
 import { startTtlSweeper, ttlTablesOf } from './ttl-sweeper';
 import { LOCAL_ACCOUNT, LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** Fleet's package root: this repository, or the installed package. */
+export const REPO_ROOT = FLEET_ROOT;
 
 export interface LocalFleetOptions {
   /**
@@ -51,6 +53,19 @@ export interface LocalFleetOptions {
    * @default {} (the stack as FleetStack builds it without props)
    */
   fleetProps?: FleetProps;
+  /**
+   * Builds your own stack, holding one Fleet, in the app it is given (instead
+   * of a stack of Fleet alone with `fleetProps`): the stack `cdk deploy`
+   * deploys is the one that runs. Resources other than Fleet's are not run.
+   * @default - a stack holding only `new Fleet(stack, 'Fleet', fleetProps)`
+   */
+  stack?: (app: App) => Stack;
+  /**
+   * Your project's folder: relative worker entries (FleetProps.workers) and
+   * the data folder are resolved from it.
+   * @default fleetProps.projectRoot, else process.cwd()
+   */
+  projectRoot?: string;
   /** @default 3000 (0 picks a free port) */
   port?: number;
   /** Only loopback unless a token guards the API. @default '127.0.0.1' */
@@ -244,7 +259,8 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const inMemory = options.inMemory ?? false;
-  const dataDir = path.resolve(options.dataDir ?? path.join(REPO_ROOT, '.fleet-data'));
+  const projectRoot = path.resolve(options.projectRoot ?? options.fleetProps?.projectRoot ?? process.cwd());
+  const dataDir = path.resolve(projectRoot, options.dataDir ?? '.fleet-data');
   const scratch = inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
   if (!inMemory) mkdirSync(dataDir, { recursive: true });
 
@@ -259,7 +275,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // fauxqs's URL format. Requests still go to sqsEndpoint: the SQS client does
   // not follow a QueueUrl's host (clients.ts), so the name need not resolve.
   const queueUrl = (name: string) => `http://sqs.${LOCAL_REGION}.localhost:${sqsPort}/${LOCAL_ACCOUNT}/${name}`;
-  const resources = resolveTemplate(synthesizeTemplate(options.fleetProps), { queueUrl });
+  const resources = resolveTemplate(synthesizeTemplate({ ...options.fleetProps, projectRoot }, options.stack), { queueUrl });
 
   // DynamoDB: dynalite in a process of its own, on the second core.
   const dynamo = await startDynamoDbProcess({
@@ -326,7 +342,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     handlerEndpoints[service] = proxy.endpoint;
   }
   const concurrencyLimit = options.lambdaConcurrencyLimit ?? (process.env.FLEET_LAMBDA_CONCURRENCY ? Number(process.env.FLEET_LAMBDA_CONCURRENCY) : undefined);
-  const lambda = new LocalLambda(resources.functions, REPO_ROOT, {
+  const lambda = new LocalLambda(resources.functions, { fleet: FLEET_ROOT, project: projectRoot }, {
     concurrencyLimit,
     faults,
     ...(options.liftApiLimits ? { payloadBytes: Number.POSITIVE_INFINITY } : {}),
@@ -391,7 +407,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // The handlers can run now: resume what the journal left running.
   const resumedExecutions = stepFunctions.recover();
 
-  const apiFunction = resources.functions.find((fn) => fn.entry === 'lambdas/api.ts');
+  const apiFunction = resources.functions.find((fn) => fn.root !== 'project' && /^(dist\/)?lambdas\/api\.[jt]s$/.test(fn.entry));
   if (!apiFunction) throw new Error('the template has no API function');
   // API Gateway's own limits (10 MB, 30 s) hold in front; the API function applies Fleet's body limit.
   const server = serveHttpApi({

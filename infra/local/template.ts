@@ -4,9 +4,9 @@
  * ones `cdk deploy` would create, with intrinsic functions resolved to local
  * names and ARNs.
  */
-import { App } from 'aws-cdk-lib';
+import { App, type Stack } from 'aws-cdk-lib';
 import { FleetStack } from '../fleet-stack';
-import { LOCAL_ENTRY_METADATA, type FleetProps } from '../fleet';
+import { LOCAL_ENTRY_METADATA, type FleetProps, type LocalEntryMetadata } from '../fleet';
 
 export type CfnTemplate = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }> };
 
@@ -16,8 +16,9 @@ export const LOCAL_REGION = 'us-east-1';
 /**
  * Synthesizes the Fleet stack in-process. Bundling is skipped: local mode runs the sources.
  * @param fleetProps the Fleet construct's props, as `cdk deploy` would get them (infra/fleet-config.ts)
+ * @param stackOf builds a user's own stack holding one Fleet in `app`, instead of FleetStack
  */
-export function synthesizeTemplate(fleetProps?: FleetProps): CfnTemplate {
+export function synthesizeTemplate(fleetProps?: FleetProps, stackOf?: (app: App) => Stack): CfnTemplate {
   const app = new App({
     // The template's schema check belongs to `cdk synth` and the infra tests; here it
     // would only cost every local start ~1 s and keep its WebAssembly engine (~170 MB) in memory.
@@ -27,16 +28,22 @@ export function synthesizeTemplate(fleetProps?: FleetProps): CfnTemplate {
       '@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2': true,
     },
   });
-  const stack = new FleetStack(app, 'FleetLocal', { fleet: fleetProps });
+  const stack = stackOf ? stackOf(app) : new FleetStack(app, 'FleetLocal', { fleet: fleetProps });
   return app.synth().getStackByName(stack.stackName).template as CfnTemplate;
 }
 
 export interface LocalFunction {
   logicalId: string;
   arn: string;
-  /** Module path relative to the repository root, and its export. */
+  /** Module path relative to `root`, and its export. */
   entry: string;
   handler: string;
+  /**
+   * Whose module it is: Fleet's own (relative to Fleet's package root) or the
+   * user's (FleetProps.workers, relative to their project).
+   * @default 'fleet'
+   */
+  root?: 'fleet' | 'project';
   timeoutSeconds: number;
   environment: Record<string, string>;
 }
@@ -177,7 +184,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
     } else if (resource.Type === 'AWS::SQS::Queue') {
       out.queues.push({ logicalId: id, name: localName(id), url: queueUrl(localName(id)), properties: props });
     } else if (resource.Type === 'AWS::Lambda::Function') {
-      const meta = resource.Metadata?.[LOCAL_ENTRY_METADATA] as { entry?: string; handler?: string } | undefined;
+      const meta = resource.Metadata?.[LOCAL_ENTRY_METADATA] as Partial<LocalEntryMetadata> | undefined;
       if (!meta?.entry || !meta.handler) continue; // not one of Fleet's own functions (e.g. a custom resource)
       const env = resolve((props.Environment as { Variables?: unknown } | undefined)?.Variables ?? {}) as Record<string, string>;
       out.functions.push({
@@ -185,6 +192,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
         arn: physical.get(id)?.arn ?? '',
         entry: meta.entry,
         handler: meta.handler,
+        root: meta.root ?? 'fleet',
         timeoutSeconds: (props.Timeout as number | undefined) ?? 3,
         environment: env,
       });

@@ -86,7 +86,7 @@ describe('autoscaling (FleetProps.autoscaling)', () => {
       TABLE_NAME: { Ref: ids.table },
       STATE_MACHINE_ARN: { Ref: ids.machine },
     });
-    expect(fn?.Metadata?.['fleet:local-entry']).toEqual({ entry: 'lambdas/autoscaler.ts', handler: 'handler' });
+    expect(fn?.Metadata?.['fleet:local-entry']).toEqual({ entry: 'lambdas/autoscaler.ts', handler: 'handler', root: 'fleet' });
   });
 
   it('may read and write the table, change running Map Runs and start the batches a raised cap admits, but not stop or redrive executions', () => {

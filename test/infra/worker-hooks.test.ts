@@ -98,7 +98,7 @@ describe('per-type worker functions (FleetProps.workers)', () => {
   });
 
   it('tells local mode which module it runs (fleet:local-entry)', () => {
-    expect(configured.resources[ids.thumbnail]?.Metadata?.['fleet:local-entry']).toEqual({ entry: THUMBNAIL_ENTRY, handler: 'handler' });
+    expect(configured.resources[ids.thumbnail]?.Metadata?.['fleet:local-entry']).toEqual({ entry: THUMBNAIL_ENTRY, handler: 'handler', root: 'project' });
   });
 
   it("gets Fleet's environment (table, dead-letter queue, retention) and the caller's variables", () => {
@@ -169,10 +169,10 @@ describe('per-type worker functions (FleetProps.workers)', () => {
     expect(loaded.States[STATE_NAMES.runTasks]?.ItemProcessor?.StartAt).toBe(STATE_NAMES.routeByType);
   });
 
-  it('stores an absolute entry relative to the repository root, so local mode can find it', () => {
+  it('stores an absolute entry relative to the project root, so local mode can find it', () => {
     const { resources, stack } = synth('AbsoluteEntry', { workers: { thumbnail: { entry: path.join(REPO_ROOT, THUMBNAIL_ENTRY), handler: 'handler' } } });
     const id = logicalIdOf(stack, stack.fleet.typeWorkerFunctions.thumbnail!);
-    expect(resources[id]?.Metadata?.['fleet:local-entry']).toEqual({ entry: THUMBNAIL_ENTRY, handler: 'handler' });
+    expect(resources[id]?.Metadata?.['fleet:local-entry']).toEqual({ entry: THUMBNAIL_ENTRY, handler: 'handler', root: 'project' });
   });
 
   it('refuses a key that is not a valid task type', () => {
