@@ -471,16 +471,20 @@ describe('the dashboard steers the fleet', () => {
       await page.fill('#cfg-maxRetries', '2');
       await page.setChecked('#cfg-retryFailedTasks', !before.retryFailedTasks);
       await page.fill('#cfg-workerTimeout', '45000');
+      expect(await page.inputValue('#cfg-workerListing')).toBe(before.workerListing);
+      await page.selectOption('#cfg-workerListing', 'long-attempts');
       await page.click('#config-form button[type=submit]');
-      await answerConfirm(page, /workerTimeout .* → 45000.*retryFailedTasks .*maxRetries .* → 2/, true);
-      await waitForText(page, '#config-notice', 'Saved: workerTimeout, retryFailedTasks, maxRetries.', 'the config change to be reported');
+      await answerConfirm(page, /workerTimeout .* → 45000.*retryFailedTasks .*maxRetries .* → 2.*workerListing .* → "long-attempts"/, true);
+      await waitForText(page, '#config-notice', 'Saved: workerTimeout, retryFailedTasks, maxRetries, workerListing.', 'the config change to be reported');
       expect((await request<FleetManagerConfig>('GET', '/config')).body).toEqual({
         maxConcurrentWorkers: 12,
         workerTimeout: 45_000,
         retryFailedTasks: !before.retryFailedTasks,
         maxRetries: 2,
+        workerListing: 'long-attempts',
       });
       await waitForText(page, '[data-config=maxRetries]', '2', 'the config panel to follow');
+      await waitForText(page, '[data-config=workerListing]', 'long-attempts', 'the config panel to follow');
       expect(cspViolations).toEqual([]);
     } finally {
       await request('PATCH', '/config', before);

@@ -205,6 +205,7 @@ function renderConfig(config) {
     workerTimeout: duration(config.workerTimeout),
     retryFailedTasks: config.retryFailedTasks ? 'yes' : 'no',
     maxRetries: number(config.maxRetries),
+    workerListing: config.workerListing ?? '–',
   };
   for (const node of document.querySelectorAll('[data-config]')) node.textContent = show[node.dataset.config] ?? '–';
 }
@@ -702,7 +703,7 @@ $('scale-form').addEventListener('submit', async (event) => {
   });
 });
 
-const CONFIG_FIELDS = ['maxConcurrentWorkers', 'workerTimeout', 'retryFailedTasks', 'maxRetries'];
+const CONFIG_FIELDS = ['maxConcurrentWorkers', 'workerTimeout', 'retryFailedTasks', 'maxRetries', 'workerListing'];
 
 function fillConfigForm() {
   const config = state.config ?? {};
@@ -726,7 +727,7 @@ $('config-form').addEventListener('submit', async (event) => {
   const patch = {};
   for (const name of CONFIG_FIELDS) {
     const input = $(`cfg-${name}`);
-    const value = input.type === 'checkbox' ? input.checked : numeric(input.value);
+    const value = input.type === 'checkbox' ? input.checked : input.tagName === 'SELECT' ? input.value : numeric(input.value);
     if (value !== current[name]) patch[name] = value;
   }
   const changes = Object.entries(patch);
