@@ -112,7 +112,7 @@ export interface BatchWorkflowProps {
   typeWorkers?: Readonly<Record<string, lambda.IFunction>>;
   tasksBucket: s3.IBucket;
   /**
-   * EXPRESS children are ~25x cheaper per short task; tasks that may run past
+   * EXPRESS children cost ~2.6x less per short task ($29.62 against $77.48 per million, npm run cost); tasks that may run past
    * 5 minutes (Express's limit) need STANDARD.
    */
   childExecutionType: sfn.StateMachineType;

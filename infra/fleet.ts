@@ -224,7 +224,7 @@ export interface FleetProps {
    */
   readonly stateMachineProps?: FleetStateMachineProps;
   /**
-   * How child executions run. EXPRESS is ~25x cheaper per short task but
+   * How child executions run. EXPRESS costs ~2.6x less per short task ($29.62 against $77.48 per million 1 s tasks) but
    * ends at 5 minutes; choose STANDARD for tasks that may run longer.
    * @default sfn.StateMachineType.EXPRESS
    */
