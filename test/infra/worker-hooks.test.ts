@@ -106,6 +106,8 @@ describe('per-type worker functions (FleetProps.workers)', () => {
       Variables: {
         TEAM_SETTING: 'kept',
         FLEET_RETENTION_DAYS: '7',
+        // How GET /workers lists attempts (FleetProps.workerListing; the default lists every one).
+        FLEET_WORKER_LISTING: 'every-attempt',
         TABLE_NAME: { Ref: ids.table },
         FLEET_DLQ_URL: { Ref: ids.queue },
         // Powertools (infra/fleet-observability.ts): the same for every Fleet function.
