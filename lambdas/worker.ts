@@ -55,7 +55,7 @@ const env = loadEnv({
 });
 
 const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME, { groupResultWrites: env.FLEET_GROUP_RESULT_WRITES });
-const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
+const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME, Date.now, { groupWorkerWrites: env.FLEET_GROUP_RESULT_WRITES });
 const deadLetters = env.FLEET_DLQ_URL ? new SqsDeadLetterQueue(sqs(), env.FLEET_DLQ_URL) : undefined;
 /** One id per execution environment: the seed's worker id. */
 const environmentId = randomUUID().slice(0, 8);

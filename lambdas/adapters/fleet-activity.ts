@@ -27,6 +27,8 @@ import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, runningWorkers, taskKeyOf } f
 import type { FleetActivity, FleetTotals, RunningWorker } from '../domain/ports';
 import type { WorkerInfo } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
+import { sendBatchWrite } from './batch-write';
+import { PutCoalescer } from './put-coalescer';
 import { countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
 
 type Item = Record<string, unknown>;
@@ -39,11 +41,30 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 export class DynamoFleetActivity implements FleetActivity {
+  /** Registry puts sent at the same time go together when grouping is on (the local fleet). */
+  private readonly registryPuts: PutCoalescer<Record<string, unknown>> | undefined;
+
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly now: () => number = Date.now,
-  ) {}
+    options: {
+      /**
+       * Group registry puts made at the same time into one BatchWriteItem.
+       * Only for a process that runs many attempts at once (the local fleet).
+       * @default false
+       */
+      groupWorkerWrites?: boolean;
+    } = {},
+  ) {
+    this.registryPuts = options.groupWorkerWrites
+      ? new PutCoalescer(
+          (item) => `${String(item.pk)}\u0000${String(item.sk)}`,
+          async (Item) => void (await this.client.send(new PutCommand({ TableName: this.tableName, Item }))),
+          (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item: Item as { pk: string; sk: string } } }))),
+        )
+      : undefined;
+  }
 
   async addSubmittedBatch(totalTasks: number): Promise<void> {
     await this.client.send(
@@ -129,21 +150,18 @@ export class DynamoFleetActivity implements FleetActivity {
   }
 
   async registerWorker(worker: RunningWorker): Promise<void> {
-    await this.client.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          ...workerSlotKey(worker.slot),
-          slot: worker.slot,
-          id: worker.id,
-          batchId: worker.batchId,
-          taskId: worker.taskId,
-          spawnedAt: worker.spawnedAt,
-          expiresAt: worker.expiresAt,
-          ...(worker.attempt !== undefined ? { attempt: worker.attempt } : {}),
-        },
-      }),
-    );
+    const Item = {
+      ...workerSlotKey(worker.slot),
+      slot: worker.slot,
+      id: worker.id,
+      batchId: worker.batchId,
+      taskId: worker.taskId,
+      spawnedAt: worker.spawnedAt,
+      expiresAt: worker.expiresAt,
+      ...(worker.attempt !== undefined ? { attempt: worker.attempt } : {}),
+    };
+    if (this.registryPuts) return this.registryPuts.put(Item);
+    await this.client.send(new PutCommand({ TableName: this.tableName, Item }));
   }
 
   async deregisterWorker(slot: string, workerId: string): Promise<void> {
