@@ -8,39 +8,19 @@ import { stat } from 'node:fs/promises';
 import { LIMITS } from '../lambdas/domain/config';
 import type { RetryFailedResult } from '../lambdas/domain/retry-failed';
 import type { BatchSummary } from '../lambdas/domain/summary';
+import type { TasksFileError } from '../lambdas/domain/tasks-file';
 import type { BatchStatus as DomainBatchStatus, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo } from '../lambdas/domain/types';
 import { createAuthorizer, resolveAuth, type FleetAuth, type RequestAuthorizer } from './auth';
 import { codeForStatus, FleetApiError, FleetError, FleetNetworkError, FleetTransferError } from './errors';
 import { downloadToFile, fileBody, inlineBodyBytes, jsonLinesBody, putObject, sleep, type ReopenableBody, type TransferOptions } from './transfer';
 
-export type { RetryFailedResult, BatchSummary, FleetManagerConfig, FleetStatistics, Task, TaskResult, WorkerInfo };
+export type { RetryFailedResult, BatchSummary, FleetManagerConfig, FleetStatistics, Task, TaskResult, TasksFileError, WorkerInfo };
 
-/** Where a batch submitted as a file stands in its validation pass. */
-export interface TasksFileProgress {
-  /** `validating` while the file is read; `ready` once every line passed; `invalid` if one did not (the batch then ends `failed`). */
-  state: 'validating' | 'ready' | 'invalid';
-  /** Lines read so far. */
-  linesRead: number;
-}
+/** Where a batch submitted as a file stands in its validation pass (`BatchStatus.tasksFile`). */
+export type TasksFileProgress = NonNullable<BatchStatus['tasksFile']>;
 
-/** One bad line of a tasks file. */
-export interface TasksFileError {
-  /** 1-based line of the file. */
-  line: number;
-  /** The field at fault, e.g. `id`; absent when the line as a whole is at fault (not JSON, too long). */
-  field?: string;
-  message: string;
-}
-
-/** A batch's status, counts and times; batches submitted as a file also carry their validation. */
-export interface BatchStatus extends DomainBatchStatus {
-  /** Only for a batch submitted as a file (`tasksFile`). */
-  tasksFile?: TasksFileProgress;
-  /** For a file that failed validation: up to 100 bad lines, first first. */
-  validationErrors?: TasksFileError[];
-  /** True when the file had more bad lines than `validationErrors` holds. */
-  validationErrorsTruncated?: boolean;
-}
+/** A batch's status, counts and times; batches submitted as a file also carry their validation (`tasksFile`, `validationErrors`). */
+export type BatchStatus = DomainBatchStatus;
 
 /** An upload slot from `POST /batches/uploads`. */
 export interface TasksUpload {

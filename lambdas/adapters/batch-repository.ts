@@ -27,7 +27,7 @@ import { unlessConditionFails } from './conditional-write';
 import { BatchWriteIncomplete, sendBatchWrite } from './batch-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
 import { InsertCoalescer, sharedInsertCoalescer, type InsertTarget } from './insert-coalescer';
-import { resultItems } from './result-items';
+import { resultItems, toResult } from './result-items';
 import {
   ACTIVE_PARTITION,
   COUNTER_LAYOUT_ATTRIBUTE,
@@ -157,19 +157,6 @@ export function statusOf(record: BatchRecord, completedTasks: number, failedTask
     ...(record.validationErrors
       ? { validationErrors: record.validationErrors, validationErrorsTruncated: record.validationErrorsTruncated === true }
       : {}),
-  };
-}
-
-function toResult(item: Item): TaskResult {
-  return {
-    taskId: item.taskId as string,
-    success: item.success as boolean,
-    ...(item.result !== undefined ? { result: item.result } : {}),
-    ...(typeof item.error === 'string' ? { error: item.error } : {}),
-    duration: item.duration as number,
-    timestamp: item.timestamp as number,
-    attempts: item.attempts as number,
-    workerId: item.workerId as string,
   };
 }
 

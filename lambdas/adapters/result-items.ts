@@ -1,5 +1,6 @@
 import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS } from '../domain/batch';
+import type { TaskResult } from '../domain/types';
 import { RESULT_PREFIX, shardPk } from './table-layout';
 
 type Item = Record<string, unknown>;
@@ -38,4 +39,18 @@ export async function* resultItems(client: DynamoDBDocumentClient, tableName: st
       start = page.LastEvaluatedKey;
     } while (start);
   }
+}
+
+/** A stored result item (or a cleared failure in a batch's history) as the TaskResult the API returns. */
+export function toResult(item: Record<string, unknown>): TaskResult {
+  return {
+    taskId: item.taskId as string,
+    success: item.success as boolean,
+    ...(item.result !== undefined ? { result: item.result } : {}),
+    ...(typeof item.error === 'string' ? { error: item.error } : {}),
+    duration: item.duration as number,
+    timestamp: item.timestamp as number,
+    attempts: item.attempts as number,
+    workerId: item.workerId as string,
+  };
 }

@@ -7,25 +7,13 @@ import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/
 import { shardOf } from '../domain/batch';
 import type { FailedAttempt, TaskLookup } from '../domain/ports';
 import type { TaskResult } from '../domain/types';
+import { toResult } from './result-items';
 import { failedAttemptPrefix, resultKey, shardPk } from './table-layout';
 
 type Item = Record<string, unknown>;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const isExpired = (item: Item) => typeof item.expiresAt === 'number' && item.expiresAt <= nowSeconds();
-
-function toResult(item: Item): TaskResult {
-  return {
-    taskId: item.taskId as string,
-    success: item.success as boolean,
-    ...(item.result !== undefined ? { result: item.result } : {}),
-    ...(typeof item.error === 'string' ? { error: item.error } : {}),
-    duration: item.duration as number,
-    timestamp: item.timestamp as number,
-    attempts: item.attempts as number,
-    workerId: item.workerId as string,
-  };
-}
 
 export class DynamoTaskLookup implements TaskLookup {
   constructor(

@@ -72,15 +72,34 @@ export interface FileDeps {
 }
 
 /** A tasks file as a submit found it: where it is, and which content (its ETag). */
-interface InspectedFile {
-  source: 'upload' | 's3';
-  bucket: string;
-  key: string;
-  etag: string;
-  bytes: number;
-  uploadId?: string;
+type InspectedFile = Omit<TasksFileState, 'state' | 'linesRead'> & {
   /** The batch that already used this upload, if one did. */
   boundTo?: string;
+};
+
+/** A batch as a submit records it: pending, nothing run. */
+function newBatchRecord(
+  batchId: string,
+  createdAt: number,
+  fields: Pick<BatchRecord, 'totalTasks' | 'priority' | 'longestTaskTimeoutMs' | 'tasksKey'> & Pick<Partial<BatchRecord>, 'tasksFile'>,
+): BatchRecord {
+  return { batchId, status: 'pending', createdAt, startedAt: null, completedAt: null, completedTasks: 0, failedTasks: 0, ...fields };
+}
+
+/** The status a submit answers with, for the batch it just recorded. */
+function newBatchStatus(record: BatchRecord): BatchStatus {
+  return {
+    batchId: record.batchId,
+    status: 'pending',
+    totalTasks: record.totalTasks,
+    completedTasks: 0,
+    failedTasks: 0,
+    progress: 0,
+    createdAt: record.createdAt,
+    startedAt: null,
+    completedAt: null,
+    ...(record.tasksFile ? { tasksFile: { state: record.tasksFile.state, linesRead: record.tasksFile.linesRead } } : {}),
+  };
 }
 
 type ResolvedFileRequest = FileSubmitRequest & { file: InspectedFile };
@@ -256,19 +275,12 @@ export class FleetService {
     const ordered = orderByPriority(request.tasks);
     const { bucket, key } = await this.tasks('submitBatch').putTasks(batchId, ordered);
     const createdAt = this.now();
-    const record: BatchRecord = {
-      batchId,
-      status: 'pending' as const,
+    const record = newBatchRecord(batchId, createdAt, {
       totalTasks: ordered.length,
-      createdAt,
-      startedAt: null,
-      completedAt: null,
-      completedTasks: 0,
-      failedTasks: 0,
       priority: request.priority,
       longestTaskTimeoutMs: ordered.reduce((longest, task) => Math.max(longest, task.timeout ?? 0), 0),
       tasksKey: key,
-    };
+    });
     let created = true;
     try {
       await this.deps.repository.createBatch(record);
@@ -283,17 +295,7 @@ export class FleetService {
     await this.startOrQueue(record, { batchId, tasksBucket: bucket, tasksKey: key });
     if (!created) return { status: await this.getBatchStatus(batchId), created };
     return {
-      status: {
-        batchId,
-        status: 'pending',
-        totalTasks: record.totalTasks,
-        completedTasks: 0,
-        failedTasks: 0,
-        progress: 0,
-        createdAt,
-        startedAt: null,
-        completedAt: null,
-      },
+      status: newBatchStatus(record),
       created,
     };
   }
@@ -315,32 +317,11 @@ export class FleetService {
       if (file.boundTo !== undefined && file.boundTo !== batchId) throw taken();
       if (!(await files.uploads.claim(file.uploadId, batchId, { etag: file.etag, bytes: file.bytes }))) throw taken();
     }
-    const tasksFile: TasksFileState = {
-      source: file.source,
-      bucket: file.bucket,
-      key: file.key,
-      etag: file.etag,
-      bytes: file.bytes,
-      ...(file.uploadId !== undefined ? { uploadId: file.uploadId } : {}),
-      state: 'validating',
-      linesRead: 0,
-    };
+    const { boundTo: _boundTo, ...where } = file;
+    const tasksFile: TasksFileState = { ...where, state: 'validating', linesRead: 0 };
     const createdAt = this.now();
-    const record: BatchRecord = {
-      batchId,
-      status: 'pending',
-      // Known once the file is validated.
-      totalTasks: 0,
-      createdAt,
-      startedAt: null,
-      completedAt: null,
-      completedTasks: 0,
-      failedTasks: 0,
-      priority: request.priority,
-      longestTaskTimeoutMs: 0,
-      tasksKey: batchTasksKeyOf(batchId),
-      tasksFile,
-    };
+    // totalTasks and the longest timeout are known once the file is validated.
+    const record = newBatchRecord(batchId, createdAt, { totalTasks: 0, priority: request.priority, longestTaskTimeoutMs: 0, tasksKey: batchTasksKeyOf(batchId), tasksFile });
     let created = true;
     try {
       await this.deps.repository.createBatch(record);
@@ -352,18 +333,7 @@ export class FleetService {
     await files.jobs.startPrepare(batchId);
     if (!created) return { status: await this.getBatchStatus(batchId), created };
     return {
-      status: {
-        batchId,
-        status: 'pending',
-        totalTasks: 0,
-        completedTasks: 0,
-        failedTasks: 0,
-        progress: 0,
-        createdAt,
-        startedAt: null,
-        completedAt: null,
-        tasksFile: { state: 'validating', linesRead: 0 },
-      },
+      status: newBatchStatus(record),
       created,
     };
   }

@@ -2,6 +2,7 @@
  * Fleet's domain types, named as in the FleetManagerAgent design.
  * Pure data: nothing here knows about AWS.
  */
+import type { TasksFileError } from './tasks-file';
 
 /** A unit of work. `type` selects the handler in `lambdas/tasks`. */
 export interface Task<TTaskData = unknown> {
@@ -55,7 +56,7 @@ export interface BatchStatus {
   /** A batch submitted as a tasks file: its validation (`ready` once its tasks are counted in totalTasks). */
   tasksFile?: { state: 'validating' | 'ready' | 'invalid'; linesRead: number };
   /** A tasks file that failed validation: what is wrong, line by line (at most 100). */
-  validationErrors?: { line: number; field?: string; message: string }[];
+  validationErrors?: TasksFileError[];
   /** More errors were found than validationErrors holds. */
   validationErrorsTruncated?: boolean;
 }
