@@ -281,14 +281,7 @@ export class FleetService {
       longestTaskTimeoutMs: ordered.reduce((longest, task) => Math.max(longest, task.timeout ?? 0), 0),
       tasksKey: key,
     });
-    let created = true;
-    try {
-      await this.deps.repository.createBatch(record);
-    } catch (error) {
-      // Only an idempotent retry races another writer for the same batch id.
-      if (!keyHash || !(await this.deps.repository.getBatch(batchId))) throw error;
-      created = false;
-    }
+    const created = await this.createRecord(record, keyHash);
     // Before the start: a batch that runs is always in the totals.
     if (created) await this.deps.activity?.addSubmittedBatch(record.totalTasks);
     if (keyHash) await this.deps.idempotency?.markCreated(keyHash, batchId);
@@ -322,13 +315,7 @@ export class FleetService {
     const createdAt = this.now();
     // totalTasks and the longest timeout are known once the file is validated.
     const record = newBatchRecord(batchId, createdAt, { totalTasks: 0, priority: request.priority, longestTaskTimeoutMs: 0, tasksKey: batchTasksKeyOf(batchId), tasksFile });
-    let created = true;
-    try {
-      await this.deps.repository.createBatch(record);
-    } catch (error) {
-      if (!keyHash || !(await this.deps.repository.getBatch(batchId))) throw error;
-      created = false;
-    }
+    const created = await this.createRecord(record, keyHash);
     if (keyHash) await this.deps.idempotency?.markCreated(keyHash, batchId);
     await files.jobs.startPrepare(batchId);
     if (!created) return { status: await this.getBatchStatus(batchId), created };
@@ -424,6 +411,21 @@ export class FleetService {
     }
     await files.jobs.startExport(batchId, next.attempt);
     return { status: 'building', resultsWritten: 0, ...(current?.state === 'failed' && current.error ? { previousError: current.error } : {}) };
+  }
+
+  /**
+   * Creates the batch record; false when an idempotent retry (`keyHash`)
+   * finds the record another send created first.
+   */
+  private async createRecord(record: BatchRecord, keyHash: string | undefined): Promise<boolean> {
+    try {
+      await this.deps.repository.createBatch(record);
+      return true;
+    } catch (error) {
+      // Only an idempotent retry races another writer for the same batch id.
+      if (!keyHash || !(await this.deps.repository.getBatch(record.batchId))) throw error;
+      return false;
+    }
   }
 
   /**
