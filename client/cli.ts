@@ -240,7 +240,7 @@ const COMMANDS: Record<string, Command> = {
     if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
     if (values.interval !== undefined && !values.watch) throw new UsageError('--interval only applies with --watch');
     const name = source === '-' ? 'stdin' : source;
-    const upload = new UploadProgress(name, io, err);
+    const upload = new TransferProgress('upload', name, io, err);
     const options: SubmitOptions = {
       ...(priority !== undefined ? { priority } : {}),
       ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}),
@@ -319,7 +319,7 @@ const COMMANDS: Record<string, Command> = {
       if (values.failed || values.succeeded) throw new UsageError(`--${values.failed ? 'failed' : 'succeeded'} does not apply with --out: the export holds every result`);
       const intervalMs = values.interval !== undefined ? integer(values.interval, '--interval') : 1000;
       if (intervalMs < 1) throw new UsageError('--interval must be at least 1 ms');
-      const download = new DownloadProgress(io, err);
+      const download = new TransferProgress('download', '', io, err);
       let written: DownloadedResults;
       try {
         written = await client.downloadResults(batchId, values.out, {
@@ -737,15 +737,21 @@ async function firstLine(path: string, max: number): Promise<string | undefined>
   return read < max && text.trim() !== '' ? text : undefined;
 }
 
-/** Upload progress on stderr: a bar on a terminal, else at most one plain line a second and a last one. */
-class UploadProgress {
+/**
+ * An upload's or a download's progress on stderr: a bar on a terminal, else
+ * at most one plain line a second. An upload also says when it is done (and
+ * starts again on a retry); a download first reports the export being built.
+ */
+class TransferProgress {
   private bar: cliProgress.SingleBar | undefined;
   private lastLineAt = 0;
   private finished = false;
   private readonly interactive: boolean;
 
   constructor(
-    private readonly name: string,
+    private readonly direction: 'upload' | 'download',
+    /** What moves, for the plain lines: the file's name for an upload. */
+    private readonly label: string,
     io: CliIo,
     private readonly err: (line: string) => void,
     private readonly stream = io.stderr,
@@ -753,74 +759,45 @@ class UploadProgress {
     this.interactive = Boolean(io.stdout.isTTY && io.stderr.isTTY);
   }
 
-  update(sent: number, total: number): void {
-    if (this.interactive) {
-      const payload = { sentText: bytes(sent), totalText: bytes(total) };
-      if (!this.bar) {
-        this.bar = new cliProgress.SingleBar(
-          { stream: this.stream, format: ' uploading {bar} {percentage}% | {sentText} of {totalText} | ETA {eta_formatted}', hideCursor: true, emptyOnZero: true },
-          cliProgress.Presets.shades_classic,
-        );
-        this.bar.start(total, sent, payload);
-      } else this.bar.update(sent, payload);
-      return;
-    }
-    if (sent === 0) this.finished = false; // a retry starts again
-    if (this.finished) return;
-    if (sent === total) {
-      this.finished = true;
-      this.err(`uploaded ${this.name}: ${bytes(total)}`);
-      return;
-    }
+  private verb(): string {
+    return this.direction === 'upload' ? 'uploading' : 'downloading';
+  }
+
+  /** A plain line, at most once a second. */
+  private throttled(line: string): void {
     const now = Date.now();
     if (now - this.lastLineAt < 1000) return;
     this.lastLineAt = now;
-    this.err(`uploading ${this.name}: ${percent(total ? sent / total : 0)} (${bytes(sent)} of ${bytes(total)})`);
+    this.err(line);
   }
 
-  stop(): void {
-    this.bar?.stop();
-    this.bar = undefined;
-  }
-}
-
-/** Export and download progress on stderr, as UploadProgress. */
-class DownloadProgress {
-  private bar: cliProgress.SingleBar | undefined;
-  private lastLineAt = 0;
-  private readonly interactive: boolean;
-
-  constructor(
-    io: CliIo,
-    private readonly err: (line: string) => void,
-    private readonly stream = io.stderr,
-  ) {
-    this.interactive = Boolean(io.stdout.isTTY && io.stderr.isTTY);
-  }
-
+  /** Before a download: the export is being built. */
   building(resultsWritten: number): void {
-    const now = Date.now();
-    if (now - this.lastLineAt < 1000) return;
-    this.lastLineAt = now;
-    this.err(`building the export: ${resultsWritten} results written`);
+    this.throttled(`building the export: ${resultsWritten} results written`);
   }
 
-  update(received: number, total: number): void {
+  update(moved: number, total: number): void {
     if (this.interactive) {
-      const payload = { receivedText: bytes(received), totalText: bytes(total) };
+      const payload = { movedText: bytes(moved), totalText: bytes(total) };
       if (!this.bar) {
         this.bar = new cliProgress.SingleBar(
-          { stream: this.stream, format: ' downloading {bar} {percentage}% | {receivedText} of {totalText} | ETA {eta_formatted}', hideCursor: true, emptyOnZero: true },
+          { stream: this.stream, format: ` ${this.verb()} {bar} {percentage}% | {movedText} of {totalText} | ETA {eta_formatted}`, hideCursor: true, emptyOnZero: true },
           cliProgress.Presets.shades_classic,
         );
-        this.bar.start(total, received, payload);
-      } else this.bar.update(received, payload);
+        this.bar.start(total, moved, payload);
+      } else this.bar.update(moved, payload);
       return;
     }
-    const now = Date.now();
-    if (received === 0 || received === total || now - this.lastLineAt < 1000) return;
-    this.lastLineAt = now;
-    this.err(`downloading: ${percent(total ? received / total : 0)} (${bytes(received)} of ${bytes(total)})`);
+    if (this.direction === 'upload') {
+      if (moved === 0) this.finished = false; // a retry starts again
+      if (this.finished) return;
+      if (moved === total) {
+        this.finished = true;
+        this.err(`uploaded ${this.label}: ${bytes(total)}`);
+        return;
+      }
+    } else if (moved === 0 || moved === total) return;
+    this.throttled(`${this.verb()}${this.label ? ` ${this.label}` : ''}: ${percent(total ? moved / total : 0)} (${bytes(moved)} of ${bytes(total)})`);
   }
 
   stop(): void {

@@ -5,11 +5,12 @@
  * partitions (results, counters, cleared failures). Each partition is queried whole (every sort key), so nothing stored under a
  * batch's shard keys is left behind.
  */
-import { DeleteCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS } from '../domain/batch';
 import type { BatchMaintenance } from '../domain/ports';
 import { BATCH_WRITE_MAX, sendBatchWrite } from './batch-write';
 import { batchKey, shardPk } from './table-layout';
+import { queryPages } from './query-pages';
 
 /** Shards deleted at once: enough to finish a 100,000-result batch in seconds, few enough not to flood the table. */
 const SHARD_CONCURRENCY = 8;
@@ -56,26 +57,15 @@ export class DynamoBatchMaintenance implements BatchMaintenance {
 
   private async deleteShard(pk: string): Promise<number> {
     let deleted = 0;
-    let start: Key | undefined;
-    do {
-      // Keys only, a page at a time: a shard of a 100,000-task batch holds ~3,000 items.
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': pk },
-          ProjectionExpression: 'pk, sk',
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      deleted += await deleteKeys(
-        this.client,
-        this.tableName,
-        (page.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk })),
-      );
-      start = page.LastEvaluatedKey;
-    } while (start);
+    // Keys only, a page at a time: a shard of a 100,000-task batch holds ~3,000 items.
+    const pages = queryPages(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': pk },
+      ProjectionExpression: 'pk, sk',
+      ConsistentRead: true,
+    });
+    for await (const items of pages) deleted += await deleteKeys(this.client, this.tableName, items.map((item) => ({ pk: item.pk as string, sk: item.sk as string })));
     return deleted;
   }
 }

@@ -40,6 +40,7 @@ import {
   resultKey,
   shardPk,
 } from './table-layout';
+import { queryItems } from './query-pages';
 
 /** Names shared with the CDK table definition. */
 export const TABLE_KEYS = Object.freeze({
@@ -505,22 +506,15 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
 
   async listActiveBatchIds(): Promise<string[]> {
     const ids: string[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: TABLE_KEYS.activeIndex,
-          KeyConditionExpression: '#a = :a',
-          ExpressionAttributeNames: { '#a': TABLE_KEYS.activePartitionKey },
-          ExpressionAttributeValues: { ':a': ACTIVE_PARTITION },
-          ExclusiveStartKey: start,
-        }),
-      );
-      // The index projects keys only: the batch id is in the table key.
-      for (const item of page.Items ?? []) if (typeof item.pk === 'string') ids.push(item.pk.slice('BATCH#'.length));
-      start = page.LastEvaluatedKey;
-    } while (start);
+    const active = queryItems(this.client, {
+      TableName: this.tableName,
+      IndexName: TABLE_KEYS.activeIndex,
+      KeyConditionExpression: '#a = :a',
+      ExpressionAttributeNames: { '#a': TABLE_KEYS.activePartitionKey },
+      ExpressionAttributeValues: { ':a': ACTIVE_PARTITION },
+    });
+    // The index projects keys only: the batch id is in the table key.
+    for await (const item of active) if (typeof item.pk === 'string') ids.push(item.pk.slice('BATCH#'.length));
     return ids;
   }
 

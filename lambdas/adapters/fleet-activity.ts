@@ -18,7 +18,6 @@ import {
   BatchGetCommand,
   DeleteCommand,
   PutCommand,
-  QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
@@ -30,6 +29,7 @@ import { unlessConditionFails } from './conditional-write';
 import { sendBatchWrite } from './batch-write';
 import { PutCoalescer } from './put-coalescer';
 import { countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
+import { queryItems } from './query-pages';
 
 type Item = Record<string, unknown>;
 
@@ -236,22 +236,15 @@ export class DynamoFleetActivity implements FleetActivity {
   /** Every unexpired registry item of one shard, all pages. */
   private async queryShard(shard: number, now: number): Promise<Item[]> {
     const items: Item[] = [];
-    let start: Item | undefined;
-    do {
-      // dynalite has no TTL and DynamoDB's deletes lag, so expired items are filtered here.
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          FilterExpression: 'expiresAt > :now',
-          ExpressionAttributeValues: { ':pk': workersPk(shard), ':now': Math.floor(now / 1000) },
-          ProjectionExpression: 'sk, slot, id, batchId, taskId, spawnedAt, expiresAt, attempt',
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) if (!isExpiredAt(item.expiresAt, now)) items.push(item);
-      start = page.LastEvaluatedKey;
-    } while (start);
+    // dynalite has no TTL and DynamoDB's deletes lag, so expired items are filtered here.
+    const entries = queryItems(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      FilterExpression: 'expiresAt > :now',
+      ExpressionAttributeValues: { ':pk': workersPk(shard), ':now': Math.floor(now / 1000) },
+      ProjectionExpression: 'sk, slot, id, batchId, taskId, spawnedAt, expiresAt, attempt',
+    });
+    for await (const item of entries) if (!isExpiredAt(item.expiresAt, now)) items.push(item);
     return items;
   }
 }

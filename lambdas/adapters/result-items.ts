@@ -1,7 +1,8 @@
-import { QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RESULT_SHARDS } from '../domain/batch';
 import type { TaskResult } from '../domain/types';
 import { RESULT_PREFIX, shardPk } from './table-layout';
+import { queryItems } from './query-pages';
 
 type Item = Record<string, unknown>;
 
@@ -21,23 +22,15 @@ export interface ResultItemsQuery {
  */
 export async function* resultItems(client: DynamoDBDocumentClient, tableName: string, batchId: string, query: ResultItemsQuery): AsyncGenerator<Item> {
   for (let shard = 0; shard < RESULT_SHARDS; shard++) {
-    let start: Item | undefined;
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
-          ProjectionExpression: query.projection,
-          ...(query.filter ? { FilterExpression: query.filter } : {}),
-          ...(query.names ? { ExpressionAttributeNames: query.names } : {}),
-          ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX, ...query.values },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      yield* page.Items ?? [];
-      start = page.LastEvaluatedKey;
-    } while (start);
+    yield* queryItems(client, {
+      TableName: tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :r)',
+      ProjectionExpression: query.projection,
+      ...(query.filter ? { FilterExpression: query.filter } : {}),
+      ...(query.names ? { ExpressionAttributeNames: query.names } : {}),
+      ExpressionAttributeValues: { ':pk': shardPk(batchId, shard), ':r': RESULT_PREFIX, ...query.values },
+      ConsistentRead: true,
+    });
   }
 }
 
