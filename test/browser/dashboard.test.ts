@@ -361,7 +361,8 @@ describe('the dashboard steers the fleet', () => {
       await page.locator('#batch-panel').waitFor({ state: 'hidden', timeout: WAIT_MS });
       await waitForText(page, '#config-notice', `Deleted batch ${batchId}.`, 'the delete to be reported');
       expect((await request('GET', `/batches/${batchId}`)).status).toBe(404);
-      expect(await page.locator(`#batches tr[data-batch-id="${batchId}"]`).count()).toBe(0);
+      // The list follows on the page's next refresh, which the delete starts without waiting for it.
+      await page.locator(`#batches tr[data-batch-id="${batchId}"]`).waitFor({ state: 'detached', timeout: WAIT_MS });
       expect(dialogs).toEqual([]);
       expect(cspViolations).toEqual([]);
     } finally {
