@@ -4,7 +4,7 @@
  * task. `lambdas/tasks/index.ts` registers them only when
  * FLEET_ENABLE_FAULT_TASKS=1; a deployed fleet never has them.
  */
-import type { TaskHandler } from './types';
+import type { TaskHandler } from '../domain/task-handler';
 
 /** Builds a value that is not JSON-serialisable (or not printable) in the way `kind` names. */
 function badValue(kind: unknown): unknown {

@@ -9,11 +9,9 @@
 import { processData, resize } from './example-fleets';
 import { echo, fail, sleep } from './examples';
 import { faultHandlers } from './faults';
-import type { TaskMiddleware } from './middleware';
-import type { TaskHandler } from './types';
+import type { TaskHandler, TaskMiddleware } from '../domain/task-handler';
 
-export type { TaskContext, TaskHandler } from './types';
-export type { TaskMiddleware } from './middleware';
+export type { TaskContext, TaskHandler, TaskMiddleware } from '../domain/task-handler';
 
 /**
  * For Fleet's own tests only: FLEET_ENABLE_FAULT_TASKS=1 at cold start adds
@@ -35,7 +33,7 @@ export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze
 
 /**
  * Worker middleware: hooks every worker runs around every task attempt
- * (before, after, onError; see ./middleware.ts). Empty by default. Add yours:
+ * (before, after, onError; see lambdas/domain/task-handler.ts). Empty by default. Add yours:
  *
  *   export const taskMiddleware: readonly TaskMiddleware[] = [reportErrors];
  */
