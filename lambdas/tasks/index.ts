@@ -8,18 +8,9 @@
  */
 import { processData, resize } from './example-fleets';
 import { echo, fail, sleep } from './examples';
-import { faultHandlers } from './faults';
 import type { TaskHandler, TaskMiddleware } from '../domain/task-handler';
 
 export type { TaskContext, TaskHandler, TaskMiddleware } from '../domain/task-handler';
-
-/**
- * For Fleet's own tests only: FLEET_ENABLE_FAULT_TASKS=1 at cold start adds
- * the `fault.*` types (./faults.ts), handlers that throw non-Errors, hang,
- * return unserialisable results or ask for impossible memory. Unset, as on
- * every deployed fleet, they are unknown types like any other.
- */
-const faultTasksEnabled = process.env.FLEET_ENABLE_FAULT_TASKS === '1';
 
 export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze({
   echo,
@@ -28,7 +19,6 @@ export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze
   // The seed's image and data fleets (./example-fleets.ts), used by examples/.
   resize,
   process: processData,
-  ...(faultTasksEnabled ? faultHandlers : {}),
 });
 
 /**
