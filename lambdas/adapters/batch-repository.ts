@@ -39,7 +39,6 @@ import {
   configKey,
   counterKey,
   isListSortKey,
-  legacyCounterKey,
   listSortKey,
   resultKey,
   shardPk,
@@ -154,9 +153,6 @@ type ResultItem = Key & Item;
 /** An item's key as one string. */
 const itemId = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 
-/** A batch stored before its record named its counter layout: its counts may be in the legacy counters. */
-const hasLegacyCounters = (item: Item) => item[COUNTER_LAYOUT_ATTRIBUTE] === undefined;
-
 export class DynamoBatchRepository implements BatchRepository, TasksFileBatches {
   /**
    * A batch's results recorded while one of its counter writes is in flight
@@ -251,7 +247,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const now = Date.now();
     const recent = maxAge > 0 && record.status === 'processing' ? this.recentSums.get(batchId) : undefined;
     if (recent && now - recent.at <= maxAge) return statusOf(record, recent.completedTasks, recent.failedTasks);
-    const counts = await this.sumCounters(batchId, hasLegacyCounters(item));
+    const counts = await this.sumCounters(batchId);
     if (maxAge > 0) {
       // Bounded: the oldest sum goes first (a Map keeps insertion order).
       this.recentSums.delete(batchId);
@@ -296,7 +292,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const items = await Promise.all(
       Items.filter((item) => !isExpired(item, at)).map(async (item) => {
         const record = toRecord(item);
-        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId, hasLegacyCounters(item));
+        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId);
         return statusOf(record, counts.completedTasks, counts.failedTasks);
       }),
     );
@@ -354,10 +350,9 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     );
   }
 
-  /** Sums a batch's counters; `legacy` adds the counters versions before COUNT#<c> wrote. */
-  private async sumCounters(batchId: string, legacy: boolean): Promise<{ completedTasks: number; failedTasks: number }> {
+  /** Sums a batch's COUNTER_SHARDS counters. */
+  private async sumCounters(batchId: string): Promise<{ completedTasks: number; failedTasks: number }> {
     const keys = Array.from({ length: COUNTER_SHARDS }, (_, shard) => counterKey(batchId, shard));
-    if (legacy) keys.push(...Array.from({ length: RESULT_SHARDS }, (_, shard) => legacyCounterKey(batchId, shard)));
     const items = await batchGetItems(this.client, this.tableName, keys);
     let completedTasks = 0;
     let failedTasks = 0;
@@ -369,8 +364,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
   }
 
   async countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }> {
-    // Once per batch: cheap enough to include any counters an earlier version wrote.
-    const counted = await this.sumCounters(batchId, true);
+    const counted = await this.sumCounters(batchId);
     if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
     let completedTasks = 0;
     let failedTasks = 0;

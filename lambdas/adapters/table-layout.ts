@@ -4,7 +4,6 @@
  *   BATCH#<id>        / META                        the batch record; listed through the ByCreation index
  *   BATCH#<id>#S<nn>  / RESULT#<taskId>             a task's one final result
  *   BATCH#<id>#S<nn>  / COUNT#<c>                   progress counter c (c mod 32 = nn)
- *   BATCH#<id>#S<nn>  / COUNT                       a shard's counter, as versions before COUNT#<c> kept it
  *   BATCH#<id>#S<nn>  / FAILED_ATTEMPT#<taskId>#<n> a failed result that retry n cleared
  *   BATCH#<id>#S<nn>  / NEXT_ATTEMPT#<taskId>       which attempt of the task runs next (written on retries only)
  *   STATS#S<n>        / TOTALS                      fleet totals, sharded
@@ -64,11 +63,9 @@ export const counterKey = (batchId: string, counterShard: number) => ({
   sk: `${COUNT_PREFIX}${counterShard}`,
 });
 /**
- * Where versions before 128 random counters kept a result shard's counter.
- * Batches they stored (records without `counterShards`) are still summed from these too.
+ * Stored on each batch record: its counters are the COUNTER_SHARDS `COUNT#<c>`
+ * items, so a later change of the counter layout can tell its batches apart.
  */
-export const legacyCounterKey = (batchId: string, shard: number) => ({ pk: shardPk(batchId, shard), sk: 'COUNT' });
-/** Stored on each batch record: its counters are the COUNTER_SHARDS `COUNT#<c>` items. */
 export const COUNTER_LAYOUT_ATTRIBUTE = 'counterShards';
 const FLEET_PARTITION = 'FLEET';
 export const configKey = () => ({ pk: FLEET_PARTITION, sk: 'CONFIG' });
