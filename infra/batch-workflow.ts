@@ -204,6 +204,8 @@ export class BatchWorkflow extends Construct {
         action: 'recordFailure',
         batchId: sfn.JsonPath.stringAt('$.batchId'),
         task: sfn.JsonPath.objectAt('$.task'),
+        // The batch's settings say which counters its outcomes go to.
+        settings: sfn.JsonPath.objectAt('$.settings'),
         error: sfn.JsonPath.objectAt('$.error'),
       }),
       resultSelector: { 'taskId.$': '$.Payload.taskId', 'success.$': '$.Payload.success' },

@@ -81,7 +81,7 @@ export const start = instrumented(async ({ state }: LifecycleEvent<StartInput>):
     tasksKey: file.key,
     admitted: true,
     maxConcurrency: slots,
-    settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE),
+    settings: settingsForBatch(config, record.longestTaskTimeoutMs, env.FLEET_CHILD_EXECUTION_TYPE, record.counterShards),
   };
 }, batchKeys);
 
@@ -94,7 +94,7 @@ export interface FinishInput {
 export const finish = instrumented(async ({ state: event, stateMachineArn }: LifecycleEvent<FinishInput>): Promise<{ batchId: string; status: BatchState }> => {
   const record = await repository.getBatch(event.batchId);
   if (!record) throw new Error(`batch ${event.batchId} does not exist`);
-  const counts = await repository.countResults(event.batchId, record.totalTasks);
+  const counts = await repository.countResults(event.batchId, record.totalTasks, record.counterShards);
   const now = Date.now();
   // A child that ended without recording (e.g. lost to an infrastructure fault)
   // still counts, as failed, so a finished batch always accounts for every task.

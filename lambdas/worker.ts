@@ -31,7 +31,7 @@ import { SlotPool, WORKER_LISTING_DELAY_MS, WORKER_LISTING_MODES, listWhileRunni
 import { StorageUnavailable, TaskAttemptFailed, TaskFailed, describeError } from './domain/errors';
 import { isStorageUnavailable } from './adapters/storage-errors';
 import { FLEET_METRICS } from './domain/metrics';
-import type { RecordFailureEvent, TaskResult, WorkerEvent, WorkerOutput } from './domain/types';
+import type { RecordFailureEvent, TaskResult, TaskSettings, WorkerEvent, WorkerOutput } from './domain/types';
 import type { Context } from 'aws-lambda';
 import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } from './tasks';
 
@@ -72,9 +72,9 @@ const expiresAt = (now: number) => Math.floor(now / 1000 + env.FLEET_RETENTION_D
  * handler then runs again (at least once); its result is still stored once,
  * as the first final result wins.
  */
-async function record(batchId: string, result: TaskResult): Promise<boolean> {
+async function record(batchId: string, result: TaskResult, settings: TaskSettings | undefined): Promise<boolean> {
   try {
-    return await repository.recordResult(batchId, result, expiresAt(result.timestamp));
+    return await repository.recordResult(batchId, result, expiresAt(result.timestamp), settings?.counterShards);
   } catch (error) {
     if (!isStorageUnavailable(error)) throw error;
     // Loud: every occurrence is the fleet's storage failing, not a task.
@@ -200,7 +200,7 @@ async function runTask(event: WorkerEvent, handlers: Readonly<Record<string, Tas
     attempts: attempt + 1,
     workerId,
   };
-  const recorded = await record(event.batchId, result);
+  const recorded = await record(event.batchId, result, event.settings);
   // Only the invocation that recorded the final result counts it: a duplicate delivery counts nothing.
   if (recorded) count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
   if (outcome.kind === 'failed') {
@@ -241,7 +241,7 @@ async function recordFailure(event: RecordFailureEvent): Promise<WorkerOutput> {
     attempts: nextAttempt !== undefined ? nextAttempt + 1 : 1,
     workerId: `${environmentId}-catch`,
   };
-  if (await record(event.batchId, result)) {
+  if (await record(event.batchId, result, event.settings)) {
     count(FLEET_METRICS.tasksFailed);
     await deadLetter(event.batchId, event.task.type, result);
   }

@@ -126,6 +126,7 @@ function toRecord(item: Item): BatchRecord {
     ...(item.tasksFile ? { tasksFile: item.tasksFile as TasksFileState } : {}),
     ...(Array.isArray(item.validationErrors) ? { validationErrors: item.validationErrors as TasksFileError[] } : {}),
     ...(item.validationErrorsTruncated === true ? { validationErrorsTruncated: true } : {}),
+    ...(typeof item[COUNTER_LAYOUT_ATTRIBUTE] === 'number' ? { counterShards: item[COUNTER_LAYOUT_ATTRIBUTE] } : {}),
   };
 }
 
@@ -159,9 +160,9 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
    * (the local fleet runs many invocations in one process) share the next
    * UpdateItem; a lone result is counted at once.
    */
-  private readonly counters = new CounterCoalescer<string>(
-    (batchId) => batchId,
-    (batchId, merged) => this.addToCounter(batchId, merged),
+  private readonly counters = new CounterCoalescer<{ batchId: string; counterShards: number }>(
+    ({ batchId }) => batchId,
+    ({ batchId, counterShards }, merged) => this.addToCounter(batchId, counterShards, merged),
   );
 
   /**
@@ -221,7 +222,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
           [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
           [TABLE_KEYS.byCreationSortKey]: listSortKey(record.createdAt, record.batchId),
           [TABLE_KEYS.activePartitionKey]: ACTIVE_PARTITION,
-          [COUNTER_LAYOUT_ATTRIBUTE]: COUNTER_SHARDS,
+          [COUNTER_LAYOUT_ATTRIBUTE]: record.counterShards ?? COUNTER_SHARDS,
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -247,7 +248,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const now = Date.now();
     const recent = maxAge > 0 && record.status === 'processing' ? this.recentSums.get(batchId) : undefined;
     if (recent && now - recent.at <= maxAge) return statusOf(record, recent.completedTasks, recent.failedTasks);
-    const counts = await this.sumCounters(batchId);
+    const counts = await this.sumCounters(batchId, record.counterShards);
     if (maxAge > 0) {
       // Bounded: the oldest sum goes first (a Map keeps insertion order).
       this.recentSums.delete(batchId);
@@ -292,7 +293,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const items = await Promise.all(
       Items.filter((item) => !isExpired(item, at)).map(async (item) => {
         const record = toRecord(item);
-        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId);
+        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId, record.counterShards);
         return statusOf(record, counts.completedTasks, counts.failedTasks);
       }),
     );
@@ -321,14 +322,14 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return updated?.Attributes ? toRecord(updated.Attributes) : undefined;
   }
 
-  async recordResult(batchId: string, result: TaskResult, expiresAt: number): Promise<boolean> {
+  async recordResult(batchId: string, result: TaskResult, expiresAt: number, counterShards = COUNTER_SHARDS): Promise<boolean> {
     // The first final result of a task wins: a duplicate delivery, or a late
     // success after the Catch path recorded a timeout, is refused.
     const stored = await this.results.insert({ ...resultKey(batchId, shardOf(result.taskId), result.taskId), ...result, expiresAt });
     if (!stored) return false;
     // Not atomic with the put: a crash in between undercounts, never double-counts,
     // and countResults() recounts from the results when the sum falls short.
-    await this.counters.add(batchId, result.success ? 'completed' : 'failed', 1, expiresAt);
+    await this.counters.add({ batchId, counterShards }, result.success ? 'completed' : 'failed', 1, expiresAt);
     return true;
   }
 
@@ -337,12 +338,12 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
    * all of them means anything, and spreading the writes keeps every counter
    * cool (at 10,000 tasks/s, ~78 writes/s each).
    */
-  private async addToCounter(batchId: string, { deltas, expiresAt }: CounterWrite): Promise<void> {
+  private async addToCounter(batchId: string, counterShards: number, { deltas, expiresAt }: CounterWrite): Promise<void> {
     const fields = Object.keys(deltas);
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: counterKey(batchId, randomCounterShard()),
+        Key: counterKey(batchId, randomCounterShard(counterShards)),
         UpdateExpression: `ADD ${fields.map((_, i) => `#f${i} :d${i}`).join(', ')} SET expiresAt = :exp`,
         ExpressionAttributeNames: Object.fromEntries(fields.map((field, i) => [`#f${i}`, field])),
         ExpressionAttributeValues: { ...Object.fromEntries(fields.map((field, i) => [`:d${i}`, deltas[field]])), ':exp': expiresAt },
@@ -350,9 +351,9 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     );
   }
 
-  /** Sums a batch's COUNTER_SHARDS counters. */
-  private async sumCounters(batchId: string): Promise<{ completedTasks: number; failedTasks: number }> {
-    const keys = Array.from({ length: COUNTER_SHARDS }, (_, shard) => counterKey(batchId, shard));
+  /** Sums a batch's counters: `counterShards` of them (BatchRecord.counterShards). */
+  private async sumCounters(batchId: string, counterShards = COUNTER_SHARDS): Promise<{ completedTasks: number; failedTasks: number }> {
+    const keys = Array.from({ length: counterShards }, (_, shard) => counterKey(batchId, shard));
     const items = await batchGetItems(this.client, this.tableName, keys);
     let completedTasks = 0;
     let failedTasks = 0;
@@ -363,8 +364,8 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return { completedTasks, failedTasks };
   }
 
-  async countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }> {
-    const counted = await this.sumCounters(batchId);
+  async countResults(batchId: string, totalTasks: number, counterShards?: number): Promise<{ completedTasks: number; failedTasks: number }> {
+    const counted = await this.sumCounters(batchId, counterShards);
     if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
     let completedTasks = 0;
     let failedTasks = 0;

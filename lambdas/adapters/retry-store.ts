@@ -92,7 +92,11 @@ export class DynamoRetryStore implements RetryStore {
     return claimed !== undefined;
   }
 
-  async clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number }): Promise<boolean> {
+  async clearFailedResult(
+    batchId: string,
+    taskId: string,
+    clear: { retry: number; before: number; expiresAt: number; counterShards?: number },
+  ): Promise<boolean> {
     const key = resultKey(batchId, shardOf(taskId), taskId);
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true }));
     // Only a failure recorded before the claim: a result written since is a new attempt's.
@@ -108,7 +112,7 @@ export class DynamoRetryStore implements RetryStore {
     await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: counterKey(batchId, randomCounterShard()),
+        Key: counterKey(batchId, randomCounterShard(clear.counterShards)),
         // The counter may not exist yet: it expires as the ones results write do.
         UpdateExpression: 'ADD failed :minus SET expiresAt = :exp',
         ExpressionAttributeValues: { ':minus': -1, ':exp': clear.expiresAt },

@@ -45,13 +45,33 @@ export function shardOf(taskId: string): number {
 }
 
 /**
- * A batch's progress is the sum of this many counter items. Each write goes
- * to one of them at random, so at 10,000 tasks/s each takes about
+ * A batch's progress is the sum of at most this many counter items. Each
+ * write goes to one of them at random, so at 10,000 tasks/s each takes about
  * 10,000 / 128 ≈ 78 writes/s, far under DynamoDB's 1,000 writes/s per item.
+ * It is also the layout of batches whose record does not name one (a tasks
+ * file's, whose size is unknown when it is created, and older batches).
  */
 export const COUNTER_SHARDS = 128;
 
-/** A counter shard to add to, 0..COUNTER_SHARDS-1: any will do, since only their sum counts. */
-export function randomCounterShard(random: () => number = Math.random): number {
-  return Math.min(COUNTER_SHARDS - 1, Math.floor(random() * COUNTER_SHARDS));
+/**
+ * Counted outcomes a counter item may take over a batch's life: a batch can
+ * never write more than one outcome per task (plus a retry's clear), so even
+ * if all of them landed in the same second, none of its counters would take
+ * more than a quarter of DynamoDB's 1,000 writes/s per partition.
+ */
+export const TASKS_PER_COUNTER_SHARD = 250;
+
+/**
+ * The number of counters a batch of `totalTasks` tasks is spread over. Its
+ * progress is read by summing all of them (every `GET /batches/{id}` of a
+ * running batch, every admission pass), so a small batch keeps few: a batch
+ * of 100 tasks is one strongly consistent read, not 128.
+ */
+export function counterShardsFor(totalTasks: number): number {
+  return Math.min(COUNTER_SHARDS, Math.max(1, Math.ceil(totalTasks / TASKS_PER_COUNTER_SHARD)));
+}
+
+/** A counter shard to add to, 0..shards-1: any will do, since only their sum counts. */
+export function randomCounterShard(shards: number = COUNTER_SHARDS, random: () => number = Math.random): number {
+  return Math.min(shards - 1, Math.floor(random() * shards));
 }

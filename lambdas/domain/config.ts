@@ -116,6 +116,7 @@ export function settingsForBatch(
   config: FleetManagerConfig,
   longestTaskTimeoutMs: number,
   childExecutionType: 'EXPRESS' | 'STANDARD' = 'EXPRESS',
+  counterShards?: number,
 ): TaskSettings {
   const longestMs = Math.max(config.workerTimeout, longestTaskTimeoutMs);
   const backstopSeconds = Math.ceil(longestMs / 1000) + ATTEMPT_TIMEOUT_GRACE_SECONDS;
@@ -127,6 +128,7 @@ export function settingsForBatch(
     attemptTimeoutSeconds: express ? Math.min(backstopSeconds, EXPRESS_BACKSTOP_MAX_SECONDS) : backstopSeconds,
     executionBudgetMs: express ? EXPRESS_BUDGET_MS : null,
     workerListing: config.workerListing,
+    ...(counterShards !== undefined ? { counterShards } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * nothing here knows about HTTP or AWS.
  */
 import { randomUUID } from 'node:crypto';
-import { orderByPriority } from './batch';
+import { counterShardsFor, orderByPriority } from './batch';
 import { queuedBatchOf, type CapacityCoordinator } from './capacity-coordinator';
 import { LIMITS } from './config';
 import { FINISHED_STATES } from './types';
@@ -81,7 +81,7 @@ type InspectedFile = Omit<TasksFileState, 'state' | 'linesRead'> & {
 function newBatchRecord(
   batchId: string,
   createdAt: number,
-  fields: Pick<BatchRecord, 'totalTasks' | 'priority' | 'longestTaskTimeoutMs' | 'tasksKey'> & Pick<Partial<BatchRecord>, 'tasksFile'>,
+  fields: Pick<BatchRecord, 'totalTasks' | 'priority' | 'longestTaskTimeoutMs' | 'tasksKey'> & Pick<Partial<BatchRecord>, 'tasksFile' | 'counterShards'>,
 ): BatchRecord {
   return { batchId, status: 'pending', createdAt, startedAt: null, completedAt: null, completedTasks: 0, failedTasks: 0, ...fields };
 }
@@ -276,6 +276,7 @@ export class FleetService {
     const { bucket, key } = await this.tasks('submitBatch').putTasks(batchId, ordered);
     const createdAt = this.now();
     const record = newBatchRecord(batchId, createdAt, {
+      counterShards: counterShardsFor(ordered.length),
       totalTasks: ordered.length,
       priority: request.priority,
       longestTaskTimeoutMs: ordered.reduce((longest, task) => Math.max(longest, task.timeout ?? 0), 0),

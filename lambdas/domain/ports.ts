@@ -30,6 +30,8 @@ export interface BatchRecord {
   validationErrors?: TasksFileError[];
   /** More errors were found than are kept. */
   validationErrorsTruncated?: boolean;
+  /** How many counter items its progress is spread over (counterShardsFor). @default COUNTER_SHARDS */
+  counterShards?: number;
 }
 
 export interface Page<T> {
@@ -68,9 +70,10 @@ export interface BatchRepository {
    * Stores a task's final result unless it already has one, and counts it.
    * Returns false for a duplicate: the first final result wins.
    */
-  recordResult(batchId: string, result: TaskResult, expiresAt: number): Promise<boolean>;
+  /** @param counterShards the batch's counter layout (TaskSettings.counterShards); @default COUNTER_SHARDS */
+  recordResult(batchId: string, result: TaskResult, expiresAt: number, counterShards?: number): Promise<boolean>;
   /** Exact counts, recounted from the stored results when the running counters fall short. */
-  countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }>;
+  countResults(batchId: string, totalTasks: number, counterShards?: number): Promise<{ completedTasks: number; failedTasks: number }>;
   /** Sets a final status unless the batch already has one (e.g. it was cancelled). */
   finish(
     batchId: string,
@@ -319,7 +322,7 @@ export interface RetryStore {
    * attempt can record: the result moves to the batch's history and its
    * shard's failed counter goes down by one. False when there was none to clear.
    */
-  clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number }): Promise<boolean>;
+  clearFailedResult(batchId: string, taskId: string, clear: { retry: number; before: number; expiresAt: number; counterShards?: number }): Promise<boolean>;
   /**
    * After a retried batch finished: its entry in the fleet stats takes the new
    * final counts, and the totals the difference, once per retry. False when

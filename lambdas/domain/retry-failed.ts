@@ -124,7 +124,7 @@ async function queueRetry(deps: RetryFailedDeps, batch: BatchRecord, retry: numb
  */
 export async function prepareRetry(
   deps: Pick<RetryFailedDeps, 'store' | 'taskFiles' | 'retentionDays'>,
-  record: Pick<BatchRecord, 'batchId' | 'tasksKey'>,
+  record: Pick<BatchRecord, 'batchId' | 'tasksKey' | 'counterShards'>,
   retry: number,
 ): Promise<{ bucket: string; key: string; tasks: number }> {
   const { batchId } = record;
@@ -143,6 +143,8 @@ export async function prepareRetry(
     }
   });
   const expiresAt = Math.floor(claimedAt / 1000 + (deps.retentionDays ?? 7) * 86_400);
-  await mapConcurrently(failed, CLEAR_CONCURRENCY, (taskId) => deps.store.clearFailedResult(batchId, taskId, { retry, before: claimedAt, expiresAt }));
+  await mapConcurrently(failed, CLEAR_CONCURRENCY, (taskId) =>
+    deps.store.clearFailedResult(batchId, taskId, { retry, before: claimedAt, expiresAt, ...(record.counterShards !== undefined ? { counterShards: record.counterShards } : {}) }),
+  );
   return { ...file, tasks: failed.length };
 }

@@ -121,6 +121,8 @@ export interface TaskSettings {
   executionBudgetMs: number | null;
   /** The config's workerListing when the batch started; absent in batches started before it existed. */
   workerListing?: WorkerListingMode;
+  /** The batch's counter layout (BatchRecord.counterShards); absent in batches started before it existed, which use all COUNTER_SHARDS. */
+  counterShards?: number;
 }
 
 export interface WorkerEvent {
@@ -138,6 +140,8 @@ export interface RecordFailureEvent {
   action: 'recordFailure';
   batchId: string;
   task: Task;
+  /** Absent in executions started before Record failure passed it on. */
+  settings?: TaskSettings;
   error: { Error?: string; Cause?: string };
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { COUNTER_SHARDS, RESULT_SHARDS, finalStatusOf, randomCounterShard, orderByPriority, progressOf, shardOf } from '../../lambdas/domain/batch';
+import { COUNTER_SHARDS, RESULT_SHARDS, TASKS_PER_COUNTER_SHARD, counterShardsFor, finalStatusOf, randomCounterShard, orderByPriority, progressOf, shardOf } from '../../lambdas/domain/batch';
 import type { Task } from '../../lambdas/domain/types';
 
 const task = (id: string, priority?: number): Task => ({ id, type: 'echo', data: null, ...(priority === undefined ? {} : { priority }) });
@@ -137,12 +137,34 @@ describe('shardOf', () => {
 
 describe('randomCounterShard', () => {
   it('maps the whole range of the random source onto 0..COUNTER_SHARDS-1', () => {
-    expect(randomCounterShard(() => 0)).toBe(0);
-    expect(randomCounterShard(() => 0.999_999_999)).toBe(COUNTER_SHARDS - 1);
-    expect(randomCounterShard(() => 0.5)).toBe(COUNTER_SHARDS / 2);
+    expect(randomCounterShard(COUNTER_SHARDS, () => 0)).toBe(0);
+    expect(randomCounterShard(COUNTER_SHARDS, () => 0.999_999_999)).toBe(COUNTER_SHARDS - 1);
+    expect(randomCounterShard(COUNTER_SHARDS, () => 0.5)).toBe(COUNTER_SHARDS / 2);
     const used = new Set(Array.from({ length: 20_000 }, () => randomCounterShard()));
     expect([...used].every((shard) => Number.isInteger(shard) && shard >= 0 && shard < COUNTER_SHARDS)).toBe(true);
     expect(used.size).toBe(COUNTER_SHARDS);
+  });
+
+  it("stays inside a batch's own, smaller layout", () => {
+    expect(randomCounterShard(1, () => 0.999_999_999)).toBe(0);
+    const used = new Set(Array.from({ length: 2_000 }, () => randomCounterShard(3)));
+    expect([...used].sort()).toEqual([0, 1, 2]);
+  });
+});
+
+describe('counterShardsFor', () => {
+  it('gives a batch one counter per 250 tasks, at least one and at most COUNTER_SHARDS', () => {
+    // A counter takes at most TASKS_PER_COUNTER_SHARD outcomes over the batch's life, a quarter of the
+    // 1,000 writes/s a DynamoDB partition takes even if all landed in one second
+    // (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput-scenarios.html).
+    expect(TASKS_PER_COUNTER_SHARD).toBe(250);
+    expect(counterShardsFor(0)).toBe(1);
+    expect(counterShardsFor(1)).toBe(1);
+    expect(counterShardsFor(250)).toBe(1);
+    expect(counterShardsFor(251)).toBe(2);
+    expect(counterShardsFor(10_000)).toBe(40);
+    expect(counterShardsFor(32_000)).toBe(COUNTER_SHARDS);
+    expect(counterShardsFor(1_000_000)).toBe(COUNTER_SHARDS);
   });
 });
 
