@@ -13,6 +13,7 @@ import { DynamoBatchRepository } from '../adapters/batch-repository';
 import { DynamoFleetActivity } from '../adapters/fleet-activity';
 import { count, countFinishedBatch, logger, recordWorkerDuration } from '../adapters/observability';
 import { DynamoRetryStore } from '../adapters/retry-store';
+import { installedWriteGrouping } from '../adapters/write-grouping';
 import type { ExecutionNameOf, Log, RunMetrics } from '../domain/ports';
 
 /** `build`'s value, built on the first call and kept for the environment's life. */
@@ -26,19 +27,15 @@ export const tableEnv = once(() =>
   loadEnv({
     TABLE_NAME: z.string().min(1),
     FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
-    /**
-     * Results recorded at the same time go in one write. Only the local fleet
-     * sets it: it runs every invocation in one process, the table's only writer.
-     */
-    FLEET_GROUP_RESULT_WRITES: z
-      .enum(['true', 'false'])
-      .default('false')
-      .transform((value) => value === 'true'),
   }),
 );
 
-export const batchRepository = once(() => new DynamoBatchRepository(dynamo(), tableEnv().TABLE_NAME, { groupResultWrites: tableEnv().FLEET_GROUP_RESULT_WRITES }));
-export const fleetActivity = once(() => new DynamoFleetActivity(dynamo(), tableEnv().TABLE_NAME, Date.now, { groupWorkerWrites: tableEnv().FLEET_GROUP_RESULT_WRITES }));
+/**
+ * Grouped writes, installed only by the local fleet (infra/local/write-grouping.ts),
+ * the only process that is its table's only writer; on AWS every write is its own.
+ */
+export const batchRepository = once(() => new DynamoBatchRepository(dynamo(), tableEnv().TABLE_NAME, { grouping: installedWriteGrouping() }));
+export const fleetActivity = once(() => new DynamoFleetActivity(dynamo(), tableEnv().TABLE_NAME, Date.now, { grouping: installedWriteGrouping() }));
 export const retryStore = once(() => new DynamoRetryStore(dynamo(), tableEnv().TABLE_NAME));
 
 /**
