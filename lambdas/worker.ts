@@ -12,7 +12,6 @@ import type { Context } from 'aws-lambda';
 import { workerService } from './composition-root/worker';
 import { instrumented } from './adapters/observability';
 import type { RecordFailureEvent, WorkerEvent, WorkerOutput } from './domain/types';
-import type { WorkerService } from './domain/worker-service';
 import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } from './tasks';
 
 export interface WorkerHandlerOptions {
@@ -21,11 +20,6 @@ export interface WorkerHandlerOptions {
    * @default taskMiddleware, the hooks registered in lambdas/tasks/index.ts
    */
   middleware?: readonly TaskMiddleware[];
-  /**
-   * The service the handler calls; Fleet's tests pass one built on fakes.
-   * @default the composition root's (lambdas/composition-root/worker.ts)
-   */
-  service?: Pick<WorkerService, 'runTask' | 'recordFailure'>;
 }
 
 /** What the state machine invokes a worker function with, and what it returns. */
@@ -41,7 +35,7 @@ export type WorkerHandler = (event: WorkerEvent | RecordFailureEvent, context?: 
 export function createWorkerHandler(handlers: Readonly<Record<string, TaskHandler>>, options: WorkerHandlerOptions = {}): WorkerHandler {
   const tasks = { handlers, middleware: options.middleware ?? taskMiddleware };
   // Built at cold start, so a misconfigured environment fails there, naming the variable.
-  const service = options.service ?? workerService();
+  const service = workerService();
   // Log lines carry the batch and task ids; metrics are flushed once per invocation.
   return instrumented<WorkerEvent | RecordFailureEvent, WorkerOutput>(
     async (event) => {
