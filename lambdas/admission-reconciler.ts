@@ -5,31 +5,14 @@
  * the ones that were lost: a pass interrupted by a crash or a throttle, an
  * execution stopped from the console, one that failed outside its tasks.
  */
-import { z } from 'zod';
-import { dynamo, loadEnv, sfn } from './adapters/clients';
-import { admissionFor } from './adapters/admission';
-import { DynamoBatchRepository } from './adapters/batch-repository';
-import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { instrumented, logger } from './adapters/observability';
-import { DynamoTimelineStore } from './adapters/timeline-store';
+import { admission } from './composition-root/admission';
+import { timelineService } from './composition-root/schedules';
 import { CapacityContendedError, type AdmissionResult } from './domain/capacity-coordinator';
-import { FleetService } from './domain/fleet-service';
 
-const env = loadEnv({
-  TABLE_NAME: z.string().min(1),
-  STATE_MACHINE_ARN: z.string().min(1),
-});
-
-const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
-// Only for the timeline's snapshot of the minute (GET /stats/timeline): this schedule runs every minute anyway.
-const timeline = new FleetService({
-  repository,
-  workflow,
-  capacity: coordinator,
-  activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
-  timeline: new DynamoTimelineStore(dynamo(), env.TABLE_NAME),
-});
+// Built at cold start, so a misconfigured environment fails there, naming the variable.
+const { coordinator } = admission();
+const timeline = timelineService();
 
 /** The minute's snapshot, unless a timeline read took it already; never in the way of admission. */
 async function snapshotTimeline(): Promise<void> {

@@ -3,72 +3,19 @@
  * FleetService and maps errors to HTTP in one place.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import { z } from 'zod';
-import { dynamo, loadEnv, s3, s3ForPresigning, sfn } from './adapters/clients';
-import { DynamoBatchMaintenance } from './adapters/batch-maintenance';
-import { DynamoBatchRepository } from './adapters/batch-repository';
-import { DynamoFleetActivity } from './adapters/fleet-activity';
-import { S3TaskStore } from './adapters/task-store';
-import { admissionFor } from './adapters/admission';
-import { DynamoRetryStore } from './adapters/retry-store';
-import { DynamoTaskLookup } from './adapters/task-lookup';
-import { DynamoTimelineStore } from './adapters/timeline-store';
-import { S3RetryTaskFiles } from './adapters/retry-task-files';
-import { DynamoIdempotencyStore } from './adapters/idempotency-store';
-import { DynamoStorageHealth } from './adapters/storage-health';
-import { S3FileStorage } from './adapters/file-storage';
-import { DynamoUploadStore } from './adapters/upload-store';
-import { DynamoResultsExportStore } from './adapters/results-export-store';
-import { StepFunctionsFileJobs } from './adapters/file-jobs';
+import { apiEnv, apiService, storageHealth } from './composition-root/api';
 import { count, countFinishedBatch, instrumented, logger } from './adapters/observability';
 import { LIMITS } from './domain/config';
 import { FleetClientError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError, ValidationError } from './domain/errors';
-import { FleetService } from './domain/fleet-service';
 import { FLEET_METRICS } from './domain/metrics';
 import { escapedStringBytes } from './domain/payload-size';
 import { parseBatchId, parseIdempotencyKey, parseLimit, parseResultStatus, parseTaskIdParam, parseTaskIdPrefix } from './domain/schemas';
 import { parseTimelineMinutes } from './domain/timeline';
 
-const env = loadEnv({
-  TABLE_NAME: z.string().min(1),
-  TASKS_BUCKET: z.string().min(1),
-  STATE_MACHINE_ARN: z.string().min(1),
-  FILE_JOBS_STATE_MACHINE_ARN: z.string().min(1),
-  /** Buckets a batch may name as s3://bucket/key, comma separated. */
-  FLEET_TASKS_FILE_BUCKETS: z.string().default(''),
-  FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
-  FLEET_MAX_BODY_BYTES: z.coerce.number().int().positive().default(LIMITS.bodyBytes),
-  FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
-});
-
-const taskStore = new S3TaskStore(s3(), env.TASKS_BUCKET);
-const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const retryStore = new DynamoRetryStore(dynamo(), env.TABLE_NAME);
-const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
-const service = new FleetService({
-  repository,
-  taskStore,
-  workflow,
-  capacity: coordinator,
-  maintenance: new DynamoBatchMaintenance(dynamo(), env.TABLE_NAME),
-  taskFiles: taskStore,
-  retry: { store: retryStore, taskFiles: new S3RetryTaskFiles(s3(), env.TASKS_BUCKET), workflow },
-  activity: new DynamoFleetActivity(dynamo(), env.TABLE_NAME),
-  tasks: new DynamoTaskLookup(dynamo(), env.TABLE_NAME),
-  timeline: new DynamoTimelineStore(dynamo(), env.TABLE_NAME),
-  idempotency: new DynamoIdempotencyStore(dynamo(), env.TABLE_NAME),
-  files: {
-    storage: new S3FileStorage(s3(), env.TASKS_BUCKET, s3ForPresigning()),
-    uploads: new DynamoUploadStore(dynamo(), env.TABLE_NAME),
-    jobs: new StepFunctionsFileJobs(sfn(), env.FILE_JOBS_STATE_MACHINE_ARN),
-    exports: new DynamoResultsExportStore(dynamo(), env.TABLE_NAME),
-    allowedBuckets: env.FLEET_TASKS_FILE_BUCKETS.split(',').map((name) => name.trim()).filter(Boolean),
-  },
-  limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
-  retentionDays: env.FLEET_RETENTION_DAYS,
-});
-
-const storage = new DynamoStorageHealth(dynamo(), env.TABLE_NAME);
+// Built at cold start, so a misconfigured environment fails there, naming the variable.
+const env = apiEnv();
+const service = apiService();
+const storage = storageHealth();
 
 type Result = APIGatewayProxyStructuredResultV2;
 

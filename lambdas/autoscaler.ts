@@ -5,22 +5,14 @@
  * FleetService.scaleWorkers, as `POST /workers/scale` does: the new cap is
  * stored and re-shared among running batches' Map Runs.
  */
-import { z } from 'zod';
-import { dynamo, loadEnv, sfn } from './adapters/clients';
-import { DynamoBatchRepository } from './adapters/batch-repository';
-import { admissionFor } from './adapters/admission';
 import { instrumented, logger } from './adapters/observability';
+import { scalingService } from './composition-root/schedules';
+import { batchRepository } from './composition-root/shared';
 import { autoscale, parseAutoscalingPolicy, type AutoscaleResult } from './domain/autoscaling';
-import { FleetService } from './domain/fleet-service';
 
-const env = loadEnv({
-  TABLE_NAME: z.string().min(1),
-  STATE_MACHINE_ARN: z.string().min(1),
-});
-
-const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const { coordinator, workflow } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
-const service = new FleetService({ repository, workflow, capacity: coordinator });
+// Built at cold start, so a misconfigured environment fails there, naming the variable.
+const repository = batchRepository();
+const service = scalingService();
 
 /** The event is the schedule's input: the policy, `{min, max, tasksPerWorker?, deadBand?}`. */
 export const handler = instrumented(

@@ -7,31 +7,21 @@
  * - `jobFailed`: the Catch of both, once their retries are spent: the batch
  *   (or the export) is marked failed with the error, so nothing waits forever.
  */
-import { z } from 'zod';
-import { dynamo, loadEnv, s3, sfn } from './adapters/clients';
-import { admissionFor } from './adapters/admission';
-import { DynamoBatchRepository } from './adapters/batch-repository';
-import { S3FileStorage } from './adapters/file-storage';
 import type { FileJobInput } from './adapters/file-jobs';
-import { DynamoFleetActivity } from './adapters/fleet-activity';
 import { instrumented, logger } from './adapters/observability';
-import { DynamoResultsExportStore } from './adapters/results-export-store';
+import { admission } from './composition-root/admission';
+import { fileJobsEnv, fileStorage, resultsExports } from './composition-root/file-jobs';
+import { batchRepository, fleetActivity, tableEnv } from './composition-root/shared';
 import { LIMITS } from './domain/config';
 import { buildResultsExport, prepareTasksFile, type PrepareOutcome } from './domain/file-jobs';
 
-const env = loadEnv({
-  TABLE_NAME: z.string().min(1),
-  TASKS_BUCKET: z.string().min(1),
-  STATE_MACHINE_ARN: z.string().min(1),
-  FLEET_MAX_TASKS_PER_BATCH: z.coerce.number().int().positive().default(LIMITS.tasksPerBatch),
-  FLEET_RETENTION_DAYS: z.coerce.number().positive().default(7),
-});
-
-const repository = new DynamoBatchRepository(dynamo(), env.TABLE_NAME);
-const storage = new S3FileStorage(s3(), env.TASKS_BUCKET);
-const exports = new DynamoResultsExportStore(dynamo(), env.TABLE_NAME);
-const activity = new DynamoFleetActivity(dynamo(), env.TABLE_NAME);
-const { coordinator } = admissionFor(sfn(), env.TABLE_NAME, env.STATE_MACHINE_ARN, repository);
+// Built at cold start, so a misconfigured environment fails there, naming the variable.
+const env = { ...tableEnv(), ...fileJobsEnv() };
+const repository = batchRepository();
+const storage = fileStorage();
+const exports = resultsExports();
+const activity = fleetActivity();
+const { coordinator } = admission();
 
 const prepare = async ({ batchId }: { batchId: string }): Promise<PrepareOutcome> => {
   const outcome = await prepareTasksFile(

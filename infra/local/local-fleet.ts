@@ -38,6 +38,7 @@ import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faul
 import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
 import { startSchedules } from './schedules';
 import { LocalLambda } from './lambda-runtime';
+import { groupLocalWrites } from './write-grouping';
 import { ExecutionJournal } from './journal';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
 import { startTtlSweeper, ttlTablesOf } from './ttl-sweeper';
@@ -396,9 +397,9 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     POWERTOOLS_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'WARN',
   });
   // Every invocation runs in this process, and this DynamoDB is the fleet's
-  // alone: results recorded at the same time can go in one write
-  // (lambdas/adapters/insert-coalescer.ts). On AWS each is a conditional PutItem.
-  environment.FLEET_GROUP_RESULT_WRITES = 'true';
+  // alone: writes made at the same time can go together (./write-grouping.ts).
+  // On AWS each is its own request.
+  groupLocalWrites();
   // Every function shares one SDK client per service here, where on AWS each
   // Lambda environment has its own and sends one request at a time: the
   // SDK's 50 sockets would queue the fleet's concurrent requests.

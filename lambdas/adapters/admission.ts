@@ -1,15 +1,14 @@
 /**
  * Admission on the Fleet table and the batch state machine: the one place
  * that builds a CapacityCoordinator, for the API, the lifecycle functions and
- * the autoscaler alike.
+ * the autoscaler alike (through lambdas/composition-root/admission.ts).
  */
 import { CapacityCoordinator } from '../domain/capacity-coordinator';
-import type { BatchRepository } from '../domain/ports';
+import type { BatchRepository, ExecutionNameOf } from '../domain/ports';
 import { DynamoAdmissionQueue } from './admission-queue';
 import { DynamoCapacityStore } from './capacity-store';
 import { dynamo } from './clients';
 import { logger } from './observability';
-import { DynamoRetryStore } from './retry-store';
 import { StepFunctionsWorkflow } from './workflow';
 
 export interface AdmissionWiring {
@@ -23,9 +22,9 @@ export function admissionFor(
   tableName: string,
   stateMachineArn: string,
   repository: Pick<BatchRepository, 'getStatus' | 'getConfig'>,
+  /** The composition root's one lookup of a batch's current execution (a retried batch runs `<batchId>-retry-<n>`). */
+  executionNameOf: ExecutionNameOf,
 ): AdmissionWiring {
-  const retryStore = new DynamoRetryStore(dynamo(), tableName);
-  const executionNameOf = (batchId: string) => retryStore.currentExecutionName(batchId);
   const workflow = new StepFunctionsWorkflow(sfnClient, stateMachineArn, { executionNameOf });
   const coordinator = new CapacityCoordinator({
     store: new DynamoCapacityStore(dynamo(), tableName),

@@ -25,8 +25,7 @@ import { escapedJsonBytes } from '../domain/payload-size';
 import { unlessConditionFails } from './conditional-write';
 import { batchGetItems } from './batch-get';
 import { BatchWriteIncomplete, sendBatchWrite } from './batch-write';
-import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
-import { InsertCoalescer, sharedInsertCoalescer, type InsertTarget } from './insert-coalescer';
+import type { CounterWrite, InsertTarget, WriteGrouping } from './write-grouping';
 import { resultItems, toResult } from './result-items';
 import {
   ACTIVE_PARTITION,
@@ -150,48 +149,47 @@ export function statusOf(record: BatchRecord, completedTasks: number, failedTask
 }
 
 type Key = { pk: string; sk: string };
+/** A batch's counters: which batch, over how many counter items (BatchRecord.counterShards). */
+type CounterKey = { batchId: string; counterShards: number };
 type ResultItem = Key & Item;
 /** An item's key as one string. */
 const itemId = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 
 export class DynamoBatchRepository implements BatchRepository, TasksFileBatches {
   /**
-   * A batch's results recorded while one of its counter writes is in flight
-   * (the local fleet runs many invocations in one process) share the next
-   * UpdateItem; a lone result is counted at once.
+   * A batch's counts. With grouping (the local fleet runs many invocations in
+   * one process), results recorded while one of its counter writes is in
+   * flight share the next UpdateItem; a lone result is counted at once.
    */
-  private readonly counters = new CounterCoalescer<{ batchId: string; counterShards: number }>(
-    ({ batchId }) => batchId,
-    ({ batchId, counterShards }, merged) => this.addToCounter(batchId, counterShards, merged),
-  );
+  private readonly counters: { add(key: CounterKey, field: string, amount: number, expiresAt: number): Promise<void> };
 
   /**
-   * Results recorded at the same time are written together when grouping is
-   * on (the local fleet); otherwise, and for a lone result, each is one
-   * conditional PutItem. See insert-coalescer.ts for why that stays exactly once.
+   * Results: each one conditional PutItem; with grouping (the local fleet)
+   * those recorded at the same time are written together. See
+   * insert-coalescer.ts for why that stays exactly once.
    */
-  private readonly results: InsertCoalescer<ResultItem>;
+  private readonly results: { insert(item: ResultItem): Promise<boolean> };
 
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
     options: {
       /**
-       * Group results recorded at the same time. Only for a process that is
-       * the table's only writer of results (the local fleet).
-       * @default false
+       * Grouped writes (adapters/write-grouping.ts). Only for a process that
+       * is the table's only writer of results (the local fleet).
+       * @default none: every write on its own, as on AWS
        */
-      groupResultWrites?: boolean;
+      grouping?: WriteGrouping | undefined;
     } = {},
   ) {
-    const grouping = options.groupResultWrites ?? false;
-    // Grouping: one coalescer per table for the whole process, so the process is one writer.
-    this.results = grouping
-      ? sharedInsertCoalescer(tableName, () => new InsertCoalescer(itemId, this.resultWrites(), true))
-      : new InsertCoalescer(itemId, this.resultWrites(), false);
+    const { grouping } = options;
+    this.results = grouping ? grouping.results(tableName, itemId, this.resultWrites()) : { insert: (item) => this.resultWrites().insertOne(item) };
+    this.counters = grouping
+      ? grouping.counters<CounterKey>(({ batchId }) => batchId, ({ batchId, counterShards }, merged) => this.addToCounter(batchId, counterShards, merged))
+      : { add: ({ batchId, counterShards }, field, amount, expiresAt) => this.addToCounter(batchId, counterShards, { deltas: { [field]: amount }, expiresAt }) };
   }
 
-  /** How the result coalescer writes: a conditional put, the existence read of a group, a group's puts. */
+  /** How results are written: a conditional put, and with grouping the existence read of a group and a group's puts. */
   private resultWrites(): InsertTarget<ResultItem> {
     return {
       insertOne: async (item) =>

@@ -27,7 +27,7 @@ import type { WorkerInfo } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
 import { batchGetItems } from './batch-get';
 import { sendBatchWrite } from './batch-write';
-import { PutCoalescer } from './put-coalescer';
+import type { WriteGrouping } from './write-grouping';
 import { batchIdOfCountedPk, batchIdOfPk, countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
 import { queryItems } from './query-pages';
 
@@ -38,7 +38,7 @@ const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFini
 
 export class DynamoFleetActivity implements FleetActivity {
   /** Registry puts sent at the same time go together when grouping is on (the local fleet). */
-  private readonly registryPuts: PutCoalescer<Record<string, unknown>> | undefined;
+  private readonly registryPuts: { put(item: Record<string, unknown>): Promise<void> } | undefined;
 
   constructor(
     private readonly client: DynamoDBDocumentClient,
@@ -46,20 +46,19 @@ export class DynamoFleetActivity implements FleetActivity {
     private readonly now: () => number = Date.now,
     options: {
       /**
-       * Group registry puts made at the same time into one BatchWriteItem.
-       * Only for a process that runs many attempts at once (the local fleet).
-       * @default false
+       * Grouped writes (adapters/write-grouping.ts): registry puts made at the
+       * same time go in one BatchWriteItem. Only for a process that runs many
+       * attempts at once (the local fleet).
+       * @default none: one PutItem each, as on AWS
        */
-      groupWorkerWrites?: boolean;
+      grouping?: WriteGrouping | undefined;
     } = {},
   ) {
-    this.registryPuts = options.groupWorkerWrites
-      ? new PutCoalescer(
-          (item) => `${String(item.pk)}\u0000${String(item.sk)}`,
-          async (Item) => void (await this.client.send(new PutCommand({ TableName: this.tableName, Item }))),
-          (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item: Item as { pk: string; sk: string } } }))),
-        )
-      : undefined;
+    this.registryPuts = options.grouping?.puts<Record<string, unknown>>(
+      (item) => `${String(item.pk)}\u0000${String(item.sk)}`,
+      async (Item) => void (await this.client.send(new PutCommand({ TableName: this.tableName, Item }))),
+      (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item: Item as { pk: string; sk: string } } }))),
+    );
   }
 
   async addSubmittedBatch(totalTasks: number): Promise<void> {

@@ -19,9 +19,9 @@
  *   decides again once that write has ended.
  * - Outside the process nothing guarantees it. Grouping is therefore only for
  *   a process that is the only writer: the local fleet, whose DynamoDB
- *   belongs to it alone, turns it on (FLEET_GROUP_RESULT_WRITES). On AWS,
- *   where any number of environments write, every insert is a conditional
- *   PutItem (`grouping: false`), whatever the runtime's concurrency.
+ *   belongs to it alone, installs it (infra/local/write-grouping.ts). On AWS,
+ *   where any number of environments write, nothing is installed and every
+ *   insert is a conditional PutItem; no deployed bundle contains this module.
  * `sharedInsertCoalescer` gives every repository of the process the same
  * coalescer for a table, so all of the local fleet's functions are one writer.
  *

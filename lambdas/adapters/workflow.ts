@@ -10,7 +10,7 @@ import {
   UpdateMapRunCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
-import type { BatchExecutionInput, RetryWorkflow, WorkflowStarter } from '../domain/ports';
+import type { BatchExecutionInput, ExecutionNameOf, RetryWorkflow, WorkflowStarter } from '../domain/ports';
 
 export interface StepFunctionsWorkflowOptions {
   /**
@@ -19,7 +19,7 @@ export interface StepFunctionsWorkflowOptions {
    * running checks and UpdateMapRun must look its name up.
    * @default - every batch runs the execution named after it
    */
-  executionNameOf?: (batchId: string) => Promise<string>;
+  executionNameOf?: ExecutionNameOf;
 }
 
 export class StepFunctionsWorkflow implements WorkflowStarter, RetryWorkflow {

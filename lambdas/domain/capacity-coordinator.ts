@@ -18,7 +18,7 @@
  *   (starts are idempotent by execution name).
  */
 import { queueRankOf, rebalance, release, type CapacityState } from './capacity';
-import type { AdmissionQueue, BatchExecutionInput, BatchRecord, BatchRepository, CapacityStore, QueuedBatch, RetryWorkflow, WorkflowStarter } from './ports';
+import type { AdmissionQueue, BatchExecutionInput, BatchRecord, BatchRepository, CapacityStore, ExecutionNameOf, QueuedBatch, RetryWorkflow, WorkflowStarter } from './ports';
 import { FINISHED_STATES } from './types';
 
 export interface CapacityCoordinatorDeps {
@@ -27,7 +27,7 @@ export interface CapacityCoordinatorDeps {
   repository: Pick<BatchRepository, 'getStatus' | 'getConfig'>;
   workflow: Pick<WorkflowStarter, 'setBatchConcurrency'> & Pick<RetryWorkflow, 'startRetry' | 'executionStatus' | 'redrive'>;
   /** The name of a batch's current execution (retry-failed runs `<batchId>-retry-<n>`). @default the batch id */
-  executionNameOf?: (batchId: string) => Promise<string>;
+  executionNameOf?: ExecutionNameOf;
   /** Most batches running at once. @default MAX_OPEN_MAP_RUNS */
   maxRunningBatches?: number;
   /** Reports what a pass could not do; the next pass, or the reconcile, does it. */

@@ -384,3 +384,30 @@ export interface TimelineStore {
   /** Writes the minute's snapshot unless it has one; false when it had. */
   put(snapshot: TimelineSnapshot, expiresAt: number): Promise<boolean>;
 }
+
+/**
+ * Where the run leg's services log: Powertools' Logger on Lambda. Attributes
+ * are ids and reasons, never task data.
+ */
+export interface Log {
+  debug(message: string, attributes?: Record<string, unknown>): void;
+  info(message: string, attributes?: Record<string, unknown>): void;
+  warn(message: string, attributes?: Record<string, unknown>): void;
+  error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** The run leg's CloudWatch metrics (lambdas/domain/metrics.ts names them); the adapter flushes them once per invocation. */
+export interface RunMetrics {
+  /** TasksSucceeded, TasksFailed or TaskRetries, by one. */
+  count(name: 'TasksSucceeded' | 'TasksFailed' | 'TaskRetries'): void;
+  /** WorkerDuration: how long one attempt's handler ran. */
+  attemptDuration(ms: number): void;
+  /** BatchesFinished{status}. */
+  batchFinished(status: string): void;
+}
+
+/**
+ * The name of a batch's current execution: its first is named after the
+ * batch, a retry-failed run `<batchId>-retry-<n>` (RetryStore.currentExecutionName).
+ */
+export type ExecutionNameOf = (batchId: string) => Promise<string>;

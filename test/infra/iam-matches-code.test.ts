@@ -51,6 +51,23 @@ const ON_INDEX = '@index';
  * not the batch one.
  */
 const FILE_JOBS_ADAPTER = 'lambdas/adapters/file-jobs.ts';
+
+/** The composition root's modules (lambdas/composition-root/): where the handlers' adapters are built. */
+const API_COMPOSITION = 'lambdas/composition-root/api.ts';
+const WORKER_COMPOSITION = 'lambdas/composition-root/worker.ts';
+const ADMISSION_COMPOSITION = 'lambdas/composition-root/admission.ts';
+const COMPOSITION_MODULES = ['shared', 'admission', 'worker', 'lifecycle', 'api', 'schedules', 'file-jobs'].map((name) => `lambdas/composition-root/${name}.ts`);
+/** The worker's rules, calling adapters only through its deps. */
+const WORKER_SERVICE = 'lambdas/domain/worker-service.ts';
+/** Local-only: only infra/local/write-grouping.ts imports them. */
+const COALESCERS = ['counter', 'insert', 'put'].map((name) => `lambdas/adapters/${name}-coalescer.ts`);
+
+/** A source file's code: comments stripped. */
+const code = (file: string) =>
+  readFileSync(path.join(repoRoot, file), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '')
+    .replace(/\s\/\/.*$/gm, '');
 const ON_FILE_JOBS = '@fileJobs';
 
 /**
@@ -130,7 +147,7 @@ const ENTRIES: Record<FunctionKey, string> = {
 };
 
 const WORKER_GRANTED_BEYOND_CODE: Record<string, string> = {
-  'dynamodb:BatchWriteItem': 'Granted with the worker\'s writes (infra/fleet.ts WORKER_TABLE_ACTIONS); recordResult sends it only to group results, which needs FLEET_GROUP_RESULT_WRITES=true (local fleet only).',
+  'dynamodb:BatchWriteItem': 'Granted with the worker\'s writes (infra/fleet.ts WORKER_TABLE_ACTIONS); recordResult sends it only to group results, which needs the grouped writes only the local fleet installs (infra/local/write-grouping.ts).',
   'sqs:GetQueueAttributes': 'Part of CDK grantSendMessages on the dead-letter queue; metadata only.',
   'sqs:GetQueueUrl': 'Part of CDK grantSendMessages on the dead-letter queue; the URL comes from FLEET_DLQ_URL.',
 };
@@ -183,8 +200,9 @@ const GRANTED_FOR_TRACING: Record<string, string> = {
 
 /**
  * Commands that a module reachable from the worker contains, but that the
- * worker never sends: worker.ts calls only the adapter methods named here
- * (checked below against worker.ts's source), and none of them sends these.
+ * worker never sends: WorkerService (lambdas/domain/worker-service.ts) can
+ * call only the adapter methods named here (its deps' types pick them; checked
+ * below against its source), and none of them sends these.
  */
 const WORKER_CALLS = {
   // getBatch: before a retry, whether the batch was cancelled.
@@ -197,7 +215,7 @@ const SENT_ONLY_WHEN_GROUPING = ['dynamodb:BatchGetItem'];
 const NOT_SENT_BY_WORKER: Record<string, string> = {
   'dynamodb:Query': 'DynamoBatchRepository listing/counting and DynamoFleetActivity.listWorkers/countWorkers: not called by the worker.',
   'dynamodb:BatchGetItem':
-    'recordResult reads only to group results (insert-coalescer.ts), which needs FLEET_GROUP_RESULT_WRITES=true: the local fleet sets it, the Fleet construct never does (checked below).',
+    'recordResult reads only to group results (insert-coalescer.ts), which needs the grouped writes only the local fleet installs (infra/local/write-grouping.ts); no deployed bundle reaches a coalescer (checked below).',
 };
 
 /**
@@ -602,7 +620,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
   });
 
   it('only the API starts and stops file jobs, on FILE_JOBS_STATE_MACHINE_ARN, and stops nothing but prepare-<batchId> executions', () => {
-    const api = readFileSync(path.join(repoRoot, ENTRIES.api), 'utf8');
+    // The API's adapters are built in its composition root module.
+    expect(reachable.api).toContain(API_COMPOSITION);
+    const api = readFileSync(path.join(repoRoot, API_COMPOSITION), 'utf8');
     expect(api).toContain('new StepFunctionsFileJobs(sfn(), env.FILE_JOBS_STATE_MACHINE_ARN)');
     for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
       if (key !== 'api') expect(reachable[key], key).not.toContain(FILE_JOBS_ADAPTER);
@@ -615,26 +635,42 @@ describe('IAM matches the code (issue 7, item 3)', () => {
   });
 
   it("the worker calls only the adapter methods its NOT_SENT_BY_WORKER reasons name", () => {
-    // Comments stripped: only code counts.
-    const source = readFileSync(path.join(repoRoot, ENTRIES.worker), 'utf8')
-      .replace(/\/\*[\s\S]*?\*\//g, '')
-      .replace(/^\s*\/\/.*$/gm, '')
-      .replace(/\s\/\/.*$/gm, '')
-      .replace(/^import .*$/gm, '');
+    // The worker's handler calls its service only; the service reaches adapters only through its deps.
+    const handler = code(ENTRIES.worker);
+    expect(handler).toMatch(/workerService\(\)/);
+    expect(handler).not.toMatch(/new Dynamo|new Sqs/);
+    const service = code(WORKER_SERVICE);
+    const deps = /export interface WorkerServiceDeps \{([\s\S]*?)\n\}/.exec(service)?.[1] ?? '';
+    // Each dep's type names what the service may call (tsc holds it to that): a Pick, or a port.
+    const typeOf = (field: string) => new RegExp(`\\n  ${field}\\??: ([^;]+);`).exec(deps)?.[1] ?? '';
+    const ports = readFileSync(path.join(repoRoot, 'lambdas/domain/ports.ts'), 'utf8');
+    const methodsOf = (type: string) => {
+      const pick = /^Pick<\w+, ([^>]+)>$/.exec(type);
+      if (pick) return [...(pick[1] as string).matchAll(/'(\w+)'/g)].map((m) => m[1] as string);
+      const body = new RegExp(`export interface ${type} \\{([\\s\\S]*?)\\n\\}`).exec(ports)?.[1] ?? '';
+      return [...body.matchAll(/\n  (\w+)\(/g)].map((m) => m[1] as string);
+    };
+    const DEP_OF = { repository: 'results', activity: 'activity', deadLetters: 'deadLetters' } as const;
     for (const [object, methods] of Object.entries(WORKER_CALLS)) {
-      const called = new Set([...source.matchAll(new RegExp(`\\b${object}\\??\\.(\\w+)\\(`, 'g'))].map((m) => m[1] as string));
-      // Besides method calls, an adapter may only be handed to listWhileRunning, whose parameter type names what it calls.
-      const bare = [...source.matchAll(new RegExp(`\\b${object}\\b(?![?.:])`, 'g'))].length;
-      const handed = [...source.matchAll(new RegExp(`listWhileRunning\\(\\s*${object}\\b`, 'g'))].length;
-      // `const x = new …` is the one bare use besides being handed over.
-      expect(bare - handed, `${object}: used other than by method call or listWhileRunning`).toBe(1 + (object === 'deadLetters' ? 1 : 0));
-      if (handed > 0) {
+      const field = DEP_OF[object as keyof typeof DEP_OF];
+      const called = new Set(methodsOf(typeOf(field)));
+      // No cast lets the service call anything else on a dep.
+      expect(service, field).not.toMatch(new RegExp(`\\b${field}\\b[^;\\n]*\\bas\\b`));
+      // What the service hands a dep to (listWhileRunning) may call only methods the dep's type has.
+      if (field === 'activity') {
+        expect(service).toMatch(/listWhileRunning\(\s*activity\b/);
         const helper = readFileSync(path.join(repoRoot, 'lambdas/domain/fleet-activity.ts'), 'utf8');
         const pick = /listWhileRunning\(\s*activity: Pick<FleetActivity, ([^>]+)>/.exec(helper)?.[1] ?? '';
-        for (const m of pick.matchAll(/'(\w+)'/g)) called.add(m[1] as string);
+        for (const m of pick.matchAll(/'(\w+)'/g)) expect([...called], 'listWhileRunning').toContain(m[1]);
       }
       expect([...called].sort(), object).toEqual([...methods].sort());
     }
+    // The composition root hands the service exactly these adapters.
+    const root = code(WORKER_COMPOSITION);
+    expect(root).toMatch(/results: batchRepository\(\)/);
+    expect(root).toMatch(/activity: fleetActivity\(\)/);
+    expect(root).toMatch(/deadLetters: new SqsDeadLetterQueue\(/);
+    expect(root.match(/new (Dynamo|S3|StepFunctions)\w*\(/g) ?? []).toEqual([]);
     // Those methods' own commands (and their private helpers'), read from the adapters.
     const sent = [
       ...actionsOfMethod('lambdas/adapters/batch-repository.ts', 'recordResult'),
@@ -652,28 +688,38 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     for (const action of sent.filter((a) => !SENT_ONLY_WHEN_GROUPING.includes(a))) expect(Object.keys(NOT_SENT_BY_WORKER)).not.toContain(action);
   });
 
-  it('results are grouped (and BatchGetItem sent) only with FLEET_GROUP_RESULT_WRITES=true, which no deployed function has', () => {
+  it('results are grouped (and BatchGetItem sent) only with the grouped writes the local fleet installs, which no deployed function can reach', () => {
     const functions = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Function');
     expect(functions.length).toBeGreaterThan(0);
     for (const fn of functions) {
       const variables = (fn.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {};
       expect(variables).not.toHaveProperty('FLEET_GROUP_RESULT_WRITES');
     }
-    // The worker turns grouping on from that variable alone, off by default.
-    const worker = readFileSync(path.join(repoRoot, ENTRIES.worker), 'utf8');
-    expect(worker).toMatch(/FLEET_GROUP_RESULT_WRITES: z\s*\.enum\(\['true', 'false'\]\)\s*\.default\('false'\)/);
-    expect(worker).toContain('new DynamoBatchRepository(dynamo(), env.TABLE_NAME, { groupResultWrites: env.FLEET_GROUP_RESULT_WRITES })');
-    expect(worker.match(/new DynamoBatchRepository\(/g)).toHaveLength(1);
+    // No deployed function's code reaches a coalescer: only infra/local/write-grouping.ts imports them.
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      for (const coalescer of COALESCERS) expect(reachable[key], key).not.toContain(coalescer);
+    }
+    // The composition root groups from the installed grouped writes alone; nothing installs any on AWS.
+    const shared = code('lambdas/composition-root/shared.ts');
+    expect(shared).toContain('new DynamoBatchRepository(dynamo(), tableEnv().TABLE_NAME, { grouping: installedWriteGrouping() })');
+    expect(shared.match(/new DynamoBatchRepository\(/g)).toHaveLength(1);
+    for (const key of Object.keys(ENTRIES) as FunctionKey[]) {
+      for (const file of reachable[key]) expect(code(file), file).not.toMatch(/(?<!function )\binstallWriteGrouping\(/);
+    }
   });
 
   it('Start and Finish batch, the autoscaler and the reconciler send Step Functions commands only through CapacityCoordinator', () => {
-    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.reconciler, ENTRIES.fileJobs]) {
-      const source = readFileSync(path.join(repoRoot, entry), 'utf8');
-      // The workflow comes from the one admission wiring, and is used nowhere else.
-      expect(source, entry).not.toMatch(/new StepFunctionsWorkflow\(/);
-      expect(source, entry).toMatch(/admissionFor\(/);
-      expect(source.match(/\bworkflow\.\w+\(/g) ?? [], entry).toEqual([]);
+    for (const key of ['startBatch', 'autoscaler', 'reconciler', 'fileJobs'] as const) {
+      // The workflow comes from the one admission wiring (composition-root/admission.ts → admissionFor), and is used nowhere else.
+      expect(reachable[key], key).toContain(ADMISSION_COMPOSITION);
+      // The handler and the composition root's modules it reaches: the wiring.
+      for (const file of reachable[key].filter((f) => f === ENTRIES[key] || f.startsWith('lambdas/composition-root/'))) {
+        const source = readFileSync(path.join(repoRoot, file), 'utf8');
+        if (file !== 'lambdas/adapters/admission.ts') expect(source, file).not.toMatch(/new StepFunctionsWorkflow\(/);
+        if (file !== 'lambdas/domain/capacity-coordinator.ts' && file !== 'lambdas/domain/fleet-service.ts') expect(source.match(/\bworkflow\.\w+\(/g) ?? [], file).toEqual([]);
+      }
     }
+    expect(readFileSync(path.join(repoRoot, ADMISSION_COMPOSITION), 'utf8')).toMatch(/admissionFor\(/);
     const wiring = readFileSync(path.join(repoRoot, 'lambdas/adapters/admission.ts'), 'utf8');
     expect(wiring.match(/new StepFunctionsWorkflow\(/g)).toHaveLength(1);
     const coordinator = readFileSync(path.join(repoRoot, 'lambdas/domain/capacity-coordinator.ts'), 'utf8');
@@ -683,7 +729,7 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     expect(new Set(sent)).toEqual(new Set(['states:DescribeExecution', 'states:ListMapRuns', 'states:UpdateMapRun', 'states:StartExecution', 'states:RedriveExecution']));
     // Redrive is reached only through reconcile(), which only the reconciler calls.
     expect(methodBody('lambdas/domain/capacity-coordinator.ts', 'redriveFailed')).toContain('workflow.redrive(');
-    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.fileJobs, 'lambdas/domain/file-jobs.ts', 'lambdas/domain/fleet-service.ts', 'lambdas/api.ts']) {
+    for (const entry of [ENTRIES.startBatch, ENTRIES.autoscaler, ENTRIES.fileJobs, 'lambdas/domain/file-jobs.ts', 'lambdas/domain/fleet-service.ts', 'lambdas/domain/batch-lifecycle.ts', 'lambdas/api.ts', ...COMPOSITION_MODULES]) {
       expect(readFileSync(path.join(repoRoot, entry), 'utf8'), entry).not.toMatch(/\.reconcile\(/);
     }
     expect(readFileSync(path.join(repoRoot, ENTRIES.reconciler), 'utf8')).toMatch(/coordinator\.reconcile\(\)/);
@@ -693,7 +739,9 @@ describe('IAM matches the code (issue 7, item 3)', () => {
     const source = readFileSync(path.join(repoRoot, ENTRIES.autoscaler), 'utf8');
     const called = new Set([...source.matchAll(/\bservice\.(\w+)\(/g)].map((m) => m[1]));
     expect([...called]).toEqual(['scaleWorkers']);
-    expect(source).toMatch(/capacity: coordinator/);
+    expect(source).toMatch(/const service = scalingService\(\)/);
+    // Built in the composition root.
+    expect(functionBody('lambdas/composition-root/schedules.ts', 'scalingService')).toMatch(/capacity: coordinator/);
     // scaleWorkers re-shares the cap through the coordinator when it has one.
     const service = readFileSync(path.join(repoRoot, 'lambdas/domain/fleet-service.ts'), 'utf8');
     expect(service).toMatch(/if \(this\.deps\.capacity\) return [^\n]*this\.deps\.capacity\.rescale\(\)/);

@@ -21,6 +21,7 @@ import { BatchGetCommand, BatchWriteCommand, DeleteCommand, GetCommand, PutComma
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { WORKER_TABLE_ACTIONS } from '../../infra/fleet';
+import { localWriteGrouping } from '../../infra/local/write-grouping';
 import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
 import { DynamoCapacityStore } from '../../lambdas/adapters/capacity-store';
 import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
@@ -225,7 +226,7 @@ describe('worker functions write only the worker partitions (dynamodb:LeadingKey
 
   it('grouped result writes (local mode only) touch only worker partitions too', async () => {
     const { client, sent } = recordingClient();
-    const repository = new DynamoBatchRepository(client, 'WorkerKeysGroupedTable', { groupResultWrites: true });
+    const repository = new DynamoBatchRepository(client, 'WorkerKeysGroupedTable', { grouping: localWriteGrouping });
     const batchId = 'grouped-batch';
     // Many at once, so they go as BatchGetItem + BatchWriteItem groups.
     await Promise.all(

@@ -7,7 +7,9 @@ import diagnostics from 'node:diagnostics_channel';
 import type { ClientRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { localWriteGrouping } from '../../infra/local/write-grouping';
 import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
+import { installedWriteGrouping } from '../../lambdas/adapters/write-grouping';
 import { dynamo } from '../../lambdas/adapters/clients';
 import { DEFAULT_CONFIG, settingsForBatch } from '../../lambdas/domain/config';
 import type { TaskResult } from '../../lambdas/domain/types';
@@ -82,10 +84,10 @@ describe('results recorded at once (the local fleet writes them in groups)', () 
   }
 
   it('store each task once, the first result winning, and count each once, duplicates and earlier results included', async () => {
-    // As the workers build theirs: the local fleet turns grouping on, and the
+    // As the workers build theirs: the local fleet installs grouped writes, and the
     // same table gives the same coalescer, so this is the same writer.
-    expect(process.env.FLEET_GROUP_RESULT_WRITES).toBe('true');
-    const repository = new DynamoBatchRepository(dynamo(), process.env.TABLE_NAME ?? '', { groupResultWrites: true });
+    expect(installedWriteGrouping()).toBe(localWriteGrouping);
+    const repository = new DynamoBatchRepository(dynamo(), process.env.TABLE_NAME ?? '', { grouping: installedWriteGrouping() });
     const batchId = `grouped-${Date.now()}`;
     await repository.createBatch({ ...batchRecord(batchId, 'processing', 210), createdAt: Date.now() });
     const result = (taskId: string, success: boolean): TaskResult => ({

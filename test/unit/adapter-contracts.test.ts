@@ -28,6 +28,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { localWriteGrouping } from '../../infra/local/write-grouping';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deleteKeys } from '../../lambdas/adapters/batch-maintenance';
 import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
@@ -238,7 +239,7 @@ describe('DynamoBatchRepository conditional writes', () => {
 
   it('results recorded together: one consistent BatchGetItem of their keys, BatchWriteItem of the absent ones, each counted once', async () => {
     // Arrange: t2 already has its result.
-    const grouped = new DynamoBatchRepository(ddbClient, 'GroupTable', { groupResultWrites: true });
+    const grouped = new DynamoBatchRepository(ddbClient, 'GroupTable', { grouping: localWriteGrouping });
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
     ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, { Keys: { pk: string; sk: string }[] }> }) => ({
@@ -264,7 +265,7 @@ describe('DynamoBatchRepository conditional writes', () => {
     expect(counted).toBe(3);
   });
 
-  it('without groupResultWrites (AWS), results recorded together are still one conditional PutItem each', async () => {
+  it('without grouping (AWS), results recorded together are still one conditional PutItem each', async () => {
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
 
@@ -277,7 +278,7 @@ describe('DynamoBatchRepository conditional writes', () => {
   });
 
   it('results recorded together: a refused BatchWriteItem fails only the item DynamoDB refuses, the others are put alone', async () => {
-    const grouped = new DynamoBatchRepository(ddbClient, 'RefusingTable', { groupResultWrites: true });
+    const grouped = new DynamoBatchRepository(ddbClient, 'RefusingTable', { grouping: localWriteGrouping });
     ddb.on(UpdateCommand).resolves({});
     ddb.on(BatchGetCommand).resolves({ Responses: { RefusingTable: [] } });
     ddb.on(BatchWriteCommand).rejects(new Error('ValidationException: Item size has exceeded the maximum allowed size'));
@@ -294,7 +295,7 @@ describe('DynamoBatchRepository conditional writes', () => {
 
   it('results recorded together: keys DynamoDB never processes fail their inserts after 12 reads, naming what is left', async () => {
     vi.useFakeTimers();
-    const grouped = new DynamoBatchRepository(ddbClient, 'ThrottledTable', { groupResultWrites: true });
+    const grouped = new DynamoBatchRepository(ddbClient, 'ThrottledTable', { grouping: localWriteGrouping });
     ddb.on(PutCommand).resolves({});
     ddb.on(UpdateCommand).resolves({});
     ddb.on(BatchGetCommand).callsFake((input: { RequestItems: Record<string, unknown> }) => ({ UnprocessedKeys: input.RequestItems }));

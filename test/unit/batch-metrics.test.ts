@@ -3,19 +3,22 @@
  * BatchesSubmitted once per batch created and BatchesFinished{status=cancelled}
  * once per cancel; Finish batch counts BatchesFinished{status} only when its
  * conditional write finished the batch. Log lines carry the batch id. The
- * domain and the adapters are stubbed: only what the handlers emit is tested.
+ * domain and the adapters are stubbed (the API's FleetService, Finish batch's
+ * ports as fakes): only what the handlers emit is tested.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BatchStatus } from '../../lambdas/domain/types';
-import { captureOutput, useHandlerEnvironment } from './handler-fixtures';
+import { batchRecord, captureOutput, useHandlerEnvironment } from './handler-fixtures';
+import { lifecycleDeps } from './run-leg-fakes';
 
 const SERVICE = 'Unit/Fleet';
 type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 let api: ApiHandler;
-let finish: (event: { state: { batchId: string }; stateMachineArn: string }) => Promise<unknown>;
+let createLifecycleHandlers: typeof import('../../lambdas/batch-lifecycle').createLifecycleHandlers;
+let BatchLifecycle: typeof import('../../lambdas/domain/batch-lifecycle').BatchLifecycle;
+let shared: typeof import('../../lambdas/composition-root/shared');
 let FleetService: typeof import('../../lambdas/domain/fleet-service').FleetService;
-let DynamoBatchRepository: typeof import('../../lambdas/adapters/batch-repository').DynamoBatchRepository;
 
 beforeAll(async () => {
   useHandlerEnvironment({
@@ -28,9 +31,10 @@ beforeAll(async () => {
     POWERTOOLS_LOG_LEVEL: 'INFO',
   });
   ({ handler: api } = (await import('../../lambdas/api')) as { handler: ApiHandler });
-  ({ finish } = await import('../../lambdas/batch-lifecycle'));
+  ({ createLifecycleHandlers } = await import('../../lambdas/batch-lifecycle'));
+  ({ BatchLifecycle } = await import('../../lambdas/domain/batch-lifecycle'));
+  shared = await import('../../lambdas/composition-root/shared');
   ({ FleetService } = await import('../../lambdas/domain/fleet-service'));
-  ({ DynamoBatchRepository } = await import('../../lambdas/adapters/batch-repository'));
 });
 
 let written: string[] = [];
@@ -124,14 +128,14 @@ describe('API: batches submitted and cancelled', () => {
 });
 
 describe('Finish batch: batches finished, by final status', () => {
+  /** The Finish batch handler over a BatchLifecycle of fakes, with the real logger and metrics (what is asserted). */
   const finishWith = async (applied: boolean) => {
-    vi.spyOn(DynamoBatchRepository.prototype, 'getBatch').mockResolvedValue({ batchId: 'batch-2', status: 'processing', totalTasks: 4 } as never);
-    vi.spyOn(DynamoBatchRepository.prototype, 'countResults').mockResolvedValue({ completedTasks: 3, failedTasks: 1 });
-    vi.spyOn(DynamoBatchRepository.prototype, 'finish').mockResolvedValue(applied);
-    const { DynamoFleetActivity } = await import('../../lambdas/adapters/fleet-activity');
-    vi.spyOn(DynamoFleetActivity.prototype, 'addFinishedBatch').mockResolvedValue(true);
-    const { CapacityCoordinator } = await import('../../lambdas/domain/capacity-coordinator');
-    vi.spyOn(CapacityCoordinator.prototype, 'release').mockResolvedValue({ admitted: [], changed: {} });
+    const { deps, store } = lifecycleDeps({ log: shared.log, metrics: shared.runMetrics });
+    store.record = batchRecord('batch-2', 'processing', 4);
+    store.counts = { completedTasks: 3, failedTasks: 1 };
+    store.applies = applied;
+    const lifecycle = new BatchLifecycle(deps);
+    const { finish } = createLifecycleHandlers(() => lifecycle);
     return finish({ state: { batchId: 'batch-2' }, stateMachineArn: 'arn:aws:states:us-east-1:111122223333:stateMachine:Fleet' });
   };
 
