@@ -11,7 +11,6 @@
  * (TABLE_NAME...) when loaded, as every Fleet handler does at cold start.
  */
 export { createWorkerHandler, type WorkerHandler, type WorkerHandlerOptions } from '../lambdas/worker';
-export type { TaskContext, TaskHandler } from '../lambdas/tasks/types';
-export { ON_ERROR_HOOK_TIMEOUT_MS, type TaskMiddleware } from '../lambdas/tasks/middleware';
+export { ON_ERROR_HOOK_TIMEOUT_MS, type TaskContext, type TaskHandler, type TaskMiddleware } from '../lambdas/domain/task-handler';
 export { TaskPermanentError, TaskRetryableError, TaskTimeoutError, UnknownTaskTypeError } from '../lambdas/domain/errors';
 export type { Task, TaskResult } from '../lambdas/domain/types';

@@ -10,7 +10,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { TABLE_KEYS } from '../lambdas/adapters/batch-repository';
+import { TABLE_KEYS } from '../lambdas/adapters/table-layout';
 import { checkTableProps, type FleetTableProps } from './fleet-overrides';
 
 export interface FleetStorageProps {

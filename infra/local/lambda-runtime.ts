@@ -50,6 +50,16 @@ async function importHandlerModule(file: string, projectRoot: string): Promise<R
   return (await import(`${pathToFileURL(outfile).href}?t=${Date.now()}`)) as Record<string, unknown>;
 }
 
+/**
+ * For Fleet's own tests: with FLEET_ENABLE_FAULT_TASKS=1 when it first runs,
+ * Fleet's default worker is the one that also has the `fault.*` task types,
+ * which only local mode adds, so no deployed bundle holds them.
+ */
+export function localEntryOf(fn: Pick<LocalFunction, 'entry' | 'handler' | 'root'>): string {
+  const faultTasks = process.env.FLEET_ENABLE_FAULT_TASKS === '1' && fn.root !== 'project' && fn.entry === 'lambdas/worker.ts' && fn.handler === 'handler';
+  return faultTasks ? 'infra/local/fault-tasks-worker.ts' : fn.entry;
+}
+
 /** Lambda's synchronous invocation payload quota: 6 MB for the request and 6 MB for the response. */
 export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
 /** Lambda's default account concurrency, shared by every function in the Region. */
@@ -131,13 +141,14 @@ export class LocalLambda implements TaskInvoker {
   }
 
   private load(fn: LocalFunction): Promise<Handler> {
-    const key = `${fn.root ?? 'fleet'}:${fn.entry}#${fn.handler}`;
+    const entry = localEntryOf(fn);
+    const key = `${fn.root ?? 'fleet'}:${entry}#${fn.handler}`;
     let handler = this.loaded.get(key);
     if (!handler) {
-      const file = path.resolve(fn.root === 'project' ? this.roots.project : this.roots.fleet, fn.entry);
+      const file = path.resolve(fn.root === 'project' ? this.roots.project : this.roots.fleet, entry);
       handler = importHandlerModule(file, this.roots.project).then((module) => {
         const exported = module[fn.handler];
-        if (typeof exported !== 'function') throw new Error(`${fn.entry} does not export a function "${fn.handler}"`);
+        if (typeof exported !== 'function') throw new Error(`${entry} does not export a function "${fn.handler}"`);
         return exported as Handler;
       });
       this.loaded.set(key, handler);

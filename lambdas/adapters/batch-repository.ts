@@ -6,14 +6,13 @@
  * every worker's write.
  */
 import {
-  BatchGetCommand,
   GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
 } from '@aws-sdk/lib-dynamodb';
-import { COUNTER_SHARDS, RESULT_SHARDS, progressOf, randomCounterShard, shardOf } from '../domain/batch';
+import { BATCH_ID_PATTERN, COUNTER_SHARDS, RESULT_SHARDS, progressOf, randomCounterShard, shardOf } from '../domain/batch';
 import { DEFAULT_CONFIG, LIMITS } from '../domain/config';
 import { parseWorkerListing } from '../domain/fleet-activity';
 import { ValidationError } from '../domain/errors';
@@ -24,6 +23,7 @@ import type { BatchState, BatchStatus, FleetManagerConfig, TaskResult } from '..
 import { FINISHED_STATES } from '../domain/types';
 import { escapedJsonBytes } from '../domain/payload-size';
 import { unlessConditionFails } from './conditional-write';
+import { batchGetItems } from './batch-get';
 import { BatchWriteIncomplete, sendBatchWrite } from './batch-write';
 import { CounterCoalescer, type CounterWrite } from './counter-coalescer';
 import { InsertCoalescer, sharedInsertCoalescer, type InsertTarget } from './insert-coalescer';
@@ -33,27 +33,17 @@ import {
   COUNTER_LAYOUT_ATTRIBUTE,
   LIST_PARTITION,
   RESULT_PREFIX,
+  TABLE_KEYS,
+  batchIdOfPk,
   batchKey,
   configKey,
   counterKey,
-  legacyCounterKey,
+  isListSortKey,
+  listSortKey,
   resultKey,
   shardPk,
 } from './table-layout';
 import { queryItems } from './query-pages';
-
-/** Names shared with the CDK table definition. */
-export const TABLE_KEYS = Object.freeze({
-  partitionKey: 'pk',
-  sortKey: 'sk',
-  ttlAttribute: 'expiresAt',
-  byCreationIndex: 'ByCreation',
-  byCreationPartitionKey: 'listPk',
-  byCreationSortKey: 'listSk',
-  /** Sparse index of batches not yet finished: what live scaling must reach. */
-  activeIndex: 'Active',
-  activePartitionKey: 'activePk',
-});
 
 /**
  * The results a filtered page (`?status=`) reads at most, matching or not:
@@ -66,8 +56,6 @@ export const FILTERED_PAGE_SCAN = 2000;
 /** A filtered query reads at least this many results, so sparse matches are not found 25 at a time. */
 const FILTERED_QUERY_MIN = 200;
 
-/** BatchGetItem reads at most 100 keys. */
-const BATCH_GET_MAX = 100;
 /** Batches whose recent counter sums getStatus keeps. */
 const RECENT_SUMS_KEPT = 1000;
 
@@ -117,9 +105,8 @@ const isListCursor = (v: unknown): v is ListCursor =>
   v !== null &&
   typeof (v as ListCursor).sk === 'string' &&
   typeof (v as ListCursor).id === 'string' &&
-  // The ByCreation sort key is `<createdAt, 15 digits>#<batchId>`; batch ids are 1-80 of [A-Za-z0-9_-].
-  /^\d{15}#[A-Za-z0-9_-]{1,80}$/.test((v as ListCursor).sk) &&
-  /^[A-Za-z0-9_-]{1,80}$/.test((v as ListCursor).id);
+  isListSortKey((v as ListCursor).sk) &&
+  BATCH_ID_PATTERN.test((v as ListCursor).id);
 
 function toRecord(item: Item): BatchRecord {
   return {
@@ -166,9 +153,6 @@ type ResultItem = Key & Item;
 /** An item's key as one string. */
 const itemId = ({ pk, sk }: Key) => `${pk}\u0000${sk}`;
 
-/** A batch stored before its record named its counter layout: its counts may be in the legacy counters. */
-const hasLegacyCounters = (item: Item) => item[COUNTER_LAYOUT_ATTRIBUTE] === undefined;
-
 export class DynamoBatchRepository implements BatchRepository, TasksFileBatches {
   /**
    * A batch's results recorded while one of its counter writes is in flight
@@ -213,7 +197,8 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
         (await unlessConditionFails(() =>
           this.client.send(new PutCommand({ TableName: this.tableName, Item: item, ConditionExpression: 'attribute_not_exists(pk)' })),
         )) !== undefined,
-      existing: async (items) => new Set((await this.getAll(items.map(({ pk, sk }) => ({ pk, sk })), 'pk, sk')).map((found) => itemId(found as Key))),
+      existing: async (items) =>
+        new Set((await batchGetItems(this.client, this.tableName, items.map(({ pk, sk }) => ({ pk, sk })), { projection: 'pk, sk' })).map((found) => itemId(found as Key))),
       putAll: async (items) => {
         try {
           await sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item } })));
@@ -234,7 +219,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
           ...batchKey(record.batchId),
           ...record,
           [TABLE_KEYS.byCreationPartitionKey]: LIST_PARTITION,
-          [TABLE_KEYS.byCreationSortKey]: `${String(record.createdAt).padStart(15, '0')}#${record.batchId}`,
+          [TABLE_KEYS.byCreationSortKey]: listSortKey(record.createdAt, record.batchId),
           [TABLE_KEYS.activePartitionKey]: ACTIVE_PARTITION,
           [COUNTER_LAYOUT_ATTRIBUTE]: COUNTER_SHARDS,
         },
@@ -262,7 +247,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const now = Date.now();
     const recent = maxAge > 0 && record.status === 'processing' ? this.recentSums.get(batchId) : undefined;
     if (recent && now - recent.at <= maxAge) return statusOf(record, recent.completedTasks, recent.failedTasks);
-    const counts = await this.sumCounters(batchId, hasLegacyCounters(item));
+    const counts = await this.sumCounters(batchId);
     if (maxAge > 0) {
       // Bounded: the oldest sum goes first (a Map keeps insertion order).
       this.recentSums.delete(batchId);
@@ -307,14 +292,14 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     const items = await Promise.all(
       Items.filter((item) => !isExpired(item, at)).map(async (item) => {
         const record = toRecord(item);
-        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId, hasLegacyCounters(item));
+        const counts = this.hasFinalCounts(record) ? record : await this.sumCounters(record.batchId);
         return statusOf(record, counts.completedTasks, counts.failedTasks);
       }),
     );
     // An index's LastEvaluatedKey holds the table key and the index key.
     const nextCursor =
       LastEvaluatedKey && typeof LastEvaluatedKey.pk === 'string'
-        ? encodeCursor({ sk: String(LastEvaluatedKey[TABLE_KEYS.byCreationSortKey]), id: LastEvaluatedKey.pk.slice('BATCH#'.length) })
+        ? encodeCursor({ sk: String(LastEvaluatedKey[TABLE_KEYS.byCreationSortKey]), id: batchIdOfPk(LastEvaluatedKey.pk) })
         : null;
     return { items, nextCursor };
   }
@@ -365,13 +350,10 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     );
   }
 
-  /** Sums a batch's counters; `legacy` adds the counters versions before COUNT#<c> wrote. */
-  private async sumCounters(batchId: string, legacy: boolean): Promise<{ completedTasks: number; failedTasks: number }> {
+  /** Sums a batch's COUNTER_SHARDS counters. */
+  private async sumCounters(batchId: string): Promise<{ completedTasks: number; failedTasks: number }> {
     const keys = Array.from({ length: COUNTER_SHARDS }, (_, shard) => counterKey(batchId, shard));
-    if (legacy) keys.push(...Array.from({ length: RESULT_SHARDS }, (_, shard) => legacyCounterKey(batchId, shard)));
-    const chunks: Key[][] = [];
-    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) chunks.push(keys.slice(i, i + BATCH_GET_MAX));
-    const items = (await Promise.all(chunks.map((chunk) => this.getAll(chunk)))).flat();
+    const items = await batchGetItems(this.client, this.tableName, keys);
     let completedTasks = 0;
     let failedTasks = 0;
     for (const item of items) {
@@ -381,31 +363,8 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     return { completedTasks, failedTasks };
   }
 
-  /**
-   * BatchGetItem of up to 100 keys (strongly consistent), resending
-   * UnprocessedKeys (throttling) with capped backoff, 12 sends at most.
-   */
-  private async getAll(keys: Key[], projection?: string): Promise<Item[]> {
-    const items: Item[] = [];
-    let unprocessed: Item[] = keys;
-    const maxRounds = 12;
-    for (let round = 0; unprocessed.length > 0; round++) {
-      if (round >= maxRounds) throw new Error(`DynamoDB left ${unprocessed.length} read(s) unprocessed after ${maxRounds} attempts`);
-      if (round > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** round)));
-      const { Responses, UnprocessedKeys } = await this.client.send(
-        new BatchGetCommand({
-          RequestItems: { [this.tableName]: { Keys: unprocessed, ConsistentRead: true, ...(projection ? { ProjectionExpression: projection } : {}) } },
-        }),
-      );
-      items.push(...(Responses?.[this.tableName] ?? []));
-      unprocessed = (UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined) ?? [];
-    }
-    return items;
-  }
-
   async countResults(batchId: string, totalTasks: number): Promise<{ completedTasks: number; failedTasks: number }> {
-    // Once per batch: cheap enough to include any counters an earlier version wrote.
-    const counted = await this.sumCounters(batchId, true);
+    const counted = await this.sumCounters(batchId);
     if (counted.completedTasks + counted.failedTasks >= totalTasks) return counted;
     let completedTasks = 0;
     let failedTasks = 0;
@@ -514,7 +473,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
       ExpressionAttributeValues: { ':a': ACTIVE_PARTITION },
     });
     // The index projects keys only: the batch id is in the table key.
-    for await (const item of active) if (typeof item.pk === 'string') ids.push(item.pk.slice('BATCH#'.length));
+    for await (const item of active) if (typeof item.pk === 'string') ids.push(batchIdOfPk(item.pk));
     return ids;
   }
 

@@ -7,8 +7,9 @@ import { GetCommand, PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/li
 import { emptyCapacity, type CapacityState } from '../domain/capacity';
 import type { CapacityStore } from '../domain/ports';
 import { unlessConditionFails } from './conditional-write';
+import { capacityKey } from './table-layout';
 
-const KEY = { pk: 'FLEET', sk: 'CAPACITY' };
+const KEY = capacityKey();
 
 export class DynamoCapacityStore implements CapacityStore {
   constructor(

@@ -15,7 +15,6 @@
  * result (runningWorkers in the domain).
  */
 import {
-  BatchGetCommand,
   DeleteCommand,
   PutCommand,
   UpdateCommand,
@@ -26,18 +25,15 @@ import { STATS_SHARDS, WORKER_SHARDS, isExpiredAt, runningWorkers, taskKeyOf } f
 import type { FleetActivity, FleetTotals, RunningWorker } from '../domain/ports';
 import type { WorkerInfo } from '../domain/types';
 import { unlessConditionFails } from './conditional-write';
+import { batchGetItems } from './batch-get';
 import { sendBatchWrite } from './batch-write';
 import { PutCoalescer } from './put-coalescer';
-import { countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
+import { batchIdOfCountedPk, batchIdOfPk, countedKey, nextAttemptKey, resultKey, statsKey, workerSlotKey, workersPk } from './table-layout';
 import { queryItems } from './query-pages';
 
 type Item = Record<string, unknown>;
 
-/** BatchGetItem takes at most 100 keys. */
-const BATCH_GET_MAX = 100;
-
 const randomShard = () => Math.floor(Math.random() * STATS_SHARDS);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
 export class DynamoFleetActivity implements FleetActivity {
@@ -115,10 +111,7 @@ export class DynamoFleetActivity implements FleetActivity {
 
   async countedBatchIds(batchIds: readonly string[]): Promise<Set<string>> {
     const counted = new Set<string>();
-    for (let i = 0; i < batchIds.length; i += BATCH_GET_MAX) {
-      const items = await this.getAll(batchIds.slice(i, i + BATCH_GET_MAX).map(countedKey), 'pk');
-      for (const item of items) if (typeof item.pk === 'string') counted.add(item.pk.slice('STATS#BATCH#'.length));
-    }
+    for (const item of await this.getAll(batchIds.map(countedKey), 'pk')) if (typeof item.pk === 'string') counted.add(batchIdOfCountedPk(item.pk));
     return counted;
   }
 
@@ -133,20 +126,8 @@ export class DynamoFleetActivity implements FleetActivity {
     return totals;
   }
 
-  /** Strongly consistent BatchGetItem of up to 100 keys, resending unprocessed keys with backoff. */
-  private async getAll(keys: Item[], projection?: string): Promise<Item[]> {
-    const found: Item[] = [];
-    for (let round = 0; keys.length > 0; round++) {
-      if (round > 0) await sleep(Math.min(1000, 25 * 2 ** round));
-      const { Responses, UnprocessedKeys } = await this.client.send(
-        new BatchGetCommand({
-          RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true, ...(projection ? { ProjectionExpression: projection } : {}) } },
-        }),
-      );
-      found.push(...(Responses?.[this.tableName] ?? []));
-      keys = (UnprocessedKeys?.[this.tableName]?.Keys as Item[] | undefined) ?? [];
-    }
-    return found;
+  private getAll(keys: Item[], projection?: string): Promise<Item[]> {
+    return batchGetItems(this.client, this.tableName, keys, projection ? { projection } : {});
   }
 
   async registerWorker(worker: RunningWorker): Promise<void> {
@@ -223,12 +204,9 @@ export class DynamoFleetActivity implements FleetActivity {
     for (const entry of entries) tasks.set(taskKeyOf(entry.batchId, entry.taskId), resultKey(entry.batchId, shardOf(entry.taskId), entry.taskId));
     const keys = [...tasks.values()];
     const finished = new Set<string>();
-    for (let i = 0; i < keys.length; i += BATCH_GET_MAX) {
-      for (const item of await this.getAll(keys.slice(i, i + BATCH_GET_MAX), 'pk, sk, taskId, expiresAt')) {
-        if (isExpiredAt(item.expiresAt, now)) continue;
-        const batchId = String(item.pk).replace(/^BATCH#/, '').replace(/#S\d+$/, '');
-        finished.add(taskKeyOf(batchId, String(item.taskId)));
-      }
+    for (const item of await this.getAll(keys, 'pk, sk, taskId, expiresAt')) {
+      if (isExpiredAt(item.expiresAt, now)) continue;
+      finished.add(taskKeyOf(batchIdOfPk(String(item.pk)), String(item.taskId)));
     }
     return runningWorkers(entries, finished, now);
   }

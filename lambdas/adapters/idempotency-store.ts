@@ -1,8 +1,8 @@
 /**
  * IdempotencyStore on the Fleet table.
  *
- * Layout (pk / sk):
- *   IDEMPOTENCY#<sha256 of the key> / KEY   {bodyHash, batchId, state, createdAt, expiresAt}
+ * One item per key (table-layout.ts): IDEMPOTENCY#<sha256 of the key> / KEY,
+ * holding {bodyHash, batchId, state, createdAt, expiresAt}.
  *
  * The claim is one conditional PutItem, written before the batch exists, so
  * of two concurrent submissions with the same key exactly one claims it.
@@ -10,15 +10,14 @@
 import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { IdempotencyRecord, IdempotencyStore } from '../domain/ports';
 import { unlessConditionFails } from './conditional-write';
-
-const keyOf = (keyHash: string) => ({ pk: `IDEMPOTENCY#${keyHash}`, sk: 'KEY' });
+import { idempotencyKey as keyOf, keyHashOfIdempotencyPk } from './table-layout';
 
 /** An expired claim may still be in the table: DynamoDB TTL lags, dynalite has none. */
 const isLive = (item: Record<string, unknown>, nowSeconds: number) => typeof item.expiresAt !== 'number' || item.expiresAt > nowSeconds;
 
 function toRecord(item: Record<string, unknown>): IdempotencyRecord {
   return {
-    keyHash: String(item.pk).slice('IDEMPOTENCY#'.length),
+    keyHash: keyHashOfIdempotencyPk(String(item.pk)),
     bodyHash: String(item.bodyHash),
     batchId: String(item.batchId),
     state: item.state === 'created' ? 'created' : 'creating',

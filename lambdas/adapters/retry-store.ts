@@ -16,13 +16,11 @@ import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocu
 import { randomCounterShard, shardOf } from '../domain/batch';
 import { STATS_SHARDS } from '../domain/fleet-activity';
 import type { RetryState, RetryStore } from '../domain/ports';
-import { TABLE_KEYS } from './batch-repository';
 import { unlessConditionFails } from './conditional-write';
 import { resultItems } from './result-items';
-import { ACTIVE_PARTITION, RESULT_PREFIX, batchKey, countedKey, counterKey, resultKey, statsKey } from './table-layout';
+import { ACTIVE_PARTITION, RESULT_PREFIX, TABLE_KEYS, batchKey, countedKey, counterKey, failedAttemptKey, resultKey, statsKey } from './table-layout';
 
 type Item = Record<string, unknown>;
-
 
 const numberOf = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
 
@@ -103,7 +101,7 @@ export class DynamoRetryStore implements RetryStore {
     await this.client.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: { ...result, pk: key.pk, sk: `FAILED_ATTEMPT#${taskId}#${clear.retry}`, retry: clear.retry, expiresAt: clear.expiresAt },
+        Item: { ...result, ...failedAttemptKey(batchId, taskId, clear.retry), retry: clear.retry, expiresAt: clear.expiresAt },
       }),
     );
     // Counter first, then the delete: a crash in between undercounts, which Finish batch's recount repairs.

@@ -9,6 +9,7 @@
  * or transient (it has already retried them by the time they reach here):
  * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html
  */
+import { BatchGetIncomplete } from './batch-get';
 import { BatchWriteIncomplete } from './batch-write';
 
 const UNAVAILABLE_NAMES = new Set([
@@ -50,6 +51,8 @@ export function isStorageUnavailable(error: unknown, depth = 0): boolean {
     // Left unprocessed after every resend: throttling. Stopped by an error: that error decides.
     return e.cause === undefined ? true : isStorageUnavailable(e.cause, depth + 1);
   }
+  // Keys left unprocessed after every resend: throttling.
+  if (error instanceof BatchGetIncomplete) return true;
   if (typeof e.name === 'string' && UNAVAILABLE_NAMES.has(e.name)) return true;
   if (typeof e.code === 'string' && NETWORK_CODES.has(e.code)) return true;
   if (e.$retryable !== undefined) return true;

@@ -4,8 +4,7 @@
  */
 import { LIMITS, maxBackoffMs, mayRetry } from './config';
 import { TaskPermanentError, TaskTimeoutError, UnknownTaskTypeError, describeError } from './errors';
-import { ON_ERROR_HOOK_TIMEOUT_MS, type TaskMiddleware } from '../tasks/middleware';
-import type { TaskContext, TaskHandler } from '../tasks/types';
+import { ON_ERROR_HOOK_TIMEOUT_MS, type TaskContext, type TaskHandler, type TaskMiddleware } from './task-handler';
 import type { TaskSettings, Task } from './types';
 
 export type AttemptOutcome =
@@ -24,7 +23,7 @@ export interface AttemptInput {
   signal?: AbortSignal;
   /** Epoch ms the attempt must end by whatever its timeout (a bounded child's end). */
   notAfter?: number;
-  /** Hooks around the handler (lambdas/tasks/middleware.ts); the worker passes `taskMiddleware`. @default [] */
+  /** Hooks around the handler (task-handler.ts); the worker passes `taskMiddleware`. @default [] */
   middleware?: readonly TaskMiddleware[];
 }
 

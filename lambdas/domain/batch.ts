@@ -6,6 +6,13 @@ import type { BatchState, Task } from './types';
  * Within a batch higher priority starts first; ties keep submission order
  * (Array.prototype.sort is stable), so a batch without priorities runs in order.
  */
+/**
+ * What a batch id is: 1-80 of [A-Za-z0-9_-], as it doubles as a Step
+ * Functions execution name. It never holds a `#`, which the table's keys
+ * (adapters/table-layout.ts) and the worker's IAM condition rely on.
+ */
+export const BATCH_ID_PATTERN = /^[A-Za-z0-9_-]{1,80}$/;
+
 export function orderByPriority(tasks: readonly Task[]): Task[] {
   return [...tasks].sort((a, b) => (b.priority ?? 0) - (a.priority ?? 0));
 }

@@ -3,6 +3,7 @@
  * ValidationError naming the offending field, e.g. `tasks[3].timeout`.
  */
 import { z } from 'zod';
+import { BATCH_ID_PATTERN } from './batch';
 import { LIMITS } from './config';
 import { WORKER_LISTING_MODES } from './fleet-activity';
 import { ValidationError } from './errors';
@@ -245,11 +246,9 @@ export function parseLimit(raw: string | undefined, fallback: number): number {
   return limit;
 }
 
-const BATCH_ID = /^[A-Za-z0-9_-]{1,80}$/;
-
 /** Batch ids double as Step Functions execution names: 1-80 of [A-Za-z0-9_-]. */
 export function parseBatchId(raw: string | undefined): string {
-  if (!raw || !BATCH_ID.test(raw)) throw new ValidationError('batchId', 'is not a valid batch id');
+  if (!raw || !BATCH_ID_PATTERN.test(raw)) throw new ValidationError('batchId', 'is not a valid batch id');
   return raw;
 }
 

@@ -88,16 +88,18 @@ export interface FleetStatistics {
   activeWorkers: number;
 }
 
-export type WorkerState = 'spawning' | 'active' | 'completed' | 'failed';
+/** Only running workers are listed (GET /workers, docs/api.md), so a listed worker is always `active`. */
+export type WorkerState = 'active';
 
 export interface WorkerInfo {
+  /** The `workerId` the attempt's result will carry. */
   id: string;
   batchId: string;
   taskId: string;
   status: WorkerState;
-  /** Epoch ms. */
+  /** When the attempt started (epoch ms). */
   spawnedAt: number;
-  /** Epoch ms; absent while the worker runs. */
+  /** Never set: a listed worker is still running (docs/api.md). */
   completedAt?: number;
 }
 

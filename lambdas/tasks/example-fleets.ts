@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { TaskPermanentError } from '../domain/errors';
-import type { TaskHandler } from './types';
+import type { TaskHandler } from '../domain/task-handler';
 
 /** A stand-in source: every image is taken to be this size unless the URL says `?w=..&h=..`. */
 const DEFAULT_SOURCE = { width: 1920, height: 1080 };

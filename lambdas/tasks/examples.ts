@@ -1,6 +1,6 @@
 /** The example task types Fleet ships: `echo`, `sleep` and `fail`. */
 import { TaskPermanentError, TaskRetryableError } from '../domain/errors';
-import type { TaskHandler } from './types';
+import type { TaskHandler } from '../domain/task-handler';
 
 /** Returns its data unchanged. */
 export const echo: TaskHandler = (data) => data;

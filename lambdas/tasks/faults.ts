@@ -1,10 +1,12 @@
 /**
  * Fault task types, for Fleet's own tests: handlers that misbehave the ways
  * a user's handler can, so tests can prove each fault is contained to its
- * task. `lambdas/tasks/index.ts` registers them only when
- * FLEET_ENABLE_FAULT_TASKS=1; a deployed fleet never has them.
+ * task. Only local mode registers them, when FLEET_ENABLE_FAULT_TASKS=1
+ * (infra/local/fault-tasks-worker.ts): the task registry
+ * (lambdas/tasks/index.ts) does not import this module, so no deployed
+ * worker bundle holds it.
  */
-import type { TaskHandler } from './types';
+import type { TaskHandler } from '../domain/task-handler';
 
 /** Builds a value that is not JSON-serialisable (or not printable) in the way `kind` names. */
 function badValue(kind: unknown): unknown {

@@ -8,20 +8,9 @@
  */
 import { processData, resize } from './example-fleets';
 import { echo, fail, sleep } from './examples';
-import { faultHandlers } from './faults';
-import type { TaskMiddleware } from './middleware';
-import type { TaskHandler } from './types';
+import type { TaskHandler, TaskMiddleware } from '../domain/task-handler';
 
-export type { TaskContext, TaskHandler } from './types';
-export type { TaskMiddleware } from './middleware';
-
-/**
- * For Fleet's own tests only: FLEET_ENABLE_FAULT_TASKS=1 at cold start adds
- * the `fault.*` types (./faults.ts), handlers that throw non-Errors, hang,
- * return unserialisable results or ask for impossible memory. Unset, as on
- * every deployed fleet, they are unknown types like any other.
- */
-const faultTasksEnabled = process.env.FLEET_ENABLE_FAULT_TASKS === '1';
+export type { TaskContext, TaskHandler, TaskMiddleware } from '../domain/task-handler';
 
 export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze({
   echo,
@@ -30,12 +19,11 @@ export const taskHandlers: Readonly<Record<string, TaskHandler>> = Object.freeze
   // The seed's image and data fleets (./example-fleets.ts), used by examples/.
   resize,
   process: processData,
-  ...(faultTasksEnabled ? faultHandlers : {}),
 });
 
 /**
  * Worker middleware: hooks every worker runs around every task attempt
- * (before, after, onError; see ./middleware.ts). Empty by default. Add yours:
+ * (before, after, onError; see lambdas/domain/task-handler.ts). Empty by default. Add yours:
  *
  *   export const taskMiddleware: readonly TaskMiddleware[] = [reportErrors];
  */

@@ -5,7 +5,7 @@
  * wrong, while the other tasks, the batch and the local fleet's process go on.
  *
  * The `fault.*` task types exist only with FLEET_ENABLE_FAULT_TASKS=1
- * (lambdas/tasks/index.ts), set here before the fleet loads its handlers.
+ * (infra/local/fault-tasks-worker.ts), set here before the fleet loads its handlers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';

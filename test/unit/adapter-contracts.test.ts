@@ -358,14 +358,14 @@ describe('DynamoBatchRepository conditional writes', () => {
     expect(input?.ReturnValues).toBe('ALL_NEW');
   });
 
-  it('createBatch names the counter layout; a batch stored before it (no counterShards) is also summed from the legacy per-shard COUNT items', async () => {
+  it('createBatch names the counter layout; a batch is summed from its COUNTER_SHARDS COUNT#<c> items, nothing else', async () => {
     // Arrange
     ddb.on(PutCommand).resolves({});
     ddb.on(GetCommand).resolves({ Item: { pk: 'BATCH#old', sk: 'META', batchId: 'old', status: 'cancelled', totalTasks: 10, createdAt: 1, tasksKey: 'k' } });
     ddb
       .on(BatchGetCommand)
       .resolvesOnce({ Responses: { FleetTable: [{ pk: 'BATCH#old#S03', sk: 'COUNT#3', completed: 1 }] } })
-      .resolvesOnce({ Responses: { FleetTable: [{ pk: 'BATCH#old#S07', sk: 'COUNT', completed: 5, failed: 2 }] } });
+      .resolvesOnce({ Responses: { FleetTable: [{ pk: 'BATCH#old#S07', sk: 'COUNT#103', completed: 5, failed: 2 }] } });
 
     // Act
     await repository.createBatch({ batchId: 'new', status: 'pending', totalTasks: 1, createdAt: 1, startedAt: null, completedAt: null, completedTasks: 0, failedTasks: 0, priority: 0, longestTaskTimeoutMs: 0, tasksKey: 'k' });
@@ -374,10 +374,9 @@ describe('DynamoBatchRepository conditional writes', () => {
     // Assert
     expect(ddb.commandCalls(PutCommand)[0]?.args[0].input.Item).toMatchObject({ counterShards: COUNTER_SHARDS });
     const keys = ddb.commandCalls(BatchGetCommand).flatMap((call) => (call.args[0].input.RequestItems?.FleetTable?.Keys ?? []) as { pk: string; sk: string }[]);
-    expect(keys).toHaveLength(COUNTER_SHARDS + RESULT_SHARDS);
-    expect(keys.filter((key) => key.sk === 'COUNT').map((key) => key.pk)).toEqual(
-      Array.from({ length: RESULT_SHARDS }, (_, s) => `BATCH#old#S${String(s).padStart(2, '0')}`),
-    );
+    expect(keys).toHaveLength(COUNTER_SHARDS);
+    expect(keys.map((key) => key.sk)).toEqual(Array.from({ length: COUNTER_SHARDS }, (_, c) => `COUNT#${c}`));
+    expect(keys.map((key) => key.pk)).toEqual(Array.from({ length: COUNTER_SHARDS }, (_, c) => `BATCH#old#S${String(c % RESULT_SHARDS).padStart(2, '0')}`));
     expect(status).toMatchObject({ completedTasks: 6, failedTasks: 2 });
   });
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { TaskPermanentError } from '../../lambdas/domain/errors';
 import { processData, resize, type DataResult, type ProcessedImage } from '../../lambdas/tasks/example-fleets';
-import type { TaskContext } from '../../lambdas/tasks/types';
+import type { TaskContext } from '../../lambdas/domain/task-handler';
 
 const context: TaskContext = { taskId: 't', batchId: 'b', attempt: 0, deadline: Date.now() + 60_000, signal: new AbortController().signal };
 const dataUrl = (records: unknown) => `data:application/json;base64,${Buffer.from(JSON.stringify(records)).toString('base64')}`;

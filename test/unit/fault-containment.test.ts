@@ -1,10 +1,12 @@
 /**
  * The pieces that keep a misbehaving handler's fault inside its task:
  * describeError turns anything thrown into a bounded message and never
- * throws, and the fault task types exist only when a test asks for them.
+ * throws, and the fault task types exist only when a test asks for them,
+ * in local mode: never in the task registry a deployed worker bundles.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MAX_ERROR_MESSAGE_LENGTH, describeError } from '../../lambdas/domain/errors';
+import { useHandlerEnvironment } from './handler-fixtures';
 
 describe('describeError', () => {
   it.each([
@@ -48,22 +50,40 @@ describe('the task registry', () => {
     vi.resetModules();
   });
 
-  it('ships echo, sleep, fail, resize and process only: no fault type without FLEET_ENABLE_FAULT_TASKS', async () => {
-    delete process.env.FLEET_ENABLE_FAULT_TASKS;
-    vi.resetModules();
+  it('ships echo, sleep, fail, resize and process only: no fault type, even with FLEET_ENABLE_FAULT_TASKS=1', async () => {
+    for (const setting of [undefined, '1']) {
+      if (setting === undefined) delete process.env.FLEET_ENABLE_FAULT_TASKS;
+      else process.env.FLEET_ENABLE_FAULT_TASKS = setting;
+      vi.resetModules();
 
-    const { taskHandlers } = await import('../../lambdas/tasks/index');
+      const { taskHandlers } = await import('../../lambdas/tasks/index');
 
-    expect(Object.keys(taskHandlers).sort()).toEqual(['echo', 'fail', 'process', 'resize', 'sleep']);
+      expect(Object.keys(taskHandlers).sort()).toEqual(['echo', 'fail', 'process', 'resize', 'sleep']);
+    }
   });
 
-  it('adds the fault.* types when FLEET_ENABLE_FAULT_TASKS=1 at load', async () => {
+  it('local mode runs the worker with the fault.* types only when FLEET_ENABLE_FAULT_TASKS=1 when it loads', async () => {
+    const defaultWorker = { entry: 'lambdas/worker.ts', handler: 'handler', root: 'fleet' as const };
+    const { localEntryOf } = await import('../../infra/local/lambda-runtime');
+
+    delete process.env.FLEET_ENABLE_FAULT_TASKS;
+    expect(localEntryOf(defaultWorker)).toBe('lambdas/worker.ts');
     process.env.FLEET_ENABLE_FAULT_TASKS = '1';
+    expect(localEntryOf(defaultWorker)).toBe('infra/local/fault-tasks-worker.ts');
+    // Only Fleet's default worker: a project's own module of the same name, and every other function, run as deployed.
+    expect(localEntryOf({ ...defaultWorker, root: 'project' })).toBe('lambdas/worker.ts');
+    expect(localEntryOf({ entry: 'lambdas/api.ts', handler: 'handler', root: 'fleet' })).toBe('lambdas/api.ts');
+  });
+
+  it('adds the fault.* types to the registered ones in the local fault-tasks worker', async () => {
+    useHandlerEnvironment();
     vi.resetModules();
 
-    const { taskHandlers } = await import('../../lambdas/tasks/index');
+    const { faultTaskHandlers, handler } = await import('../../infra/local/fault-tasks-worker');
 
-    expect(Object.keys(taskHandlers).filter((type) => type.startsWith('fault.')).sort()).toEqual([
+    expect(typeof handler).toBe('function');
+    expect(Object.keys(faultTaskHandlers).filter((type) => !type.startsWith('fault.')).sort()).toEqual(['echo', 'fail', 'process', 'resize', 'sleep']);
+    expect(Object.keys(faultTaskHandlers).filter((type) => type.startsWith('fault.')).sort()).toEqual([
       'fault.hang',
       'fault.huge-error',
       'fault.out-of-memory',

@@ -1,5 +1,5 @@
 /**
- * Worker middleware (lambdas/tasks/middleware.ts) as runAttempt applies it:
+ * Worker middleware (lambdas/domain/task-handler.ts) as runAttempt applies it:
  * hook order, what onError sees, hooks that throw, the shared deadline, and
  * the error-reporting use the seed's executeTaskOnWorker override showed.
  */
@@ -8,7 +8,7 @@ import { runAttempt, type AttemptInput } from '../../lambdas/domain/attempt';
 import { TaskPermanentError } from '../../lambdas/domain/errors';
 import type { Task } from '../../lambdas/domain/types';
 import { taskHandlers, taskMiddleware, type TaskHandler, type TaskMiddleware } from '../../lambdas/tasks';
-import { ON_ERROR_HOOK_TIMEOUT_MS } from '../../lambdas/tasks/middleware';
+import { ON_ERROR_HOOK_TIMEOUT_MS } from '../../lambdas/domain/task-handler';
 
 const SETTINGS: AttemptInput['settings'] = { workerTimeout: 5_000, maxRetries: 3, retryFailedTasks: true };
 

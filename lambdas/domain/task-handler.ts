@@ -1,4 +1,33 @@
 /**
+ * What a task handler is, and the middleware every worker runs around it:
+ * the contract between the worker (domain/attempt.ts runs it) and the task
+ * types registered in lambdas/tasks, which depend on it, never the reverse.
+ */
+import type { Task } from './types';
+
+/** What a task handler receives besides its data. */
+export interface TaskContext {
+  taskId: string;
+  batchId: string;
+  /** 0 on the first attempt, 1 on the first retry, ... */
+  attempt: number;
+  /** Epoch ms after which this attempt counts as timed out. */
+  deadline: number;
+  /** Aborted at the deadline (or when the batch is cancelled): stop work and return. */
+  signal: AbortSignal;
+}
+
+/**
+ * A task handler: `(data, context) => result`. Throw to fail the attempt:
+ * a plain Error or TaskRetryableError is retried with backoff, a
+ * TaskPermanentError is not. The result must be JSON-serialisable.
+ */
+export type TaskHandler<TData = unknown, TResult = unknown> = (data: TData, context: TaskContext) => TResult | Promise<TResult>;
+
+/** Most an `onError` hook may take, each, before the attempt's outcome is kept without it. */
+export const ON_ERROR_HOOK_TIMEOUT_MS = 1_000;
+
+/**
  * Worker middleware: the serverless form of the seed's `executeTaskOnWorker`
  * override. Instead of subclassing a fleet manager, register hooks in
  * `taskMiddleware` (lambdas/tasks/index.ts); every worker, local or on
@@ -8,12 +37,6 @@
  * Order: `before` hooks run in registration order; `after` and `onError`
  * hooks run in reverse (the first registered wraps all the others).
  */
-import type { Task } from '../domain/types';
-import type { TaskContext } from './types';
-
-/** Most an `onError` hook may take, each, before the attempt's outcome is kept without it. */
-export const ON_ERROR_HOOK_TIMEOUT_MS = 1_000;
-
 export interface TaskMiddleware {
   /** Shown in logs when one of its hooks times out. */
   name?: string;
