@@ -3,7 +3,7 @@
  * pending backlog. In Fleet it is a built-in policy, not a subclass:
  *
  *   // infra/fleet-config.ts (cdk deploy and npm start)
- *   export const fleetProps: FleetProps = { autoscaling: { min: 1, max: 8 } };
+ *   const shared: FleetStageConfig = { autoscaling: { min: 1, max: 8 } };
  *
  * On AWS an EventBridge Scheduler schedule runs the autoscaler every minute;
  * under `npm start` a timer does. So that this runs in seconds, the script

@@ -10,43 +10,45 @@
  * - Lambda: the same handler modules CDK deploys, run in this process.
  * - API Gateway: a local HTTP server producing payload format 2.0 events.
  *
- * The emulators listen on loopback only and serve nobody but the fleet: every
- * request must be signed with credentials made up at each start
- * (emulator-guard.ts), and none carries CORS headers.
+ * startLocalFleet runs these as named steps, in order: parse the settings
+ * (settings.ts), start the queue emulator, build the template, start the
+ * storage emulators and make the template's storage in them
+ * (local-storage.ts), start the runtimes (fault proxies, Lambda, Step
+ * Functions), give the handlers their environment, start the HTTP API, then
+ * the background jobs (TTL sweeper, schedules). Closing undoes them in reverse.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import * as http from 'node:http';
-import { createRequire } from 'node:module';
+import type * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { App, Stack } from 'aws-cdk-lib';
-import { CreateTableCommand, DynamoDBClient, ListTablesCommand, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { CreateBucketCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { FleetProps } from '../fleet';
 import { FLEET_ROOT } from '../package-root';
-import { buildApp as buildFauxqs } from 'fauxqs';
-import S3rver from 's3rver';
-import type { ObjectStore } from './asl/interpreter';
 import { dashboardRoute } from './dashboard';
-import { startDynamoDbProcess } from './dynamodb-process';
-import { guardServer, newLocalCredentials, type LocalCredentials } from './emulator-guard';
+import { newLocalCredentials, type LocalCredentials } from './emulator-guard';
 import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
 import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
-import { startSchedules } from './schedules';
-import { LocalLambda } from './lambda-runtime';
 import { groupLocalWrites } from './write-grouping';
 import { ExecutionJournal } from './journal';
+import { LocalLambda } from './lambda-runtime';
+import { createTemplateStorage, startQueueEmulator, startStorageEmulators, type QueueEmulator, type StorageEmulators } from './local-storage';
+import { startSchedules, type ScheduleRunner } from './schedules';
+import { parseLocalFleetSettings, type LocalFleetSettings } from './settings';
 import { LocalStepFunctions, serveStepFunctions } from './step-functions';
-import { startTtlSweeper, ttlTablesOf } from './ttl-sweeper';
-import { LOCAL_ACCOUNT, LOCAL_REGION, resolveTemplate, synthesizeTemplate, type LocalResources } from './template';
+import { resolveTemplate, synthesizeTemplate, LOCAL_REGION, type LocalResources } from './template';
+import { startTtlSweeper, ttlTablesOf, type TtlSweeper } from './ttl-sweeper';
 
 /** Fleet's package root: this repository, or the installed package. */
 export const REPO_ROOT = FLEET_ROOT;
 
+/**
+ * What a local fleet runs with. Each plain setting (and the FLEET_* variable
+ * it defaults to) is checked at start (settings.ts): a wrong one fails the
+ * start, naming it, before any emulator runs.
+ */
 export interface LocalFleetOptions {
   /**
    * The Fleet construct's props the local stack is synthesized with, e.g.
@@ -182,193 +184,70 @@ export interface LocalFleet {
   close(options?: { drainMs?: number }): Promise<{ drained: boolean }>;
 }
 
-/** s3rver's one account (lib/models/account.js), which holds the keys it accepts. */
-interface S3rverAccounts {
-  DUMMY_ACCOUNT: { createKeyPair(accessKeyId: string, secretAccessKey: string): void; revokeAccessKey(accessKeyId: string): void };
+/** The handlers' runtimes: Lambda and Step Functions, behind fault proxies when faults are on. */
+interface Runtimes {
+  faults: FaultInjector | undefined;
+  /** Where the handlers reach DynamoDB and S3: the emulators, or the fault proxies in front of them. */
+  handlerEndpoints: { dynamodb: string; s3: string };
+  lambda: LocalLambda;
+  journal: ExecutionJournal | undefined;
+  stepFunctions: LocalStepFunctions;
+  sfnEndpoint: { url: string; close: () => Promise<void> };
+  proxies: FaultProxy[];
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
-/**
- * The names the API answers to besides loopback's: those configured, and the
- * address it listens on when that is not loopback (only allowed with a token).
- * A malformed name fails the start, naming it.
- */
-function allowedHostsOf(configured: readonly string[], host: string): string[] {
-  const names = configured.map((name) => name.trim()).filter((name) => name !== '');
-  for (const name of names) {
-    if (!/^(\[?[0-9a-f:.]+\]?|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)$/i.test(name)) {
-      throw new Error(`allowedHosts / FLEET_ALLOWED_HOSTS: "${name}" is not a host name (give names without scheme, port or path)`);
-    }
-  }
-  return LOOPBACK.has(host) ? names : [...names, host];
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
-  });
-}
-
-function tableInput(name: string, properties: Record<string, unknown>): CreateTableCommandInput {
-  const p = properties as {
-    KeySchema: CreateTableCommandInput['KeySchema'];
-    AttributeDefinitions: CreateTableCommandInput['AttributeDefinitions'];
-    GlobalSecondaryIndexes?: { IndexName: string; KeySchema: unknown; Projection: unknown }[];
-  };
-  return {
-    TableName: name,
-    KeySchema: p.KeySchema,
-    AttributeDefinitions: p.AttributeDefinitions,
-    BillingMode: 'PAY_PER_REQUEST',
-    ...(p.GlobalSecondaryIndexes
-      ? {
-          GlobalSecondaryIndexes: p.GlobalSecondaryIndexes.map((gsi) => ({
-            IndexName: gsi.IndexName,
-            KeySchema: gsi.KeySchema as never,
-            Projection: gsi.Projection as never,
-          })),
-        }
-      : {}),
-  };
-}
-
-/**
- * The template's queue properties as CreateQueue attributes. Encryption at
- * rest has no local meaning; any other property is refused, never ignored.
- */
-function localQueueAttributes(name: string, properties: Record<string, unknown>): Record<string, string> {
-  const attributes: Record<string, string> = {};
-  for (const [key, value] of Object.entries(properties)) {
-    if (key === 'SqsManagedSseEnabled' || key === 'KmsMasterKeyId') continue;
-    if (['MessageRetentionPeriod', 'VisibilityTimeout', 'DelaySeconds', 'ReceiveMessageWaitTimeSeconds', 'MaximumMessageSize'].includes(key)) {
-      attributes[key] = String(value);
-      continue;
-    }
-    throw new Error(`local mode does not implement the queue property ${key} (queue ${name})`);
-  }
-  return attributes;
-}
-
-export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
-  const host = options.host ?? '127.0.0.1';
-  if (!LOOPBACK.has(host) && !options.token) {
-    throw new Error(`refusing to listen on ${host} without a token: set FLEET_TOKEN, or bind 127.0.0.1`);
-  }
-  const allowedHosts = allowedHostsOf(options.allowedHosts ?? (process.env.FLEET_ALLOWED_HOSTS ?? '').split(','), host);
-  // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const inMemory = options.inMemory ?? false;
-  const projectRoot = path.resolve(options.projectRoot ?? options.fleetProps?.projectRoot ?? process.cwd());
-  const dataDir = path.resolve(projectRoot, options.dataDir ?? '.fleet-data');
-  const scratch = inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
-  if (!inMemory) mkdirSync(dataDir, { recursive: true });
-
-  // SQS: fauxqs, in this process and on loopback only (its CLI listens on every
-  // interface). First, since a queue's URL (its Ref) names the server's port.
-  const credentials = newLocalCredentials();
-  const fauxqs = buildFauxqs({ logger: false });
-  guardServer(fauxqs.server, { service: 'sqs', credentials });
-  await fauxqs.listen({ port: 0, host: '127.0.0.1' });
-  const sqsPort = (fauxqs.server.address() as AddressInfo).port;
-  const sqsEndpoint = `http://127.0.0.1:${sqsPort}`;
-  // fauxqs's URL format. Requests still go to sqsEndpoint: the SQS client does
-  // not follow a QueueUrl's host (clients.ts), so the name need not resolve.
-  const queueUrl = (name: string) => `http://sqs.${LOCAL_REGION}.localhost:${sqsPort}/${LOCAL_ACCOUNT}/${name}`;
-  const resources = resolveTemplate(synthesizeTemplate({ ...options.fleetProps, projectRoot }, options.stack), { queueUrl });
-
-  // DynamoDB: dynalite in a process of its own, on the second core.
-  const dynamo = await startDynamoDbProcess({
-    ...(inMemory ? {} : { path: path.join(dataDir, 'dynamodb') }),
-    credentials,
-    ...(options.onStorageLost ? { onFatal: options.onStorageLost } : {}),
-  });
-  // S3. s3rver checks signatures against its own account's keys: this run's are added to them.
-  const s3rverAccount = (createRequire(import.meta.url)('s3rver/lib/models/account') as S3rverAccounts).DUMMY_ACCOUNT;
-  s3rverAccount.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
-  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: scratch ?? path.join(dataDir, 's3') });
-  const s3Address = (await s3rver.run()) as AddressInfo;
-  // Still before any request can arrive: run() resolves in the tick it starts listening.
-  guardServer((s3rver as unknown as { httpServer: http.Server }).httpServer, { service: 's3', credentials });
-
-  const endpoints = {
-    dynamodb: dynamo.endpoint,
-    s3: `http://127.0.0.1:${s3Address.port}`,
-  };
-  const ddb = new DynamoDBClient({ region: LOCAL_REGION, endpoint: endpoints.dynamodb, credentials });
-  const existing = new Set((await ddb.send(new ListTablesCommand({}))).TableNames ?? []);
-  for (const table of resources.tables) {
-    if (!existing.has(table.name)) await ddb.send(new CreateTableCommand(tableInput(table.name, table.properties)));
-  }
-  ddb.destroy();
-  const s3 = new S3Client({ region: LOCAL_REGION, endpoint: endpoints.s3, forcePathStyle: true, credentials });
-  // The template's buckets, and the deployer's own that batches may name as s3://bucket/key
-  // (FleetProps.tasksFileBuckets): on AWS those exist already; here they are made, empty.
-  for (const name of [...resources.buckets.map((bucket) => bucket.name), ...(options.fleetProps?.tasksFileBuckets ?? [])]) {
-    try {
-      await s3.send(new HeadBucketCommand({ Bucket: name }));
-    } catch {
-      await s3.send(new CreateBucketCommand({ Bucket: name }));
-    }
-  }
-  const objects: ObjectStore = {
-    async getSize(bucket, key) {
-      return (await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength ?? 0;
-    },
-    async getText(bucket, key) {
-      const result = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return (await result.Body?.transformToString('utf8')) ?? '';
-    },
-    async putText(bucket, key, body) {
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-    },
-  };
-
-  const sqs = new SQSClient({ region: LOCAL_REGION, endpoint: sqsEndpoint, credentials });
-  for (const queue of resources.queues) {
-    const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: queue.name, Attributes: localQueueAttributes(queue.name, queue.properties) }));
-    if (QueueUrl !== queue.url) throw new Error(`fauxqs made queue ${queue.name} at ${QueueUrl}, but the handlers were given ${queue.url}`);
-  }
-  sqs.destroy();
-
+/** Step: fault proxies, the Lambda runtime, and Step Functions with the template's state machines and its journal. */
+async function startRuntimes(settings: LocalFleetSettings, resources: LocalResources, storage: StorageEmulators, credentials: LocalCredentials): Promise<Runtimes> {
   // Transient faults: the handlers reach DynamoDB and S3 through proxies that inject them on the wire.
-  const faults = faultInjectorFrom(options.faults);
+  // '' when off: the settings already read FLEET_FAULTS, and an option may have turned it off.
+  const faults = faultInjectorFrom(settings.faults ?? '');
   const proxies: FaultProxy[] = [];
-  const handlerEndpoints = { ...endpoints };
+  const handlerEndpoints = { ...storage.endpoints };
   for (const service of ['dynamodb', 's3'] as const) {
     if (!faults || !((faults.profile.rates[service] ?? 0) > 0)) continue;
-    const proxy = await startFaultProxy({ target: endpoints[service], service, injector: faults });
+    const proxy = await startFaultProxy({ target: storage.endpoints[service], service, injector: faults });
     proxies.push(proxy);
     handlerEndpoints[service] = proxy.endpoint;
   }
-  const concurrencyLimit = options.lambdaConcurrencyLimit ?? (process.env.FLEET_LAMBDA_CONCURRENCY ? Number(process.env.FLEET_LAMBDA_CONCURRENCY) : undefined);
-  const lambda = new LocalLambda(resources.functions, { fleet: FLEET_ROOT, project: projectRoot }, {
-    concurrencyLimit,
+  const lambda = new LocalLambda(resources.functions, { fleet: FLEET_ROOT, project: settings.projectRoot }, {
+    concurrencyLimit: settings.lambdaConcurrencyLimit,
     faults,
-    ...(options.liftApiLimits ? { payloadBytes: Number.POSITIVE_INFINITY } : {}),
+    ...(settings.liftApiLimits ? { payloadBytes: Number.POSITIVE_INFINITY } : {}),
   });
   // Executions are journaled on disk, so they resume after a crash or a restart.
-  const journal = inMemory ? undefined : ExecutionJournal.open(path.join(dataDir, 'executions.jsonl'));
+  const journal = settings.inMemory ? undefined : ExecutionJournal.open(path.join(settings.dataDir, 'executions.jsonl'));
   const stepFunctions = new LocalStepFunctions({
     invoker: lambda,
-    objects,
-    retryUnitMs: options.retryUnitMs ?? 1000,
-    ...(options.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: options.expressMaxDurationMs } : {}),
+    objects: storage.objects,
+    retryUnitMs: settings.retryUnitMs,
+    ...(settings.expressMaxDurationMs !== undefined ? { expressMaxDurationMs: settings.expressMaxDurationMs } : {}),
     journal,
   });
   for (const machine of resources.stateMachines) stepFunctions.createStateMachine(machine.arn, machine.definition);
   const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
+  return { faults, handlerEndpoints, lambda, journal, stepFunctions, sfnEndpoint, proxies };
+}
 
-  // The handlers read their configuration from the environment, as on Lambda.
+/**
+ * Step: the environment the handlers read their configuration from, as on
+ * Lambda: the local endpoints and credentials, the template's variables, and
+ * the settings that override them. Applied to process.env, since every
+ * handler runs in this process.
+ */
+function applyHandlerEnvironment(
+  settings: LocalFleetSettings,
+  resources: LocalResources,
+  endpoints: { dynamodb: string; s3: string; sqs: string; stepFunctions: string },
+  credentials: LocalCredentials,
+): void {
   const environment: Record<string, string> = {
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: handlerEndpoints.dynamodb,
-    AWS_ENDPOINT_URL_S3: handlerEndpoints.s3,
-    AWS_ENDPOINT_URL_SQS: sqsEndpoint,
-    AWS_ENDPOINT_URL_SFN: sfnEndpoint.url,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamodb,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqs,
+    AWS_ENDPOINT_URL_SFN: endpoints.stepFunctions,
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   for (const fn of resources.functions) {
@@ -379,22 +258,18 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       environment[name] = value;
     }
   }
-  if (options.maxTasksPerBatch) environment.FLEET_MAX_TASKS_PER_BATCH = String(options.maxTasksPerBatch);
+  if (settings.maxTasksPerBatch) environment.FLEET_MAX_TASKS_PER_BATCH = String(settings.maxTasksPerBatch);
   // The API function checks the body's size too (as API Gateway and the handler do on AWS).
-  if (options.maxBodyBytes) environment.FLEET_MAX_BODY_BYTES = String(options.maxBodyBytes);
-  // Read before process.env takes the template's value below.
-  const retentionDays = options.retentionDays ?? (process.env.FLEET_RETENTION_DAYS ? Number(process.env.FLEET_RETENTION_DAYS) : undefined);
-  if (retentionDays !== undefined) {
-    if (!(retentionDays > 0)) throw new Error(`retentionDays must be a positive number of days, got ${retentionDays}`);
-    environment.FLEET_RETENTION_DAYS = String(retentionDays);
-  }
+  if (settings.maxBodyBytes) environment.FLEET_MAX_BODY_BYTES = String(settings.maxBodyBytes);
+  // Read (by parseLocalFleetSettings) before process.env takes the template's value below.
+  if (settings.retentionDays !== undefined) environment.FLEET_RETENTION_DAYS = String(settings.retentionDays);
   // Powertools, quiet and cheap locally: no EMF metric lines on stdout, no
   // X-Ray (nothing to send to), warnings and errors only, never a line per
   // task. FLEET_LOG_LEVEL=DEBUG shows every attempt.
   Object.assign(environment, {
     POWERTOOLS_METRICS_DISABLED: 'true',
     POWERTOOLS_TRACE_ENABLED: 'false',
-    POWERTOOLS_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'WARN',
+    POWERTOOLS_LOG_LEVEL: settings.logLevel,
   });
   // Every invocation runs in this process, and this DynamoDB is the fleet's
   // alone: writes made at the same time can go together (./write-grouping.ts).
@@ -405,51 +280,94 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
   // SDK's 50 sockets would queue the fleet's concurrent requests.
   environment.FLEET_SDK_MAX_SOCKETS = '512';
   Object.assign(process.env, environment);
-  // The handlers can run now: resume what the journal left running.
-  const resumedExecutions = stepFunctions.recover();
+}
 
+function listen(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+  });
+}
+
+/** Step: the HTTP API in front of the template's API function, with API Gateway's own limits (10 MB, 30 s). */
+async function startHttpApi(
+  settings: LocalFleetSettings,
+  resources: LocalResources,
+  lambda: LocalLambda,
+  routes: LocalRoute[] | undefined,
+): Promise<{ server: http.Server; port: number }> {
   const apiFunction = resources.functions.find((fn) => fn.root !== 'project' && /^(dist\/)?lambdas\/api\.[jt]s$/.test(fn.entry));
   if (!apiFunction) throw new Error('the template has no API function');
-  // API Gateway's own limits (10 MB, 30 s) hold in front; the API function applies Fleet's body limit.
+  // The API function applies Fleet's body limit behind API Gateway's.
   const server = serveHttpApi({
     invoke: (event: APIGatewayProxyEventV2) => lambda.invokeFunction(apiFunction.arn, event) as Promise<APIGatewayProxyStructuredResultV2>,
-    ...(options.apiIntegrationTimeoutMs !== undefined ? { integrationTimeoutMs: options.apiIntegrationTimeoutMs } : {}),
-    ...(options.liftApiLimits ? { maxBodyBytes: Math.max(options.maxBodyBytes ?? 0, API_GATEWAY_LIMITS.payloadBytes), integrationTimeoutMs: 2 ** 31 - 1 } : {}),
-    routes: options.routes,
-    publicRoutes: options.dashboard === false ? [] : [dashboardRoute()],
-    token: options.token,
-    allowedHosts,
+    ...(settings.apiIntegrationTimeoutMs !== undefined ? { integrationTimeoutMs: settings.apiIntegrationTimeoutMs } : {}),
+    ...(settings.liftApiLimits ? { maxBodyBytes: Math.max(settings.maxBodyBytes ?? 0, API_GATEWAY_LIMITS.payloadBytes), integrationTimeoutMs: 2 ** 31 - 1 } : {}),
+    routes,
+    publicRoutes: settings.dashboard ? [dashboardRoute()] : [],
+    token: settings.token,
+    allowedHosts: settings.allowedHosts,
   });
   server.keepAliveTimeout = 65_000;
-  const port = await listen(server, options.port ?? 3000, host);
-  // dynalite has no TTL: the sweeper deletes expired items, as DynamoDB's TTL does on AWS.
+  return { server, port: await listen(server, settings.port, settings.host) };
+}
+
+/** Step: what runs on timers: the TTL sweeper (dynalite has no TTL) and the template's schedules. */
+function startBackgroundJobs(
+  settings: LocalFleetSettings,
+  resources: LocalResources,
+  storage: StorageEmulators,
+  lambda: LocalLambda,
+  credentials: LocalCredentials,
+): { sweeper: TtlSweeper; schedules: ScheduleRunner } {
+  // The sweeper deletes expired items, as DynamoDB's TTL does on AWS.
   const sweeper = startTtlSweeper({
-    endpoint: endpoints.dynamodb,
+    endpoint: storage.endpoints.dynamodb,
     region: LOCAL_REGION,
     credentials,
     tables: ttlTablesOf(resources.tables),
-    intervalMs: options.sweepIntervalMs ?? (process.env.FLEET_SWEEP_INTERVAL_MS ? Number(process.env.FLEET_SWEEP_INTERVAL_MS) : 600_000),
+    intervalMs: settings.sweepIntervalMs,
   });
-
   // EventBridge Scheduler: the autoscaler runs on a timer, with the policy the template gives it.
-  const schedules = startSchedules(
-    resources.schedules,
-    (arn, event) => lambda.invokeFunction(arn, event),
-    options.autoscaleIntervalMs ?? (process.env.FLEET_AUTOSCALE_INTERVAL_MS ? Number(process.env.FLEET_AUTOSCALE_INTERVAL_MS) : undefined),
-  );
+  const schedules = startSchedules(resources.schedules, (arn, event) => lambda.invokeFunction(arn, event), settings.autoscaleIntervalMs);
+  return { sweeper, schedules };
+}
 
+export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
+  const settings = parseLocalFleetSettings({ ...options, fleetProjectRoot: options.fleetProps?.projectRoot });
+  // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const scratch = settings.inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
+  if (!settings.inMemory) mkdirSync(settings.dataDir, { recursive: true });
+  const credentials = newLocalCredentials();
+
+  const queues: QueueEmulator = await startQueueEmulator(credentials);
+  const resources = resolveTemplate(synthesizeTemplate({ ...options.fleetProps, projectRoot: settings.projectRoot }, options.stack), { queueUrl: queues.queueUrl });
+  const storage = await startStorageEmulators({ credentials, inMemory: settings.inMemory, dataDir: settings.dataDir, scratch, onStorageLost: options.onStorageLost });
+  await createTemplateStorage(resources, { storage, queues, credentials, tasksFileBuckets: options.fleetProps?.tasksFileBuckets ?? [] });
+
+  const runtimes = await startRuntimes(settings, resources, storage, credentials);
+  const { lambda, stepFunctions, journal, sfnEndpoint } = runtimes;
+  applyHandlerEnvironment(settings, resources, { ...runtimes.handlerEndpoints, sqs: queues.endpoint, stepFunctions: sfnEndpoint.url }, credentials);
+  // The handlers can run now: resume what the journal left running.
+  const resumedExecutions = stepFunctions.recover();
+
+  const { server, port } = await startHttpApi(settings, resources, lambda, options.routes);
+  const { sweeper, schedules } = startBackgroundJobs(settings, resources, storage, lambda, credentials);
+
+  const { host } = settings;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     resources,
     stepFunctions,
     resumedExecutions,
-    endpoints: { ...endpoints, sqs: sqsEndpoint, stepFunctions: sfnEndpoint.url },
+    endpoints: { ...storage.endpoints, sqs: queues.endpoint, stepFunctions: sfnEndpoint.url },
     lambda,
     get dynamoDbPid() {
-      return dynamo.pid;
+      return storage.dynamo.pid;
     },
     credentials,
-    faults,
+    faults: runtimes.faults,
     idle: () => stepFunctions.idle(),
     async close(closeOptions = {}) {
       await schedules.stop();
@@ -460,12 +378,10 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
       else await stepFunctions.stopAll();
       await sfnEndpoint.close();
       await sweeper.stop();
-      await Promise.all(proxies.map((proxy) => proxy.close()));
-      s3.destroy();
-      await s3rver.close();
-      s3rverAccount.revokeAccessKey(credentials.accessKeyId);
-      await fauxqs.close();
-      await dynamo.close();
+      await Promise.all(runtimes.proxies.map((proxy) => proxy.close()));
+      await storage.close();
+      await queues.close();
+      await storage.dynamo.close();
       if (scratch) rmSync(scratch, { recursive: true, force: true });
       return { drained };
     },

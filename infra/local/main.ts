@@ -11,6 +11,7 @@
  * schedule's minute), FLEET_LAMBDA_CONCURRENCY (Lambda's account concurrency;
  * default 1000), FLEET_FAULTS (transient AWS faults to inject, e.g.
  * "lambda=0.02,dynamodb=0.01,seed=42"; see docs/local-mode-faults.md).
+ * Each is checked at start (settings.ts): a wrong one stops it, naming the variable.
  *
  * Stopping: SIGTERM or Ctrl-C stops launching tasks, lets running ones finish
  * (up to FLEET_DRAIN_MS), and exits 0; batches that were running resume on the
@@ -26,29 +27,22 @@
  * SIGKILLs it; a fleet busy for 30 ms would lose its drain. The script `exec`s
  * node, so npm waits for the fleet and a signal sent to npm alone reaches it.)
  */
-import { fleetProps } from '../fleet-config';
+import { fleetPropsFor } from '../fleet-config';
 import { startLocalFleet } from './local-fleet';
+import { parseMainSettings } from './settings';
 
-const fleet = await startLocalFleet({
-  fleetProps,
-  port: Number(process.env.PORT ?? 3000),
-  host: process.env.HOST ?? '127.0.0.1',
-  token: process.env.FLEET_TOKEN || undefined,
-  dataDir: process.env.FLEET_DATA_DIR,
-  inMemory: process.env.FLEET_IN_MEMORY === '1',
-  retryUnitMs: process.env.FLEET_RETRY_UNIT_MS ? Number(process.env.FLEET_RETRY_UNIT_MS) : undefined,
-  maxTasksPerBatch: process.env.FLEET_MAX_TASKS_PER_BATCH ? Number(process.env.FLEET_MAX_TASKS_PER_BATCH) : undefined,
-});
+// Parsed before anything starts: a wrong variable fails here, naming it.
+const { drainMs, ...settings } = parseMainSettings(process.env);
+const fleet = await startLocalFleet({ fleetProps: fleetPropsFor('local'), ...settings });
 console.log(`Fleet is running locally at ${fleet.url}`);
 if (fleet.resumedExecutions > 0) console.log(`  resumed: ${fleet.resumedExecutions} batch execution(s) that were running when the fleet last stopped`);
 // The page can't know the token: it takes it from ?token= once, then keeps it in the tab.
-console.log(`  dashboard: ${fleet.url}/${process.env.FLEET_TOKEN ? '?token=<FLEET_TOKEN>' : ''}`);
+console.log(`  dashboard: ${fleet.url}/${settings.token ? '?token=<FLEET_TOKEN>' : ''}`);
 console.log(`  submit:  curl -s -X POST ${fleet.url}/batches -H 'content-type: application/json' -d '{"tasks":[{"id":"t1","type":"echo","data":{"hello":"fleet"}}]}'`);
 // FleetProps.autoscaling (infra/fleet-config.ts): the template's schedule runs on a timer.
 for (const schedule of fleet.resources.schedules) console.log(`  autoscaling: ${JSON.stringify(schedule.input)}`);
 console.log('  stop:    Ctrl-C');
 
-const drainMs = Number(process.env.FLEET_DRAIN_MS ?? 10_000);
 /** Copies of one signal (the terminal's and npm's) arrive well within this; a person's second Ctrl-C comes later. */
 const SAME_SIGNAL_MS = 1_000;
 let first: { signal: string; at: number } | undefined;
