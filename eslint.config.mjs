@@ -31,6 +31,10 @@ export default tseslint.config(
       // Numbers print the same in every runtime; the other types (undefined, null, objects) stay errors,
       // since they are the ones that put "undefined" or "[object Object]" into a message.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+      // Passing on what was caught, or an AbortSignal's reason, keeps the error the caller gave;
+      // a literal that is not an Error (a string, an object) stays an error.
+      '@typescript-eslint/only-throw-error': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
+      '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
     },
   },
   {
