@@ -27,7 +27,7 @@ beforeAll(async () => {
     POWERTOOLS_METRICS_DISABLED: 'false',
     POWERTOOLS_LOG_LEVEL: 'INFO',
   });
-  ({ handler: api } = (await import('../../lambdas/api')) as { handler: ApiHandler });
+  ({ handler: api } = (await import('../../lambdas/api')));
   ({ finish } = await import('../../lambdas/batch-lifecycle'));
   ({ FleetService } = await import('../../lambdas/domain/fleet-service'));
   ({ DynamoBatchRepository } = await import('../../lambdas/adapters/batch-repository'));
