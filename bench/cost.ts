@@ -157,7 +157,7 @@ function main(): void {
     ['Fleet, STANDARD children', standard],
     ['naive: STANDARD + per-task counter', naive],
   ] as const) {
-    rows[label] = Object.fromEntries([...Object.entries(parts).map(([k, v]) => [k, (v * 1e6).toFixed(2)]), ['TOTAL', perMillion(parts).toFixed(2)]]);
+    rows[label] = Object.fromEntries([...Object.entries(parts).map(([k, v]) => [k, (v * 1e6).toFixed(2)] as const), ['TOTAL', perMillion(parts).toFixed(2)] as const]);
   }
   for (const [label, row] of Object.entries(rows)) {
     console.log(`\n${label}`);
@@ -196,7 +196,7 @@ function main(): void {
     // On AWS each invocation is alone in its environment, so every task writes a counter (no merging); each write picks one at random.
     'batch progress counter (COUNTER_SHARDS)': { shards: COUNTER_SHARDS, 'writes/s per item': rate / COUNTER_SHARDS },
     'result item (one per task)': { shards: '-', 'writes/s per item': 'once' },
-    'worker registry partition (WORKER_SHARDS)': { shards: WORKER_SHARDS, 'writes/s per item': 'once per attempt; partition: ' + (registryWrites * rate) / WORKER_SHARDS },
+    'worker registry partition (WORKER_SHARDS)': { shards: WORKER_SHARDS, 'writes/s per item': `once per attempt; partition: ${(registryWrites * rate) / WORKER_SHARDS}` },
     'batch record, capacity, stats': { shards: '-', 'writes/s per item': 'per batch event, not per task' },
   });
   console.log('\nAssumptions:');

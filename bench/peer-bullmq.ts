@@ -27,7 +27,7 @@ async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      server.close(() => { resolve(typeof address === 'object' && address ? address.port : 0); });
     });
   });
 }
@@ -44,8 +44,8 @@ export async function startRedis(): Promise<RedisServer> {
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    child.on('error', (error) => reject(new Error(`cannot start redis-server (apt install redis-server): ${error.message}`)));
-    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out.slice(-500)}`)));
+    child.on('error', (error) => { reject(new Error(`cannot start redis-server (apt install redis-server): ${error.message}`)); });
+    child.on('exit', (code) => { reject(new Error(`redis-server exited with ${code}: ${out.slice(-500)}`)); });
     child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       if (out.includes('Ready to accept connections')) resolve();

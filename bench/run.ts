@@ -157,7 +157,8 @@ async function runIdeal(tasks: readonly BenchTask[], concurrency: number): Promi
   const worker = async () => {
     // A worker that requeues a retry is still in this loop, so no attempt is stranded.
     while (next < queue.length) {
-      const attempt = queue[next++]!;
+      const attempt = queue[next++];
+      if (attempt === undefined) break;
       if (attempt.ms > 0) await sleep(attempt.ms);
       else await yieldToLoop();
       if (attempt.failuresLeft > 0) queue.push({ ms: attempt.ms, failuresLeft: attempt.failuresLeft - 1 });
@@ -257,7 +258,7 @@ class RssSampler {
 
   start(): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
+    this.timer = setInterval(() => { this.sample(); }, RSS_SAMPLE_MS);
     this.timer.unref();
   }
 
@@ -321,10 +322,12 @@ const COLUMNS: [header: string, cell: (r: Row) => string][] = [
 
 /** A Markdown table, so a run can be pasted into bench/README.md as it is. */
 function table(rows: readonly Row[]): string {
-  const cells = [COLUMNS.map(([h]) => h), ...rows.map((r) => COLUMNS.map(([, cell]) => cell(r)))];
-  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((line) => line[i]!.length)));
-  const line = (values: string[]) => `| ${values.map((v, i) => v.padStart(widths[i]!)).join(' | ')} |`;
-  return [line(cells[0]!), `|${widths.map((w) => `${'-'.repeat(w + 1)}:`).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
+  const header = COLUMNS.map(([h]) => h);
+  const body = rows.map((r) => COLUMNS.map(([, cell]) => cell(r)));
+  const cells = [header, ...body];
+  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((line) => line[i]?.length ?? 0)));
+  const line = (values: string[]) => `| ${values.map((v, i) => v.padStart(widths[i] ?? 0)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => `${'-'.repeat(w + 1)}:`).join('|')}|`, ...body.map(line)].join('\n');
 }
 
 async function runScenario(base: string, dynamoDbPid: number, s: Scenario, redis?: RedisServer): Promise<{ row: Row; problems: string[]; bullmqMs?: number }> {
@@ -435,16 +438,16 @@ async function manyWaitingBatches(base: string): Promise<boolean> {
   const accepted = submits.flatMap((submit) => (submit.batchId === undefined ? [] : [{ id: submit.batchId, priority: submit.priority }]));
   const ids = accepted.map((submit) => submit.id);
   if (refused.length > 0) console.log(`!!!!! WARNING: scenario q: ${refused.length} of ${QUEUE_BATCHES} submits failed, e.g. ${refused[0]?.error}`);
-  const probes: Record<string, number[]> = { 'GET /stats': [], 'GET /config': [], 'POST /workers/scale': [], 'POST /batches (one at a time)': [] };
+  const probes: Record<'GET /stats' | 'GET /config' | 'POST /workers/scale' | 'POST /batches (one at a time)', number[]> = { 'GET /stats': [], 'GET /config': [], 'POST /workers/scale': [], 'POST /batches (one at a time)': [] };
   const probeBatches: string[] = [];
   // The control plane, and a lone submit, while nearly every batch is unfinished.
   for (let round = 0; round < 20; round++) {
     const [probe, ms] = await timed(() => api<BatchStatus>(base, 'POST', '/batches', { tasks: [{ id: 'probe', type: 'echo', data: round }] }));
-    probes['POST /batches (one at a time)']!.push(ms);
+    probes['POST /batches (one at a time)'].push(ms);
     probeBatches.push(probe.batchId);
-    probes['GET /stats']!.push((await timed(() => api(base, 'GET', '/stats')))[1]);
-    probes['GET /config']!.push((await timed(() => api(base, 'GET', '/config')))[1]);
-    probes['POST /workers/scale']!.push((await timed(() => api(base, 'POST', '/workers/scale', { count: QUEUE_CAP })))[1]);
+    probes['GET /stats'].push((await timed(() => api(base, 'GET', '/stats')))[1]);
+    probes['GET /config'].push((await timed(() => api(base, 'GET', '/config')))[1]);
+    probes['POST /workers/scale'].push((await timed(() => api(base, 'POST', '/workers/scale', { count: QUEUE_CAP })))[1]);
   }
   const finals = new Map<string, BatchStatus>();
   // A fleet that stops making progress fails the run, loudly, instead of hanging it.
@@ -473,10 +476,17 @@ async function manyWaitingBatches(base: string): Promise<boolean> {
     if (status.status !== 'completed' || status.completedTasks !== status.totalTasks) problems.push(`batch ${id} ended ${status.status} ${status.completedTasks}/${status.totalTasks}`);
   }
   // Queue order: by startedAt, no batch starts before one that ranks ahead of it (capacity.ts queueRankOf).
-  const entries = accepted.map(({ id, priority }) => ({ id, status: finals.get(id)!, priority }));
+  const entries = accepted.map(({ id, priority }) => {
+    const status = finals.get(id);
+    if (!status) throw new Error(`batch ${id} has no final status`);
+    return { id, status, priority };
+  });
   const byRank = [...entries].sort((a, b) => a.status.createdAt - a.priority * 60_000 - (b.status.createdAt - b.priority * 60_000) || (a.id < b.id ? -1 : 1));
   let inversions = 0;
-  for (let i = 1; i < byRank.length; i++) if ((byRank[i]!.status.startedAt ?? 0) < (byRank[i - 1]!.status.startedAt ?? 0)) inversions++;
+  byRank.forEach((entry, i) => {
+    const ahead = byRank[i - 1];
+    if (ahead && (entry.status.startedAt ?? 0) < (ahead.status.startedAt ?? 0)) inversions++;
+  });
   console.log(
     [
       `all ${everyBatch.length} batches final in ${seconds.toFixed(1)} s (${((QUEUE_BATCHES * QUEUE_TASKS) / seconds).toFixed(0)} tasks/s); ` +
@@ -530,7 +540,7 @@ async function memoryAcrossBatches(base: string): Promise<boolean> {
     }
   }
   console.log(lines.join('\n'));
-  const growth = ((samples.at(-1)! - samples[1]!) * 1024) / (MEMORY_BATCHES - 10);
+  const growth = (((samples.at(-1) ?? NaN) - (samples[1] ?? NaN)) * 1024) / (MEMORY_BATCHES - 10);
   console.log(`growth from batch 10 to ${MEMORY_BATCHES}: ${growth.toFixed(1)} KB per finished batch`);
   return ok;
 }

@@ -86,11 +86,11 @@ export interface AuthorizerOptions {
 export function createAuthorizer(auth: FleetAuth, options: AuthorizerOptions = {}): RequestAuthorizer {
   switch (auth.type) {
     case 'none':
-      return async ({ headers }) => ({ ...headers });
+      return ({ headers }) => Promise.resolve({ ...headers });
     case 'bearer': {
       if (!auth.token) throw new TypeError('bearer auth needs a non-empty token');
       const authorization = `Bearer ${auth.token}`;
-      return async ({ headers }) => ({ ...headers, authorization });
+      return ({ headers }) => Promise.resolve({ ...headers, authorization });
     }
     case 'sigv4':
       return createSigV4Authorizer(auth, options);

@@ -127,7 +127,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   try {
     let parsed: { values: Values; positionals: string[] };
     try {
-      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as typeof parsed;
+      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
@@ -244,7 +244,7 @@ const COMMANDS: Record<string, Command> = {
     const options: SubmitOptions = {
       ...(priority !== undefined ? { priority } : {}),
       ...(values['idempotency-key'] ? { idempotencyKey: values['idempotency-key'] } : {}),
-      onUploadProgress: (sent, total) => upload.update(sent, total),
+      onUploadProgress: (sent, total) => { upload.update(sent, total); },
       // Ctrl-C stops an upload that may take minutes.
       ...(io.interrupt ? { signal: io.interrupt } : {}),
     };
@@ -325,8 +325,8 @@ const COMMANDS: Record<string, Command> = {
         written = await client.downloadResults(batchId, values.out, {
           intervalMs,
           ...(io.interrupt ? { signal: io.interrupt } : {}),
-          onBuilding: (resultsWritten) => download.building(resultsWritten),
-          onProgress: (received, total) => download.update(received, total),
+          onBuilding: (resultsWritten) => { download.building(resultsWritten); },
+          onProgress: (received, total) => { download.update(received, total); },
         });
       } finally {
         download.stop();
@@ -439,8 +439,8 @@ const COMMANDS: Record<string, Command> = {
     try {
       await new Promise<void>((resolve) => {
         if (!io.interrupt) return;
-        if (io.interrupt.aborted) return resolve();
-        io.interrupt.addEventListener('abort', () => resolve(), { once: true });
+        if (io.interrupt.aborted) { resolve(); return; }
+        io.interrupt.addEventListener('abort', () => { resolve(); }, { once: true });
       });
     } finally {
       await server.close();
@@ -613,7 +613,7 @@ export function parseAssignments(pairs: string[]): Partial<FleetManagerConfig> {
     }
     patch[key] = value;
   }
-  return patch as Partial<FleetManagerConfig>;
+  return patch;
 }
 
 export interface TasksInput {
@@ -627,7 +627,7 @@ async function readTasks(source: string, stdin: NodeJS.ReadableStream): Promise<
   let text: string;
   if (source === '-') {
     const chunks: Buffer[] = [];
-    for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+    for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
     text = Buffer.concat(chunks).toString('utf8');
   } else {
     try {
@@ -955,7 +955,7 @@ function printTable(out: (line: string) => void, header: string[], rows: string[
 /** The process entry: real streams, Ctrl-C ends a watch, and the exit code is set for Node to exit with. */
 export async function run(argv = process.argv.slice(2)): Promise<void> {
   const interrupt = new AbortController();
-  const onSigint = () => interrupt.abort(new DOMException('interrupted', 'AbortError'));
+  const onSigint = () => { interrupt.abort(new DOMException('interrupted', 'AbortError')); };
   process.once('SIGINT', onSigint);
   // `fleet results x | head` closes the pipe early: that is not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {

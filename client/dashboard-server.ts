@@ -114,7 +114,7 @@ export async function serveDashboard(options: DashboardServerOptions): Promise<D
     upstream,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        server.close(() => { resolve(); });
         server.closeAllConnections();
       }),
   };

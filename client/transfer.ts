@@ -10,7 +10,6 @@ import { request as httpsRequest } from 'node:https';
 import { rename, rm } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { escapedStringBytes } from '../lambdas/domain/payload-size';
 import { FleetTransferError } from './errors';
 
@@ -26,7 +25,10 @@ export function fileBody(path: string, bytes: number): ReopenableBody {
   return { bytes, open: () => createReadStream(path, { highWaterMark: 256 * 1024 }) };
 }
 
-const jsonLine = (task: unknown): string => `${JSON.stringify(task) ?? 'null'}\n`;
+/** JSON.stringify's result, typed as it is at runtime: undefined for a value JSON cannot hold (undefined, a function). */
+const stringify = (value: unknown): string | undefined => JSON.stringify(value);
+
+const jsonLine = (task: unknown): string => `${stringify(task) ?? 'null'}\n`;
 
 /**
  * Tasks as JSON Lines, generated chunk by chunk for each attempt. The length
@@ -65,7 +67,7 @@ export function inlineBodyBytes(tasks: readonly unknown[], priority: number | un
   let total = escapedStringBytes('{"tasks":[') + escapedStringBytes(`]${priority !== undefined ? `,"priority":${JSON.stringify(priority)}` : ''}}`);
   let first = true;
   for (const task of tasks) {
-    total += escapedStringBytes(JSON.stringify(task) ?? 'null') + (first ? 0 : 1);
+    total += escapedStringBytes(stringify(task) ?? 'null') + (first ? 0 : 1);
     first = false;
     if (total > limit) return total;
   }
@@ -118,7 +120,7 @@ export async function putObject(url: string, body: ReopenableBody, options: Tran
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         sent += chunk.length;
-        if (sent > body.bytes) return done((bodyError = changed()));
+        if (sent > body.bytes) { done((bodyError = changed())); return; }
         watchdog.touch();
         options.onProgress?.(sent, body.bytes);
         done(null, chunk);
@@ -151,7 +153,10 @@ export async function putObject(url: string, body: ReopenableBody, options: Tran
             else reject(s3Error(status, Buffer.concat(chunks).toString('utf8'), label));
           };
           res.once('end', settle);
-          res.once('close', () => (status >= 200 && status < 300 && !res.complete ? reject(new Error('the answer was cut')) : settle()));
+          res.once('close', () => {
+            if (status >= 200 && status < 300 && !res.complete) reject(new Error('the answer was cut'));
+            else settle();
+          });
           res.once('error', reject);
         });
         req.once('error', reject);
@@ -207,7 +212,7 @@ export async function downloadToFile(url: string, outPath: string, options: Tran
       });
       const out = createWriteStream(partPath);
       out.once('error', (error) => (fileError = error));
-      const source = response.body ? Readable.fromWeb(response.body as unknown as NodeReadableStream<Uint8Array>) : Readable.from([]);
+      const source = response.body ? Readable.fromWeb(response.body) : Readable.from([]);
       options.onProgress?.(0, total ?? 0);
       try {
         await pipeline(source, counter, out);
@@ -295,7 +300,7 @@ class Watchdog {
 /** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
+    if (signal?.aborted) { reject(signal.reason); return; }
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);

@@ -28,7 +28,7 @@ console.log(`Batch submitted: ${batchId}`);
 
 const status = await fleet.waitForBatch(batchId, {
   intervalMs: 250,
-  onProgress: (s) => console.log(`Progress: ${(s.progress * 100).toFixed(2)}%`),
+  onProgress: (s) => { console.log(`Progress: ${(s.progress * 100).toFixed(2)}%`); },
 });
 console.log(`Completed: ${status.completedTasks}/${status.totalTasks}`);
 console.log(`Failed: ${status.failedTasks}`);

@@ -49,7 +49,7 @@ try {
   // 3. Follow it: the file is validated first, then the tasks run.
   const status = await fleet.waitForBatch(batchId, {
     intervalMs: 500,
-    onProgress: (s) => console.log(s.tasksFile?.state === 'validating' ? `Validating: ${s.tasksFile.linesRead} lines read` : `Progress: ${(s.progress * 100).toFixed(2)}% (${s.status})`),
+    onProgress: (s) => { console.log(s.tasksFile?.state === 'validating' ? `Validating: ${s.tasksFile.linesRead} lines read` : `Progress: ${(s.progress * 100).toFixed(2)}% (${s.status})`); },
   });
   console.log(`Batch ${status.status}: ${status.completedTasks}/${status.totalTasks} completed, ${status.failedTasks} failed`);
   for (const error of status.validationErrors ?? []) console.error(`Line ${error.line}: ${error.field ? `${error.field}: ` : ''}${error.message}`);

@@ -59,11 +59,11 @@ console.log(`Batch submitted: ${batchId}`);
 // 4. Wait for completion. waitForBatch replaces the seed's polling loop;
 //    Ctrl-C stops waiting (the batch runs on).
 const stop = new AbortController();
-process.once('SIGINT', () => stop.abort());
+process.once('SIGINT', () => { stop.abort(); });
 const status = await fleet.waitForBatch(batchId, {
   intervalMs: 250,
   signal: stop.signal,
-  onProgress: (s) => console.log(`Progress: ${(s.progress * 100).toFixed(2)}% (${s.status})`),
+  onProgress: (s) => { console.log(`Progress: ${(s.progress * 100).toFixed(2)}% (${s.status})`); },
 });
 console.log(`Batch ${status.status}: ${status.completedTasks}/${status.totalTasks} completed, ${status.failedTasks} failed`);
 

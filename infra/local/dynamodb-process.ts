@@ -77,8 +77,7 @@ function spawnChild(options: ChildOptions, credentials: LocalCredentials | undef
     env: { ...process.env, FLEET_DYNAMODB_CHILD: '1', ...(credentials ? { [CREDENTIALS_VARIABLE]: JSON.stringify(credentials) } : {}) },
   });
   return new Promise((resolve, reject) => {
-    const failed = (code: number | null, signal: NodeJS.Signals | null) =>
-      reject(new Error(`the local DynamoDB process ended before listening (code ${code}, signal ${signal})`));
+    const failed = (code: number | null, signal: NodeJS.Signals | null) => { reject(new Error(`the local DynamoDB process ended before listening (code ${code}, signal ${signal})`)); };
     child.once('exit', failed);
     child.once('error', reject);
     child.once('message', (message: ChildMessage) => {
@@ -105,12 +104,14 @@ const defaultFatal = (error: Error) => {
 export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Promise<DynamoDbProcess> {
   const maxRestarts = options.maxRestarts ?? 5;
   const windowMs = options.restartWindowMs ?? 60_000;
-  const warn = options.warn ?? ((line: string) => console.error(line));
+  const warn = options.warn ?? ((line: string) => { console.error(line); });
   const first = await spawnChild({ ...(options.path ? { path: options.path } : {}), port: 0 }, options.credentials);
   const port = first.port;
   const endpoint = `http://127.0.0.1:${port}`;
   let current = first.child;
   let closing = false;
+  /** close() may run while a restart awaits the new process: read the flag afresh. */
+  const isClosing = (): boolean => closing;
   let failed = false;
   let restarts = 0;
   /** A restart under way, so close() can wait for the process it starts. */
@@ -133,15 +134,15 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
 
   const restart = async (reason: string) => {
     if (!options.path) {
-      return giveUp(
+      giveUp(
         `the local DynamoDB process ended unexpectedly (${reason}) and its data was in memory only: every batch and result is gone; ` +
           'exiting so a supervisor can start the fleet again (run without FLEET_IN_MEMORY to keep data across such a failure)',
-      );
+      ); return;
     }
     let lastError = reason;
     for (let attempt = 0; ; attempt++) {
       if (!withinBudget()) {
-        return giveUp(`the local DynamoDB process could not be kept running: ${ends.length} failures within ${windowMs / 1000} s (last: ${lastError}); exiting`);
+        giveUp(`the local DynamoDB process could not be kept running: ${ends.length} failures within ${windowMs / 1000} s (last: ${lastError}); exiting`); return;
       }
       if (attempt === 0) {
         warn(`fleet: WARN the local DynamoDB process ended unexpectedly (${reason}); restarting it on ${endpoint} over the same data folder (restart ${ends.length} of at most ${maxRestarts} within ${windowMs / 1000} s)`);
@@ -153,7 +154,7 @@ export async function startDynamoDbProcess(options: DynamoDbProcessOptions): Pro
       try {
         const next = await spawnChild({ path: options.path, port }, options.credentials);
         current = next.child;
-        if (closing) return;
+        if (isClosing()) return;
         restarts++;
         supervise(current);
         return;
@@ -192,7 +193,7 @@ function closeChild(child: ChildProcess): Promise<void> {
   // Unreferenced while it runs; waiting for its exit must keep this process alive.
   child.ref();
   return new Promise((resolve) => {
-    child.once('exit', () => resolve());
+    child.once('exit', () => { resolve(); });
     if (child.connected) child.send('close');
     else child.kill('SIGTERM');
   });

@@ -349,7 +349,7 @@ export function uploadRefusal(req: http.IncomingMessage): S3Refusal | undefined 
     const value = req.headers[name];
     return typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : undefined;
   };
-  const awsChunked = String(req.headers['content-encoding'] ?? '')
+  const awsChunked = (req.headers['content-encoding'] ?? '')
     .split(',')
     .some((coding) => coding.trim().toLowerCase() === 'aws-chunked');
   const length = awsChunked ? declared('x-amz-decoded-content-length') : declared('content-length');
@@ -423,10 +423,12 @@ export function guardServer(server: http.Server, options: { service: GuardedServ
   }
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const early = verifier.precheck(req);
-    if (early) return deny(req, res, early);
+    if (early) { deny(req, res, early); return; }
     if (service === 's3') {
       const refusal = verifier.check(req, undefined) ?? uploadRefusal(req);
-      return refusal ? deny(req, res, refusal) : pass(req, res);
+      if (refusal) deny(req, res, refusal);
+      else pass(req, res);
+      return;
     }
     const chunks: Buffer[] = [];
     let size = 0;

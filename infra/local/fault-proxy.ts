@@ -112,7 +112,7 @@ export async function startFaultProxy(options: {
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         agent.destroy();
-        server.close(() => resolve());
+        server.close(() => { resolve(); });
       }),
   };
 }

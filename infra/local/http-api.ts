@@ -184,7 +184,7 @@ type IntegrationOutcome = { ok: true; result: APIGatewayProxyStructuredResultV2 
 async function invokeIntegration(invoke: ApiInvoker, event: APIGatewayProxyEventV2, timeoutMs: number): Promise<IntegrationOutcome> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<IntegrationOutcome>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, reason: 'timeout' }), timeoutMs);
+    timer = setTimeout(() => { resolve({ ok: false, reason: 'timeout' }); }, timeoutMs);
   });
   try {
     return await Promise.race([
@@ -247,7 +247,7 @@ export function serveHttpApi(options: {
     req.on('error', () => res.destroy());
     req.on('end', () => {
       void (async () => {
-        if (tooLarge) return apiGatewayError(res, 413, 'Request Entity Too Large');
+        if (tooLarge) { apiGatewayError(res, 413, 'Request Entity Too Large'); return; }
         for (const route of options.routes ?? []) if (await route(req, res)) return;
         let event: APIGatewayProxyEventV2;
         try {
@@ -258,9 +258,9 @@ export function serveHttpApi(options: {
         }
         const outcome = await invokeIntegration(options.invoke, event, integrationTimeoutMs);
         if (!outcome.ok) {
-          if (outcome.reason === 'timeout') return apiGatewayError(res, 503, 'Service Unavailable');
+          if (outcome.reason === 'timeout') { apiGatewayError(res, 503, 'Service Unavailable'); return; }
           console.error('local API: the Lambda integration failed', outcome.error);
-          return apiGatewayError(res, 500, 'Internal Server Error');
+          apiGatewayError(res, 500, 'Internal Server Error'); return;
         }
         const { result } = outcome;
         const headers: Record<string, string> = {};

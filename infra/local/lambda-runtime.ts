@@ -186,7 +186,7 @@ export class LocalLambda implements TaskInvoker {
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
-          () => reject(new StatesError('Sandbox.Timedout', JSON.stringify({ errorMessage: `Task timed out after ${fn.timeoutSeconds}.00 seconds` }))),
+          () => { reject(new StatesError('Sandbox.Timedout', JSON.stringify({ errorMessage: `Task timed out after ${fn.timeoutSeconds}.00 seconds` }))); },
           fn.timeoutSeconds * 1000,
         );
         // A hung test invocation must not keep the process alive for the function's 15 minutes.

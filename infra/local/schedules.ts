@@ -32,7 +32,7 @@ export function startSchedules(
       busy = true;
       const done = invoke(schedule.targetArn, schedule.input).then(
         () => undefined,
-        (error: unknown) => console.error(JSON.stringify({ level: 'ERROR', message: `schedule ${schedule.logicalId}: its target failed`, error: String(error) })),
+        (error: unknown) => { console.error(JSON.stringify({ level: 'ERROR', message: `schedule ${schedule.logicalId}: its target failed`, error: String(error) })); },
       );
       const tracked = done.finally(() => {
         busy = false;

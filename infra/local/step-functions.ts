@@ -206,7 +206,7 @@ export class LocalStepFunctions {
         resumeAt?.name,
       )
       .then(
-        (output) => this.end(execution, { status: 'SUCCEEDED', output: JSON.stringify(output) }),
+        (output) => { this.end(execution, { status: 'SUCCEEDED', output: JSON.stringify(output) }); },
         (error: unknown) => {
           // Stopped by the shutdown: it stays running in the journal and resumes on the next start.
           if (execution.suspended && controller.signal.aborted) return;
@@ -359,7 +359,7 @@ export class LocalStepFunctions {
     const drained = await Promise.race([
       Promise.allSettled(running.map((e) => e.done)).then(() => true),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), drainMs);
+        timer = setTimeout(() => { resolve(false); }, drainMs);
       }),
     ]);
     clearTimeout(timer);
@@ -398,11 +398,14 @@ function mapRunCounts(mapRun: MapRun) {
 
 type Operation = (body: Record<string, unknown>) => unknown;
 
+/** A request field, or its default when absent; still unknown, since the service checks what it gets. */
+const orDefault = (value: unknown, fallback: string): unknown => value ?? fallback;
+
 /** The AWS Step Functions JSON protocol (awsJson1_0) over the local service. */
 export function stepFunctionsOperations(service: LocalStepFunctions): Record<string, Operation> {
   return {
     StartExecution: (b) => {
-      const { executionArn, startDate } = service.startExecution(String(b.stateMachineArn), String(b.name ?? ''), String(b.input ?? '{}'));
+      const { executionArn, startDate } = service.startExecution(String(b.stateMachineArn), String(orDefault(b.name, '')), String(orDefault(b.input, '{}')));
       return { executionArn, startDate: seconds(startDate) };
     },
     DescribeExecution: (b) => {
@@ -488,13 +491,13 @@ export async function serveStepFunctions(
     const early = verifier?.precheck(req);
     if (early) {
       req.resume();
-      return refuse(res, 'states', early);
+      refuse(res, 'states', early); return;
     }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const refusal = verifier?.check(req, Buffer.concat(chunks));
-      if (refusal) return refuse(res, 'states', refusal);
+      if (refusal) { refuse(res, 'states', refusal); return; }
       const reply = (status: number, body: unknown) => {
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
         res.end(JSON.stringify(body));
@@ -502,14 +505,14 @@ export async function serveStepFunctions(
       const target = String(req.headers['x-amz-target'] ?? '');
       const name = target.slice(target.indexOf('.') + 1);
       const operation = operations[name];
-      if (!operation) return reply(400, { __type: 'UnknownOperationException', message: `${name || 'this operation'} is not served locally` });
+      if (!operation) { reply(400, { __type: 'UnknownOperationException', message: `${name || 'this operation'} is not served locally` }); return; }
       try {
         // Throttled before anything is read or done, as the service answers a call over its quota.
         if (!throttle.admit(name) || options.faults?.decide('sfn', [name])) throw throttled(name);
         const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
         reply(200, operation(body));
       } catch (error) {
-        if (error instanceof ServiceError) return reply(error.status, { __type: error.type, message: error.message });
+        if (error instanceof ServiceError) { reply(error.status, { __type: error.type, message: error.message }); return; }
         reply(500, { __type: 'InternalFailure', message: (error as Error).message });
       }
     });
@@ -522,7 +525,7 @@ export async function serveStepFunctions(
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => { resolve(); });
       }),
   };
 }

@@ -63,7 +63,7 @@ export interface LocalSchedule {
 function rateMs(expression: unknown, where: string): number {
   const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(String(expression));
   if (!match) throw new Error(`local mode implements only rate(...) schedule expressions, not ${String(expression)} (${where})`);
-  const unit = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[match[2]!.replace(/s$/, '') as 'minute' | 'hour' | 'day'];
+  const unit = { minute: 60_000, hour: 3_600_000, day: 86_400_000 }[(match[2] ?? '').replace(/s$/, '') as 'minute' | 'hour' | 'day'];
   return Number(match[1]) * unit;
 }
 
@@ -159,7 +159,7 @@ export function resolveTemplate(template: CfnTemplate, options: ResolveOptions =
       }
       if (fn === 'Fn::Join') {
         const [separator, parts] = arg as [string, unknown[]];
-        return (parts.map(resolve) as unknown[]).map(String).join(separator);
+        return parts.map<unknown>(resolve).map(String).join(separator);
       }
       if (fn === 'Fn::Select') {
         const [index, list] = arg as [number, unknown];

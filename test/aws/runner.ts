@@ -218,7 +218,7 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, options: {
       log(`${path.basename(command)} could not start: ${error.message}`);
       resolve(127);
     });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on('exit', (code, signal) => { resolve(code ?? (signal ? 128 : 1)); });
   });
 }
 
@@ -279,6 +279,8 @@ export async function deployTestDestroy(stage: string, region: string, env: Node
   // SIGTERM is passed on. Either way the stack is destroyed afterwards, by a
   // process in its own group that a second Ctrl-C does not stop.
   let interrupted = false;
+  /** A signal may arrive while a step is awaited: read the flag afresh. */
+  const isInterrupted = (): boolean => interrupted;
   let current: ChildProcess | undefined;
   let destroying = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -297,7 +299,7 @@ export async function deployTestDestroy(stage: string, region: string, env: Node
     log(`deploying ${stack} (a scratch stack: destroyed at the end)`);
     const deployed = await run(cdk, cdkDeployArgs(stage, outputsFile), env, { onStart: (child) => (current = child) });
     current = undefined;
-    if (interrupted) return EXIT.interrupted;
+    if (isInterrupted()) return EXIT.interrupted;
     if (deployed !== 0) {
       log(`cdk deploy exited ${deployed}`);
       return EXIT.deployFailed;
@@ -307,7 +309,7 @@ export async function deployTestDestroy(stage: string, region: string, env: Node
     const testEnv = { ...env, FLEET_E2E_URL: outputs.apiUrl, FLEET_E2E_REGION: regionOfApiUrl(outputs.apiUrl) ?? region };
     const tested = await run(vitest, ['run', '--config', 'vitest.aws.config.ts'], testEnv, { onStart: (child) => (current = child) });
     current = undefined;
-    if (interrupted) return EXIT.interrupted;
+    if (isInterrupted()) return EXIT.interrupted;
     return tested === 0 ? EXIT.ok : EXIT.testsFailed;
   };
 

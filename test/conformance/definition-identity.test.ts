@@ -86,9 +86,9 @@ function cdkSynth(outdir: string): Promise<CfnTemplate> {
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`cdk synth exited with ${code}:\n${stderr}`));
+      if (code !== 0) { reject(new Error(`cdk synth exited with ${code}:\n${stderr}`)); return; }
       const file = readdirSync(outdir).find((name) => name.endsWith('.template.json'));
-      if (!file) return reject(new Error(`cdk synth wrote no template to ${outdir}`));
+      if (!file) { reject(new Error(`cdk synth wrote no template to ${outdir}`)); return; }
       resolve(JSON.parse(readFileSync(path.join(outdir, file), 'utf8')) as CfnTemplate);
     });
   });

@@ -164,7 +164,8 @@ export async function execute(definition: StateMachineDefinition | object, input
  * every Date.now() in it is exact.
  */
 export async function settle<T>(promise: Promise<T>): Promise<T> {
-  let done = false;
+  // Set by the callbacks below, while the loop awaits: boolean, not the `false` it starts as.
+  let done = false as boolean;
   promise.then(
     () => (done = true),
     () => (done = true),

@@ -225,7 +225,7 @@ describe(`a Standard execution fails when its history reaches 25,000 events (${Q
   });
 
   it('an Express execution keeps no history and has no such limit: the same 13,000-round loop a Standard one cannot finish', async () => {
-    const count = (parameters: unknown) => ({ n: ((parameters as { Payload: { n: number } }).Payload.n ?? 0) + 1 });
+    const count = (parameters: unknown) => ({ n: ((parameters as { Payload: { n?: number } }).Payload.n ?? 0) + 1 });
     const definition = {
       StartAt: 'Count',
       States: {
@@ -243,7 +243,7 @@ describe(`a Standard execution fails when its history reaches 25,000 events (${Q
   });
 
   it("Distributed Map children are separate executions: STANDARD children of 14,001 events each do not add up in the parent's history", async () => {
-    const count = (parameters: unknown) => ({ n: ((parameters as { Payload: { n: number } }).Payload.n ?? 0) + 1 });
+    const count = (parameters: unknown) => ({ n: ((parameters as { Payload: { n?: number } }).Payload.n ?? 0) + 1 });
     // 1 + 7 × 2,000 rounds = 14,001 events per child: two would be over 25,000 together.
     const processor = {
       StartAt: 'Count',

@@ -10,7 +10,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { loadDefinition } from '../../infra/local/asl/definition';
-import { CONTEXT, delay, ERRORS, FakeInvoker, LAMBDA_INVOKE, namedError, run, script, useFakeClock } from './harness';
+import { delay, ERRORS, FakeInvoker, LAMBDA_INVOKE, namedError, run, script, useFakeClock } from './harness';
 
 const PARALLEL = 'https://docs.aws.amazon.com/step-functions/latest/dg/state-parallel.html';
 

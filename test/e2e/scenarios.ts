@@ -114,7 +114,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 export function defineFleetScenarios(target: FleetTarget): void {
   const { capabilities: can, timing } = target;
   const T = timing.taskMs;
-  let client: FleetClient<unknown, unknown>;
+  let client: FleetClient;
   let baseUrl = '';
   let authorize: RequestAuthorizer;
 
@@ -152,7 +152,7 @@ export function defineFleetScenarios(target: FleetTarget): void {
 
   const byId = (results: TaskResult[]) => new Map(results.map((r) => [r.taskId, r]));
   const sleepTask = (id: string, data: SleepData, extra: Partial<Task> = {}): Task => ({ id, type: 'sleep', data, ...extra });
-  const scenario = (name: string, fn: () => Promise<void>) => it(name, fn, timing.testTimeoutMs);
+  const scenario = (name: string, fn: () => Promise<void>) => { it(name, fn, timing.testTimeoutMs); };
 
   describe(`Fleet end to end (${target.name})`, () => {
     beforeAll(() => {

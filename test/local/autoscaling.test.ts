@@ -19,7 +19,7 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, fleetProps: { autoscaling: POLICY }, autoscaleIntervalMs: 50 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const cap = async () => (await api<FleetManagerConfig>(fleet.url, 'GET', '/config')).body.maxConcurrentWorkers;

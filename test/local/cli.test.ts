@@ -24,7 +24,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-cli-'));
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -37,8 +37,8 @@ interface Run {
 /** Runs the CLI to its end. `env` adds to (or, with undefined, removes from) FLEET_URL and FLEET_TOKEN pointing at the test fleet. */
 function fleetCli(args: string[], options: { input?: string; env?: Record<string, string | undefined>; onStdout?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const env: Record<string, string | undefined> = { ...process.env, FLEET_URL: fleet.url, FLEET_TOKEN: TOKEN, ...options.env };
-    for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
+    const given: Record<string, string | undefined> = { ...process.env, FLEET_URL: fleet.url, FLEET_TOKEN: TOKEN, ...options.env };
+    const env = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
     const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -48,7 +48,7 @@ function fleetCli(args: string[], options: { input?: string; env?: Record<string
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('close', (code) => { resolve({ code, stdout, stderr }); });
     child.stdin.end(options.input ?? '');
   });
 }
@@ -72,7 +72,7 @@ describe('help and usage (exit 2)', () => {
         let stdout = '';
         child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
         child.on('error', reject);
-        child.on('close', (code) => resolve({ code, stdout, stderr: '' }));
+        child.on('close', (code) => { resolve({ code, stdout, stderr: '' }); });
       }),
     ]);
     expect(help.code).toBe(0);
@@ -357,7 +357,7 @@ describe('connection and auth', () => {
     brokenUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await new Promise((resolve) => (server as Server | undefined)?.close(resolve));
   });
 
   it('--url and --token override the environment; a wrong token is 401 (exit 1)', async () => {

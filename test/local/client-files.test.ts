@@ -28,7 +28,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-client-files-'));
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

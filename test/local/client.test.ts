@@ -31,7 +31,7 @@ beforeAll(async () => {
   client = new FleetClient({ url: fleet.url, auth: { type: 'bearer', token: TOKEN } });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const sleepTasks = (n: number, ms: number, prefix = 't'): Task<SleepData>[] =>
@@ -119,7 +119,7 @@ describe('submit, status, wait and results', () => {
       client.waitForBatch(batchId, {
         intervalMs: 20,
         signal: controller.signal,
-        onProgress: () => controller.abort(reason),
+        onProgress: () => { controller.abort(reason); },
       }),
     );
     expect(error).toBe(reason);

@@ -12,16 +12,31 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+/** The fields these tests read from the API's JSON bodies; the assertions check each one. */
+interface Body {
+  batchId: string;
+  status: string;
+  completedTasks: number;
+  failedTasks: number;
+  completedAt: number | null;
+  results: Result[];
+  nextCursor: string | null;
+  error: { code: string };
+  maxConcurrentWorkers: number;
+  runningBatchesUpdated: number;
+  batches: { batchId: string; status: string; completedTasks: number; progress: number }[];
+}
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Body }> {
   const response = await fetch(`${fleet.url}${path}`, {
     method,
     headers: { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: response.status, json: await response.json() };
+  return { status: response.status, json: (await response.json()) as Body };
 }
 
 interface Result {

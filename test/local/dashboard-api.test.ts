@@ -39,7 +39,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const ids = (results: readonly TaskResult[]) => results.map((r) => r.taskId).sort();
@@ -194,9 +194,9 @@ describe('fleet dashboard: the page for another fleet, on loopback, its calls fo
     proxy = JSON.parse(await waitUntil(() => stdout.text.split('\n').find((line) => line.startsWith('{')))) as typeof proxy;
   });
   afterAll(async () => {
-    stop?.abort();
+    (stop as AbortController | undefined)?.abort();
     await running;
-    if (upstream) await signalAndWait(upstream, 'SIGTERM');
+    if (upstream as FleetProcess | undefined) await signalAndWait(upstream, 'SIGTERM');
     rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -244,7 +244,7 @@ describe('fleet dashboard: the page for another fleet, on loopback, its calls fo
         (response) => {
           let body = '';
           response.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+          response.on('end', () => { resolve({ status: response.statusCode ?? 0, body }); });
         },
       );
       request.on('error', reject);

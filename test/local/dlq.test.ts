@@ -23,8 +23,8 @@ beforeAll(async () => {
   sqs = new SQSClient({ region: LOCAL_REGION, endpoint: fleet.endpoints.sqs, credentials: fleet.credentials });
 });
 afterAll(async () => {
-  sqs?.destroy();
-  await fleet?.close();
+  (sqs as SQSClient | undefined)?.destroy();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 /** Receives until `count` messages arrived, or until a receive comes back empty after that. */

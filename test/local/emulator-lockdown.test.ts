@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const client of clients) client.destroy();
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 type Credentials = { accessKeyId: string; secretAccessKey: string };
@@ -213,9 +213,15 @@ describe('binding and the fleet itself', () => {
   const accepts = (host: string, port: number) =>
     new Promise<boolean>((resolve) => {
       const socket = net.connect({ host, port, timeout: 2_000 });
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-      socket.once('timeout', () => (socket.destroy(), resolve(false)));
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => { resolve(false); });
+      socket.once('timeout', () => {
+        socket.destroy();
+        resolve(false);
+      });
     });
 
   it.each(['dynamodb', 's3', 'sqs', 'stepFunctions'] as const)('%s listens on 127.0.0.1 only', async (service) => {

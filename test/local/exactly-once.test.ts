@@ -22,7 +22,7 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 describe('duplicate deliveries', () => {

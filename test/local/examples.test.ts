@@ -15,7 +15,7 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 /** Runs `examples/<name>` through tsx; execFile rejects on a non-zero exit, failing the test. */

@@ -34,13 +34,13 @@ export async function startFleetProcess(dataDir: string, env: Record<string, str
   if (env.FLEET_TOKEN === undefined) delete childEnv.FLEET_TOKEN;
   const child = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => { resolve({ code, signal }); }),
   );
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the local fleet did not start within ${startTimeoutMs} ms:\n${output}`)), startTimeoutMs);
+    const timer = setTimeout(() => { reject(new Error(`the local fleet did not start within ${startTimeoutMs} ms:\n${output}`)); }, startTimeoutMs);
     const check = () => {
       // The banner ends with the "stop:" line: once it is there, the lines before it are too.
       const match = /running locally at (http:\/\/\S+)/.exec(output);
@@ -48,7 +48,7 @@ export async function startFleetProcess(dataDir: string, env: Record<string, str
       clearTimeout(timer);
       resolve(match[1]);
     };
-    child.stdout?.on('data', check);
+    child.stdout.on('data', check);
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`the local fleet exited (${code ?? signal}) before serving:\n${output}`));
@@ -63,7 +63,7 @@ export async function signalAndWait(fleet: FleetProcess, signal: NodeJS.Signals,
   process.kill(fleet.pid, signal);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the local fleet did not exit within ${timeoutMs} ms of ${signal}:\n${fleet.output()}`)), timeoutMs);
+    timer = setTimeout(() => { reject(new Error(`the local fleet did not exit within ${timeoutMs} ms of ${signal}:\n${fleet.output()}`)); }, timeoutMs);
   });
   try {
     return await Promise.race([fleet.exited, timeout]);

@@ -48,7 +48,7 @@ const realCursors: string[] = [];
 
 /** Changes the fuzzing was allowed to make: accepted submissions and config updates. */
 const accepted = { batchIds: new Set<string>(), configs: [] as FleetManagerConfig[], counts: [] as number[] };
-let sent = { http: 0, inProcess: 0 };
+const sent = { http: 0, inProcess: 0 };
 const statusCounts = new Map<number, number>();
 
 // ------------------------------------------------------------ the requests
@@ -368,7 +368,7 @@ function sendHttp(request: FuzzRequest): Promise<Answer> {
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), contentType: String(res.headers['content-type'] ?? '') }));
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), contentType: res.headers['content-type'] ?? '' }); });
         res.on('error', reject);
       },
     );

@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 describe(`Lambda's account concurrency (${LAMBDA_QUOTAS}, ${SFN_LAMBDA_ERRORS})`, () => {

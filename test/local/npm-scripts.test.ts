@@ -55,10 +55,10 @@ function fleetEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 async function npmStart(env: Record<string, string> = {}): Promise<NpmStart> {
   const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env: fleetEnv(env), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => { resolve({ code, signal }); }),
   );
   if (child.pid === undefined) throw new Error('npm start has no pid');
   const run: NpmStart = { child, pid: child.pid, url: '', exited, output: () => output };
@@ -118,8 +118,8 @@ function signalIfAlive(pid: number, signal: NodeJS.Signals): void {
 function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    server.once('error', () => { resolve(false); });
+    server.listen(port, '127.0.0.1', () => server.close(() => { resolve(true); }));
   });
 }
 
@@ -195,7 +195,7 @@ describe('npm run demo', () => {
     fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
   });
   afterAll(async () => {
-    await fleet?.close();
+    await (fleet as LocalFleet | undefined)?.close();
   });
 
   it('finds a fleet started with PORT, without FLEET_URL', async () => {

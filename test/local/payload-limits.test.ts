@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 /** What the API function's result weighs as Lambda returns it: the whole structured result, serialized. */
@@ -108,7 +108,7 @@ describe(`API Gateway's integration timeout (${HTTP_API_QUOTAS})`, () => {
     shortFleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, dashboard: false, apiIntegrationTimeoutMs: INTEGRATION_TIMEOUT_MS });
   });
   afterAll(async () => {
-    await shortFleet?.close();
+    await (shortFleet as LocalFleet | undefined)?.close();
   });
 
   it('an API function still running at the timeout (startLocalFleet apiIntegrationTimeoutMs) gets 503 {"message":"Service Unavailable"}', async () => {

@@ -45,7 +45,7 @@ beforeAll(async () => {
   };
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 describe('per-type workers (FleetProps.workers), locally', () => {

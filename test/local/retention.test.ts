@@ -39,9 +39,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  ddb?.destroy();
-  s3?.destroy();
-  await fleet?.close();
+  (ddb as DynamoDBDocumentClient | undefined)?.destroy();
+  (s3 as S3Client | undefined)?.destroy();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 interface SubmittedTask {

@@ -23,7 +23,7 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const TASKS = 10_000;

@@ -17,7 +17,7 @@ beforeAll(async () => {
   fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
 });
 afterAll(async () => {
-  await fleet?.close();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const executionArn = (name: string) => `${fleet.resources.stateMachine.arn.replace(':stateMachine:', ':execution:')}:${name}`;

@@ -86,7 +86,7 @@ function rawRequest(
           } catch {
             json = {};
           }
-          resolve({ status: res.statusCode ?? 0, text, json: json as never });
+          resolve({ status: res.statusCode ?? 0, text, json: json });
         });
         res.on('error', reject);
       },

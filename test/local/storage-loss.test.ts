@@ -47,7 +47,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await fleet?.close({ drainMs: 0 });
+  await (fleet as LocalFleet | undefined)?.close({ drainMs: 0 });
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -163,9 +163,9 @@ describe('npm start in memory, when its DynamoDB process dies', () => {
 
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the fleet did not exit after its DynamoDB process died:\n${fleet.output()}`)), 120_000);
+        timer = setTimeout(() => { reject(new Error(`the fleet did not exit after its DynamoDB process died:\n${fleet.output()}`)); }, 120_000);
       });
-      const exit = await Promise.race([fleet.exited, bound]).finally(() => clearTimeout(timer));
+      const exit = await Promise.race([fleet.exited, bound]).finally(() => { clearTimeout(timer); });
       expect(exit).toEqual({ code: 1, signal: null });
       expect(fleet.output()).toMatch(/fleet: the local DynamoDB process ended unexpectedly \(code null, signal SIGKILL\) and its data was in memory only/);
     } finally {

@@ -50,8 +50,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  s3?.destroy();
-  await fleet?.close();
+  (s3 as S3Client | undefined)?.destroy();
+  await (fleet as LocalFleet | undefined)?.close();
 });
 
 const line = (id: string, extra: Record<string, unknown> = {}) => JSON.stringify({ id, type: 'echo', data: { id }, ...extra });
@@ -312,7 +312,7 @@ describe('bad input: a failed batch, with errors naming line and field, before a
     fleet.lambda.invokeFault = (_fn, payload) => {
       const event = payload as { action?: string };
       if (event.action !== 'prepare' || replaced) return undefined;
-      replaced = fetch(target.url, { method: 'PUT', body: linesOf(3, 'tampered') }).then((put) => expect(put.status).toBe(200));
+      replaced = fetch(target.url, { method: 'PUT', body: linesOf(3, 'tampered') }).then((put) => { expect(put.status).toBe(200); });
       return replaced;
     };
     try {

@@ -79,7 +79,7 @@ describe('the packed package', () => {
           if (stdout.includes('\n')) resolve(stdout.slice(0, stdout.indexOf('\n')));
         });
         child.on('error', reject);
-        child.on('exit', (code) => reject(new Error(`fleet dashboard exited ${code} before printing its address`)));
+        child.on('exit', (code) => { reject(new Error(`fleet dashboard exited ${code} before printing its address`)); });
       });
       const { url } = JSON.parse(line) as { url: string };
       const page = await fetch(url);
@@ -102,7 +102,10 @@ describe('the example app', () => {
 
   it('passes its own test: it synthesizes, and runs locally with its two task types', async () => {
     const run = await exec(path.join(REPO_ROOT, 'node_modules/.bin/vitest'), ['run'], { cwd: APP, env: { ...process.env, CI: '1', FORCE_COLOR: '0', NO_COLOR: '1' } }).catch(
-      (error: { stdout?: string; stderr?: string }) => ({ stdout: `${error.stdout ?? ''}${error.stderr ?? ''}`, failed: true }),
+      (reason: unknown) => {
+        const error = reason as { stdout?: string; stderr?: string };
+        return { stdout: `${error.stdout ?? ''}${error.stderr ?? ''}`, failed: true };
+      },
     );
     expect(run.stdout).toMatch(/Tests\s+4 passed \(4\)/);
     expect('failed' in run).toBe(false);

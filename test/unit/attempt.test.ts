@@ -207,7 +207,7 @@ describe('runAttempt deadlines', () => {
     const handlers: Record<string, TaskHandler> = {
       wait: (_data, ctx) => {
         seen = ctx.signal;
-        return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true }));
+        return new Promise((_, reject) => { ctx.signal.addEventListener('abort', () => { reject(new Error('stopped')); }, { once: true }); });
       },
     };
     const attempt = runAttempt(handlers, { ...input({ type: 'wait', timeout: 5_000 }, 0), signal: outer.signal });
@@ -228,6 +228,7 @@ describe('runAttempt with odd handlers', () => {
   it('turns a thrown string into its own text', async () => {
     const handlers: Record<string, TaskHandler> = {
       odd: () => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a handler that throws a non-Error gets
         throw 'plain string failure';
       },
     };
@@ -240,6 +241,7 @@ describe('runAttempt with odd handlers', () => {
   it('turns a thrown object into readable JSON', async () => {
     const handlers: Record<string, TaskHandler> = {
       odd: () => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a handler that throws a non-Error gets
         throw { code: 42, reason: 'quota' };
       },
     };
@@ -254,6 +256,7 @@ describe('runAttempt with odd handlers', () => {
   it('describes a rejected promise with a non-Error value that JSON cannot encode', async () => {
     const circular: Record<string, unknown> = { name: 'loop' };
     circular.self = circular;
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what a handler that rejects with a non-Error gets
     const handlers: Record<string, TaskHandler> = { odd: () => Promise.reject(circular) };
 
     const outcome = await runAttempt(handlers, input({ type: 'odd' }, 0));

@@ -79,12 +79,15 @@ describe('the outputs file', () => {
 
 describe('running the script', () => {
   const home = mkdtempSync(path.join(tmpdir(), 'fleet-no-aws-'));
-  afterAll(() => rmSync(home, { recursive: true, force: true }));
+  afterAll(() => { rmSync(home, { recursive: true, force: true }); });
 
   const runScript = (args: string[], env: NodeJS.ProcessEnv) =>
     exec(process.execPath, ['--import', 'tsx', 'test/aws/run.ts', ...args], { cwd: REPO_ROOT, env, timeout: 60_000 }).then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (error: { code?: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+      (reason: unknown) => {
+        const error = reason as { code?: number; stdout: string; stderr: string };
+        return { code: error.code, stdout: error.stdout, stderr: error.stderr };
+      },
     );
 
   it('refuses to run without AWS credentials, with a clear message, before deploying anything', async () => {
@@ -128,7 +131,7 @@ describe('npm test leaves test/aws out', () => {
 
 describe('deploy, test, destroy (stand-ins for cdk and vitest)', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fleet-aws-run-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => { rmSync(dir, { recursive: true, force: true }); });
   const apiUrl = 'https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com';
 
   // Each stand-in appends its command line to FAKE_LOG and behaves as FAKE_DEPLOY / FAKE_TESTS / FAKE_DESTROY say.

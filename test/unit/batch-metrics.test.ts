@@ -30,7 +30,7 @@ beforeAll(async () => {
     POWERTOOLS_METRICS_DISABLED: 'false',
     POWERTOOLS_LOG_LEVEL: 'INFO',
   });
-  ({ handler: api } = (await import('../../lambdas/api')) as { handler: ApiHandler });
+  ({ handler: api } = (await import('../../lambdas/api')));
   ({ createLifecycleHandlers } = await import('../../lambdas/batch-lifecycle'));
   ({ BatchLifecycle } = await import('../../lambdas/domain/batch-lifecycle'));
   shared = await import('../../lambdas/composition-root/shared');

@@ -32,7 +32,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  await api?.close();
+  await (api as FakeFilesApi | undefined)?.close();
   vi.clearAllMocks();
 });
 

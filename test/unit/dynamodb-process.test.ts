@@ -115,7 +115,7 @@ describe('startDynamoDbProcess', () => {
 
     expect(dynamo.restarts).toBe(2);
     expect(fatal).toHaveBeenCalledTimes(1);
-    expect(String((fatal.mock.calls[0]?.[0] as Error).message)).toMatch(/could not be kept running: 3 failures within 600 s \(last: code null, signal SIGKILL\)/);
+    expect((fatal.mock.calls[0]?.[0] as Error).message).toMatch(/could not be kept running: 3 failures within 600 s \(last: code null, signal SIGKILL\)/);
   });
 
   it('in memory: a death is fatal at once (the data died with the process), never a silent restart with empty tables', async () => {
@@ -127,7 +127,7 @@ describe('startDynamoDbProcess', () => {
     process.kill(pid, 'SIGKILL');
     await until(() => fatal.mock.calls.length > 0, 'the supervisor reported the loss');
 
-    expect(String((fatal.mock.calls[0]?.[0] as Error).message)).toMatch(
+    expect((fatal.mock.calls[0]?.[0] as Error).message).toMatch(
       /ended unexpectedly \(code null, signal SIGKILL\) and its data was in memory only: every batch and result is gone/,
     );
     expect(dynamo.restarts).toBe(0);

@@ -13,7 +13,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -77,8 +76,8 @@ describe('requestVerifier', () => {
     expect(verifier.check(otherKey.req, otherKey.body)).toBe('unknown-key');
     const good = await signed(shape);
     if (shape.service !== 's3') expect(verifier.check(good.req, Buffer.concat([good.body, Buffer.from(' ')]))).toBe('bad-signature');
-    else expect(verifier.check({ ...good.req, headers: { ...good.req.headers, 'x-amz-content-sha256': createHash('sha256').update('other').digest('hex') } } as unknown as http.IncomingMessage, undefined)).toBe('bad-signature');
-    expect(verifier.check({ ...good.req, url: `${good.req.url ?? '/'}x` } as unknown as http.IncomingMessage, good.body)).toBe('bad-signature');
+    else expect(verifier.check({ ...(good.req as unknown as Record<string, unknown>), headers: { ...good.req.headers, 'x-amz-content-sha256': createHash('sha256').update('other').digest('hex') } } as unknown as http.IncomingMessage, undefined)).toBe('bad-signature');
+    expect(verifier.check({ ...(good.req as unknown as Record<string, unknown>), url: `${good.req.url ?? '/'}x` } as unknown as http.IncomingMessage, good.body)).toBe('bad-signature');
     const old = await signed(shape, credentials, new Date(Date.now() - 16 * 60_000));
     expect(verifier.check(old.req, old.body)).toBe('bad-signature');
     // Signed for another service: refused by this one.
@@ -257,7 +256,7 @@ describe('presigned URLs end to end: guardServer in front of a real s3rver, as t
     directory = mkdtempSync(path.join(tmpdir(), 'fleet-guard-'));
     account.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
     s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory });
-    const address = (await s3rver.run()) as AddressInfo;
+    const address = (await s3rver.run());
     guardServer((s3rver as unknown as { httpServer: http.Server }).httpServer, { service: 's3', credentials });
     endpoint = `http://127.0.0.1:${address.port}`;
     await presigner(endpoint).send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -271,7 +270,7 @@ describe('presigned URLs end to end: guardServer in front of a real s3rver, as t
 
   /** S3's XML error code, or undefined for a success. */
   const errorCode = (body: string) => /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
-  const stored = async (key: string) => presigner(endpoint).send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).then(() => true, (error: Error) => (error.name === 'NotFound' ? false : Promise.reject(error)));
+  const stored = async (key: string) => presigner(endpoint).send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).then(() => true, (error: unknown) => ((error as Error).name === 'NotFound' ? false : Promise.reject(error)));
   const putTo = (key: string, options: { expiresIn?: number; signingDate?: Date; checksums?: 'WHEN_REQUIRED' | 'WHEN_SUPPORTED' } = {}) =>
     getSignedUrl(presigner(endpoint, credentials, options.checksums), new PutObjectCommand({ Bucket: BUCKET, Key: key }), { expiresIn: options.expiresIn ?? 900, ...(options.signingDate ? { signingDate: options.signingDate } : {}) });
 
@@ -287,7 +286,7 @@ describe('presigned URLs end to end: guardServer in front of a real s3rver, as t
           resolve({ status: response.statusCode ?? 0, body: text });
         });
       });
-      request.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+      request.on('error', (error: NodeJS.ErrnoException) => { if (error.code !== 'ECONNRESET') reject(error); });
       if (body === undefined) request.flushHeaders();
       else request.end(body);
     });
@@ -352,7 +351,7 @@ describe('presigned URLs end to end: guardServer in front of a real s3rver, as t
         continued = true;
         request.end(body);
       });
-      request.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? undefined : reject(error)));
+      request.on('error', (error: NodeJS.ErrnoException) => { if (error.code !== 'ECONNRESET') reject(error); });
       request.flushHeaders();
     });
 

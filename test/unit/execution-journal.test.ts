@@ -17,7 +17,7 @@ beforeEach(() => {
   folder = mkdtempSync(path.join(tmpdir(), 'fleet-journal-'));
   file = path.join(folder, 'executions.jsonl');
 });
-afterEach(() => rmSync(folder, { recursive: true, force: true }));
+afterEach(() => { rmSync(folder, { recursive: true, force: true }); });
 
 const ARN = (name: string) => `${STATE_MACHINE_ARN.replace(':stateMachine:', ':execution:')}:${name}`;
 

@@ -96,7 +96,7 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
     buildingPolls: options.buildingPolls ?? 2,
     failedBuilds: 0,
     holdRunning,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => new Promise((resolve) => server.close(() => { resolve(); })),
   };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -104,14 +104,13 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
     res.writeHead(status, { 'content-type': typeof body === 'string' ? 'application/xml' : 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
     res.end(text);
   };
-  const apiError = (res: ServerResponse, status: number, code: string, message: string, field?: string) =>
-    send(res, status, { error: { code, message, ...(field ? { field } : {}) } });
+  const apiError = (res: ServerResponse, status: number, code: string, message: string, field?: string) => { send(res, status, { error: { code, message, ...(field ? { field } : {}) } }); };
 
   const readBody = (req: IncomingMessage) =>
     new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('end', () => { resolve(Buffer.concat(chunks)); });
       req.on('error', reject);
     });
 
@@ -211,16 +210,16 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
     const [, , kind, key] = url.pathname.split('/');
     if (req.headers.authorization) {
       await readBody(req);
-      return send(res, 400, xmlError('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified'));
+      send(res, 400, xmlError('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified')); return;
     }
     if (req.method === 'PUT' && kind === 'uploads' && key && uploads.has(key)) {
       if (req.headers['content-length'] === undefined) {
         req.resume();
-        return send(res, 411, xmlError('MissingContentLength', 'You must provide the Content-Length HTTP header.'), { connection: 'close' });
+        send(res, 411, xmlError('MissingContentLength', 'You must provide the Content-Length HTTP header.'), { connection: 'close' }); return;
       }
       if (Date.now() > expires) {
         await readBody(req);
-        return send(res, 403, xmlError('AccessDenied', 'Request has expired'));
+        send(res, 403, xmlError('AccessDenied', 'Request has expired')); return;
       }
       puts++;
       if (puts <= faults.cutPuts) {
@@ -234,15 +233,15 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
       }
       const body = await readBody(req);
       recorded.body = body;
-      if (puts <= faults.cutPuts + faults.slowDownPuts) return send(res, 503, xmlError('SlowDown', 'Please reduce your request rate.'));
+      if (puts <= faults.cutPuts + faults.slowDownPuts) { send(res, 503, xmlError('SlowDown', 'Please reduce your request rate.')); return; }
       uploads.set(key, body);
-      return send(res, 200, '', { etag: `"${body.length}"` });
+      send(res, 200, '', { etag: `"${body.length}"` }); return;
     }
     if (req.method === 'GET' && kind === 'exports' && key && exports.has(key)) {
-      if (Date.now() > expires) return send(res, 403, xmlError('AccessDenied', 'Request has expired'));
+      if (Date.now() > expires) { send(res, 403, xmlError('AccessDenied', 'Request has expired')); return; }
       gets++;
       const file = exports.get(key) as Buffer;
-      if (gets <= faults.slowDownGets) return send(res, 503, xmlError('SlowDown', 'Please reduce your request rate.'));
+      if (gets <= faults.slowDownGets) { send(res, 503, xmlError('SlowDown', 'Please reduce your request rate.')); return; }
       if (gets <= faults.slowDownGets + faults.truncateGets) {
         res.writeHead(200, { 'content-length': file.length });
         res.write(file.subarray(0, Math.floor(file.length / 2)), () => res.destroy());
@@ -270,62 +269,62 @@ export async function startFakeFilesApi(options: { maxBodyBytes?: number; buildi
       const { url: presigned, expiresAt } = presign('uploads', uploadId);
       uploads.set(uploadId, undefined);
       uploadExpiry.set(uploadId, Date.parse(expiresAt));
-      return send(res, 201, { uploadId, url: presigned, method: 'PUT', expiresAt, maxBytes: 5368709120 });
+      send(res, 201, { uploadId, url: presigned, method: 'PUT', expiresAt, maxBytes: 5368709120 }); return;
     }
     if (req.method === 'POST' && path === '/batches') {
       const raw = body.toString('utf8');
-      if (escapedStringBytes(raw) > api.maxBodyBytes) return apiError(res, 413, 'payload_too_large', `body is larger than ${api.maxBodyBytes} bytes`);
+      if (escapedStringBytes(raw) > api.maxBodyBytes) { apiError(res, 413, 'payload_too_large', `body is larger than ${api.maxBodyBytes} bytes`); return; }
       const parsed = JSON.parse(raw) as { tasks?: { id: string }[]; tasksFile?: string };
       const key = req.headers['idempotency-key'];
       if (typeof key === 'string') {
         const held = idempotency.get(key);
-        if (held && held.body !== raw) return apiError(res, 409, 'conflict', 'Idempotency-Key: this key was already used with a different request body');
-        if (held) return send(res, 202, batches.get(held.batchId)?.status);
+        if (held && held.body !== raw) { apiError(res, 409, 'conflict', 'Idempotency-Key: this key was already used with a different request body'); return; }
+        if (held) { send(res, 202, batches.get(held.batchId)?.status); return; }
       }
       let status: BatchStatus;
-      if (parsed.tasks !== undefined && parsed.tasksFile !== undefined) return apiError(res, 400, 'validation_error', 'tasksFile: give tasks or tasksFile, not both', 'tasksFile');
+      if (parsed.tasks !== undefined && parsed.tasksFile !== undefined) { apiError(res, 400, 'validation_error', 'tasksFile: give tasks or tasksFile, not both', 'tasksFile'); return; }
       if (parsed.tasksFile !== undefined) {
         const bytes = uploads.get(parsed.tasksFile);
-        if (!uploads.has(parsed.tasksFile)) return apiError(res, 400, 'validation_error', 'tasksFile: unknown upload id', 'tasksFile');
-        if (bytes === undefined) return apiError(res, 400, 'validation_error', 'tasksFile: nothing was uploaded yet', 'tasksFile');
-        if (bytes.length === 0) return apiError(res, 400, 'validation_error', 'tasksFile: the upload is empty', 'tasksFile');
-        if (usedUploads.has(parsed.tasksFile)) return apiError(res, 409, 'conflict', 'tasksFile: the upload was already used by another batch');
+        if (!uploads.has(parsed.tasksFile)) { apiError(res, 400, 'validation_error', 'tasksFile: unknown upload id', 'tasksFile'); return; }
+        if (bytes === undefined) { apiError(res, 400, 'validation_error', 'tasksFile: nothing was uploaded yet', 'tasksFile'); return; }
+        if (bytes.length === 0) { apiError(res, 400, 'validation_error', 'tasksFile: the upload is empty', 'tasksFile'); return; }
+        if (usedUploads.has(parsed.tasksFile)) { apiError(res, 409, 'conflict', 'tasksFile: the upload was already used by another batch'); return; }
         usedUploads.add(parsed.tasksFile);
         const { tasks, errors } = validateLines(bytes);
         status = createBatch(tasks, true, errors);
       } else {
-        if (!Array.isArray(parsed.tasks) || parsed.tasks.length === 0) return apiError(res, 400, 'validation_error', 'tasks: must be a non-empty array', 'tasks');
+        if (!Array.isArray(parsed.tasks) || parsed.tasks.length === 0) { apiError(res, 400, 'validation_error', 'tasks: must be a non-empty array', 'tasks'); return; }
         status = createBatch(parsed.tasks, false, []);
       }
       if (typeof key === 'string') idempotency.set(key, { batchId: status.batchId, body: raw });
-      return send(res, 202, status);
+      send(res, 202, status); return;
     }
     const exportMatch = /^\/batches\/([^/]+)\/results\/export$/.exec(path);
     if (req.method === 'GET' && exportMatch) {
       const batchId = decodeURIComponent(exportMatch[1] ?? '');
       const batch = batches.get(batchId);
-      if (!batch) return apiError(res, 404, 'not_found', `batch ${batchId} not found`);
+      if (!batch) { apiError(res, 404, 'not_found', `batch ${batchId} not found`); return; }
       if (batch.status.status === 'pending' || batch.status.status === 'processing') {
-        return apiError(res, 409, 'conflict', `batch ${batchId} is ${batch.status.status}; page /results while it runs`);
+        apiError(res, 409, 'conflict', `batch ${batchId} is ${batch.status.status}; page /results while it runs`); return;
       }
       if (api.failedBuilds > 0) {
         api.failedBuilds--;
-        return send(res, 202, { status: 'building', resultsWritten: 0, previousError: 'InternalError: We encountered an internal error. Please try again.' });
+        send(res, 202, { status: 'building', resultsWritten: 0, previousError: 'InternalError: We encountered an internal error. Please try again.' }); return;
       }
       const polls = (exportPolls.get(batchId) ?? 0) + 1;
       exportPolls.set(batchId, polls);
-      if (polls <= api.buildingPolls) return send(res, 202, { status: 'building', resultsWritten: Math.floor((batch.tasks.length * polls) / (api.buildingPolls + 1)) });
+      if (polls <= api.buildingPolls) { send(res, 202, { status: 'building', resultsWritten: Math.floor((batch.tasks.length * polls) / (api.buildingPolls + 1)) }); return; }
       const file = exports.get(batchId) ?? exportFile(batch);
       exports.set(batchId, file);
       const { url: presigned, expiresAt } = presign('exports', batchId);
-      return send(res, 200, { status: 'ready', url: presigned, expiresAt, results: batch.tasks.length, bytes: file.length });
+      send(res, 200, { status: 'ready', url: presigned, expiresAt, results: batch.tasks.length, bytes: file.length }); return;
     }
     const statusMatch = /^\/batches\/([^/]+)$/.exec(path);
     if (req.method === 'GET' && statusMatch) {
       const batch = batches.get(decodeURIComponent(statusMatch[1] ?? ''));
-      if (!batch) return apiError(res, 404, 'not_found', 'batch not found');
+      if (!batch) { apiError(res, 404, 'not_found', 'batch not found'); return; }
       advance(batch);
-      return send(res, 200, batch.status);
+      send(res, 200, batch.status); return;
     }
     apiError(res, 404, 'not_found', `no route ${req.method} ${path}`);
   }

@@ -118,7 +118,7 @@ describe('faults on the wire, as the real SDK clients read them', () => {
 
   afterAll(async () => {
     await Promise.all(proxies.map((p) => p.close()));
-    await new Promise<void>((resolve) => upstream.close(() => resolve()));
+    await new Promise<void>((resolve) => upstream.close(() => { resolve(); }));
   });
 
   const proxy = async (service: 'dynamodb' | 's3', rate: number, errors?: readonly (typeof DYNAMODB_FAULTS)[number][]) => {

@@ -302,7 +302,7 @@ class World {
     this.calls.push(call);
     const hook = this.before[call.split(' ')[0] ?? ''];
     if (hook) {
-      delete this.before[call.split(' ')[0] ?? ''];
+      this.before[call.split(' ')[0] ?? ''] = undefined;
       hook();
     }
   }
@@ -437,7 +437,7 @@ describe('FleetService: stats hooks', () => {
     const world = new World();
     world.add('c', 'processing', { completedTasks: 9, failedTasks: 0 });
     // Finish batch completes the batch while cancelBatch is stopping it.
-    world.before.stopBatch = () => world.finish('c', 10, 0);
+    world.before.stopBatch = () => { world.finish('c', 10, 0); };
 
     const cancelled = await world.service().cancelBatch('c');
 
@@ -511,7 +511,7 @@ describe('FleetService.getStats', () => {
       // Arrange
       const world = new World();
       world.add('b', 'processing', { completedTasks: 6, failedTasks: 0 });
-      if (point !== 'end') world.before[point] = () => world.finish('b', 10, 0);
+      if (point !== 'end') world.before[point] = () => { world.finish('b', 10, 0); };
 
       // Act
       const during = await world.service().getStats();

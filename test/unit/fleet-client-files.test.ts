@@ -46,7 +46,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
-  await api?.close();
+  await (api as FakeFilesApi | undefined)?.close();
   vi.clearAllMocks();
 });
 
@@ -148,7 +148,7 @@ describe('the upload', () => {
       const req = request(upload.url, { method: 'PUT' }, (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); });
       });
       req.on('error', reject);
       req.write('{"id":"a","type":"echo"}\n'); // chunked: no Content-Length

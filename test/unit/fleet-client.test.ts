@@ -19,7 +19,7 @@ function fakeFetch(...answers: (Response | Error | (() => Response))[]) {
   const sent: Sent[] = [];
   const fetch = vi.fn(async (input: string | URL | Request, init?: RequestInit) => {
     sent.push({
-      url: String(input),
+      url: typeof input === 'string' ? input : input instanceof URL ? input.href : input.url,
       method: init?.method ?? 'GET',
       headers: { ...(init?.headers as Record<string, string>) },
       body: init?.body as string | undefined,

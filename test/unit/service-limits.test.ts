@@ -191,7 +191,7 @@ describe(`Step Functions API throttling (${SFN_QUOTAS})`, () => {
     const client = await endpoint({ throttle: new ApiThrottle(SFN_API_QUOTAS, () => now) });
     const names: string[] = [];
     for (let i = 0; i < 101; i++) {
-      names.push(await client.send(new UpdateMapRunCommand({ mapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:x/y:${i}`, maxConcurrency: 1 })).then(() => 'ok', (e: Error) => e.name));
+      names.push(await client.send(new UpdateMapRunCommand({ mapRunArn: `arn:aws:states:us-east-1:000000000000:mapRun:x/y:${i}`, maxConcurrency: 1 })).then(() => 'ok', (e: unknown) => (e as Error).name));
     }
     // Served (no such Map Run) until the bucket of 100 is empty.
     expect(names.slice(0, 100).every((n) => n === 'ResourceNotFound')).toBe(true);
@@ -216,7 +216,7 @@ describe(`Step Functions API throttling (${SFN_QUOTAS})`, () => {
 describe(`API Gateway HTTP API (${HTTP_API_QUOTAS}, ${HTTP_API_LAMBDA})`, () => {
   const servers: http.Server[] = [];
   afterAll(async () => {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => { resolve(); }))));
   });
 
   const serve = async (invoke: ApiInvoker, integrationTimeoutMs?: number) => {

@@ -96,7 +96,7 @@ describe(`the history limit (QUOTAS)`, () => {
     beforeEach(() => {
       folder = mkdtempSync(path.join(tmpdir(), 'fleet-limits-'));
     });
-    afterEach(() => rmSync(folder, { recursive: true, force: true }));
+    afterEach(() => { rmSync(folder, { recursive: true, force: true }); });
 
     it('a resumed execution goes on counting from the journal: the two processes together make the 3,571 calls one would', async () => {
       const file = path.join(folder, 'executions.jsonl');

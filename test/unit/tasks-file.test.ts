@@ -124,14 +124,14 @@ describe('TasksFileValidator', () => {
     ].join('\n');
     const { validator } = await validate(file);
     expect(validator.errors).toEqual<TasksFileError[]>([
-      { line: 2, message: expect.stringContaining('is not valid JSON') as unknown as string },
-      { line: 3, message: expect.stringContaining('is an array, not a task object') as unknown as string },
+      { line: 2, message: expect.stringContaining('is not valid JSON') },
+      { line: 3, message: expect.stringContaining('is an array, not a task object') },
       { line: 4, field: 'timeout', message: 'must be at least 1 ms' },
       { line: 5, field: 'id', message: 'duplicates the id "a" of line 1' },
-      { line: 6, field: 'id', message: expect.any(String) as unknown as string },
+      { line: 6, field: 'id', message: expect.any(String) },
       { line: 7, field: 'colour', message: 'is not a known field' },
-      { line: 8, message: expect.stringContaining('a task may be at most 1024 bytes') as unknown as string },
-      { line: 9, message: expect.stringContaining('is a string, not a task object') as unknown as string },
+      { line: 8, message: expect.stringContaining('a task may be at most 1024 bytes') },
+      { line: 9, message: expect.stringContaining('is a string, not a task object') },
     ]);
     expect(validator.errorCount).toBe(8);
   });

@@ -197,12 +197,13 @@ function checkPath(value: unknown, where: string, nullable = true): void {
 function checkStates(machine: StateMachineDefinition, where: string, topFields: readonly string[]): void {
   refuseUnknown(machine as unknown as Record<string, unknown>, topFields, where);
   if (typeof machine.StartAt !== 'string') throw new DefinitionError(`${where}.StartAt is missing`);
-  if (!machine.States || typeof machine.States !== 'object') throw new DefinitionError(`${where}.States is missing`);
+  const states: unknown = machine.States;
+  if (!states || typeof states !== 'object') throw new DefinitionError(`${where}.States is missing`);
   if (!machine.States[machine.StartAt]) throw new DefinitionError(`${where}.StartAt names no state: "${machine.StartAt}"`);
   for (const [name, state] of Object.entries(machine.States)) {
     const at = `${where}.States["${name}"]`;
     const allowed = ALLOWED[state.Type];
-    if (!allowed) throw new DefinitionError(`${at}: state Type "${String(state.Type)}" is not implemented by Fleet's local runner`);
+    if (!allowed) throw new DefinitionError(`${at}: state Type "${state.Type}" is not implemented by Fleet's local runner`);
     refuseUnknown(state as unknown as Record<string, unknown>, allowed, at);
     if (state.Type === 'Choice') {
       checkChoice(machine, state, at);
@@ -226,7 +227,8 @@ function checkStates(machine: StateMachineDefinition, where: string, topFields: 
       if (retrier.BackoffRate !== undefined && (typeof retrier.BackoffRate !== 'number' || !Number.isFinite(retrier.BackoffRate) || retrier.BackoffRate < 1)) {
         throw new DefinitionError(`${at}.Retry[${i}].BackoffRate must be a number of at least 1.0, got ${JSON.stringify(retrier.BackoffRate)}`);
       }
-      if (retrier.JitterStrategy !== undefined && retrier.JitterStrategy !== 'FULL' && retrier.JitterStrategy !== 'NONE') {
+      const jitter: unknown = retrier.JitterStrategy;
+      if (jitter !== undefined && jitter !== 'FULL' && jitter !== 'NONE') {
         throw new DefinitionError(`${at}.Retry[${i}].JitterStrategy must be FULL or NONE`);
       }
       const all = retrier.ErrorEquals.indexOf('States.ALL');
@@ -285,7 +287,8 @@ function checkChoice(machine: StateMachineDefinition, state: StateDefinition, at
 function checkParallel(state: StateDefinition, at: string): void {
   if (!Array.isArray(state.Branches) || state.Branches.length === 0) throw new DefinitionError(`${at}.Branches must be a non-empty array`);
   state.Branches.forEach((branch, i) => {
-    if (!branch || typeof branch !== 'object') throw new DefinitionError(`${at}.Branches[${i}] must be an object`);
+    const value: unknown = branch;
+    if (!value || typeof value !== 'object') throw new DefinitionError(`${at}.Branches[${i}] must be an object`);
     checkStates(branch, `${at}.Branches[${i}]`, TOP_FIELDS);
   });
 }
@@ -294,7 +297,7 @@ function checkMap(state: StateDefinition, at: string): void {
   const processor = state.ItemProcessor;
   if (!processor) throw new DefinitionError(`${at}.ItemProcessor is missing (the local runner does not implement Iterator)`);
   const config = processor.ProcessorConfig ?? {};
-  refuseUnknown(config as Record<string, unknown>, ['Mode', 'ExecutionType'], `${at}.ItemProcessor.ProcessorConfig`);
+  refuseUnknown(config, ['Mode', 'ExecutionType'], `${at}.ItemProcessor.ProcessorConfig`);
   if (config.Mode !== undefined && config.Mode !== 'DISTRIBUTED' && config.Mode !== 'INLINE') {
     throw new DefinitionError(`${at}.ItemProcessor.ProcessorConfig.Mode "${config.Mode}" is unknown`);
   }
@@ -323,11 +326,11 @@ function checkMap(state: StateDefinition, at: string): void {
   }
   if (state.ItemReader) {
     const reader = state.ItemReader;
-    refuseUnknown(reader as unknown as Record<string, unknown>, ['Resource', 'ReaderConfig', 'Parameters'], `${at}.ItemReader`);
+    refuseUnknown(reader, ['Resource', 'ReaderConfig', 'Parameters'], `${at}.ItemReader`);
     if (!ITEM_READER_RESOURCE.test(reader.Resource)) {
       throw new DefinitionError(`${at}.ItemReader.Resource "${reader.Resource}" is not implemented (only s3:getObject is)`);
     }
-    refuseUnknown((reader.ReaderConfig ?? {}) as Record<string, unknown>, ['InputType', 'MaxItems'], `${at}.ItemReader.ReaderConfig`);
+    refuseUnknown(reader.ReaderConfig ?? {}, ['InputType', 'MaxItems'], `${at}.ItemReader.ReaderConfig`);
     checkInteger(reader.ReaderConfig?.MaxItems, `${at}.ItemReader.ReaderConfig.MaxItems`, RANGES.MaxItems);
     const type = reader.ReaderConfig?.InputType;
     if (type !== 'JSONL' && type !== 'JSON') {
@@ -338,13 +341,13 @@ function checkMap(state: StateDefinition, at: string): void {
   }
   if (state.ResultWriter) {
     const writer = state.ResultWriter;
-    refuseUnknown(writer as unknown as Record<string, unknown>, ['Resource', 'Parameters', 'WriterConfig'], `${at}.ResultWriter`);
+    refuseUnknown(writer, ['Resource', 'Parameters', 'WriterConfig'], `${at}.ResultWriter`);
     if (writer.Resource !== undefined && !RESULT_WRITER_RESOURCE.test(writer.Resource)) {
       throw new DefinitionError(`${at}.ResultWriter.Resource "${writer.Resource}" is not implemented (only s3:putObject is)`);
     }
     refuseUnknown((writer.Parameters ?? {}) as Record<string, unknown>, ['Bucket', 'Bucket.$', 'Prefix', 'Prefix.$'], `${at}.ResultWriter.Parameters`);
     checkTemplate(writer.Parameters, `${at}.ResultWriter.Parameters`);
-    refuseUnknown((writer.WriterConfig ?? {}) as Record<string, unknown>, ['Transformation', 'OutputType'], `${at}.ResultWriter.WriterConfig`);
+    refuseUnknown(writer.WriterConfig ?? {}, ['Transformation', 'OutputType'], `${at}.ResultWriter.WriterConfig`);
     if (writer.WriterConfig !== undefined) {
       // The ResultWriter page lists OutputType JSON or JSONL (required in a
       // WriterConfig) and Transformation NONE, COMPACT or FLATTEN.

@@ -260,9 +260,12 @@ export interface InterpreterOptions {
   random?: () => number;
 }
 
+/** JSON.stringify's result, typed as it is at runtime: undefined for a value JSON cannot hold. */
+const stringify = (value: unknown): string | undefined => JSON.stringify(value);
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
+    if (signal.aborted) { reject(signal.reason); return; }
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
@@ -507,7 +510,7 @@ export class Interpreter {
       timeoutSeconds = value;
     }
     const controller = new AbortController();
-    const onAbort = () => controller.abort(execution.signal.reason);
+    const onAbort = () => { controller.abort(execution.signal.reason); };
     execution.signal.addEventListener('abort', onAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     execution.history?.add('TaskScheduled', 'TaskStarted');
@@ -518,7 +521,7 @@ export class Interpreter {
       else {
         invocation.catch(() => undefined);
         const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new StatesError('States.Timeout', `the state exceeded its ${timeoutSeconds} s timeout`)), timeoutSeconds * 1000);
+          timer = setTimeout(() => { reject(new StatesError('States.Timeout', `the state exceeded its ${timeoutSeconds} s timeout`)); }, timeoutSeconds * 1000);
         });
         result = await Promise.race([invocation, timeout]);
       }
@@ -539,7 +542,7 @@ export class Interpreter {
   private async runParallel(state: StateDefinition, input: unknown, context: unknown, execution: ExecutionContext): Promise<unknown[]> {
     const branchInput = state.Parameters !== undefined ? applyTemplate(state.Parameters, input, context) : input;
     const controller = new AbortController();
-    const onAbort = () => controller.abort(execution.signal.reason);
+    const onAbort = () => { controller.abort(execution.signal.reason); };
     if (execution.signal.aborted) onAbort();
     else execution.signal.addEventListener('abort', onAbort, { once: true });
     // Branches run in the context of the workflow that contains the Parallel; only top-level states are checkpointed.
@@ -559,7 +562,7 @@ export class Interpreter {
       );
       const settled = await Promise.allSettled(runs);
       execution.history?.add(failure === undefined ? 'ParallelStateSucceeded' : 'ParallelStateFailed');
-      if (failure !== undefined) throw failure;
+      if (failure !== undefined) throw failure as unknown;
       return settled.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value : undefined));
     } finally {
       execution.signal.removeEventListener('abort', onAbort);
@@ -571,7 +574,8 @@ export class Interpreter {
     if (!reader) {
       const items = selectPath(state.ItemsPath, input, context);
       if (!Array.isArray(items)) throw new StatesError('States.Runtime', `ItemsPath '${state.ItemsPath ?? '$'}' did not select an array`);
-      return { count: items.length, item: (i) => items[i] };
+      const list = items as unknown[];
+      return { count: list.length, item: (i) => list[i] };
     }
     const { Bucket, Key } = applyTemplate(reader.Parameters ?? {}, input, context) as { Bucket?: unknown; Key?: unknown };
     if (typeof Bucket !== 'string' || typeof Key !== 'string') throw new StatesError('States.ItemReaderFailed', 'ItemReader needs a Bucket and a Key');
@@ -601,13 +605,14 @@ export class Interpreter {
     if (reader.ReaderConfig?.InputType === 'JSON') {
       const items = JSON.parse(text) as unknown;
       if (!Array.isArray(items)) throw new StatesError('States.ItemReaderFailed', 'the JSON file does not hold an array');
-      const count = Math.min(items.length, max);
+      const list = items as unknown[];
+      const count = Math.min(list.length, max);
       for (let i = 0; i < count; i++) {
         // An item's size as its own compact JSON: no larger than its text in the file.
-        const bytes = Buffer.byteLength(JSON.stringify(items[i]) ?? '', 'utf8');
+        const bytes = Buffer.byteLength(stringify(list[i]) ?? '', 'utf8');
         if (bytes > ITEM_READER_MAX_ITEM_BYTES) throw tooBig(bytes, `item ${i + 1}`);
       }
-      return { count, item: (i) => items[i] };
+      return { count, item: (i) => list[i] };
     }
     // JSONL: keep the text and line offsets, parse each line when its child starts.
     // Every line is measured before any child starts: the stricter reading of
@@ -669,7 +674,7 @@ export class Interpreter {
     const controller = new AbortController();
     // Every running child listens to this signal: thousands at once is expected.
     setMaxListeners(0, controller.signal);
-    const onAbort = () => controller.abort(execution.signal.reason);
+    const onAbort = () => { controller.abort(execution.signal.reason); };
     execution.signal.addEventListener('abort', onAbort, { once: true });
     let next = 0;
     let firstFailure: StatesError | undefined;
@@ -839,7 +844,7 @@ export class Interpreter {
     mapSignal: AbortSignal,
   ): Promise<unknown> {
     // A failed or stopped Map Run still ends its running children locally (see runMap's abort).
-    const onAbort = () => controller.abort(mapSignal.reason);
+    const onAbort = () => { controller.abort(mapSignal.reason); };
     mapSignal.addEventListener('abort', onAbort, { once: true });
     let timer: NodeJS.Timeout | undefined;
     try {

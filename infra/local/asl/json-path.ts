@@ -131,7 +131,7 @@ export function applyTemplate(template: unknown, input: unknown, context: unknow
 /** Checks every path in a template at load time, so a bad one is refused before anything runs. */
 export function checkTemplate(template: unknown, where: string): void {
   if (Array.isArray(template)) {
-    template.forEach((entry, i) => checkTemplate(entry, `${where}[${i}]`));
+    template.forEach((entry, i) => { checkTemplate(entry, `${where}[${i}]`); });
     return;
   }
   if (template === null || typeof template !== 'object') return;
