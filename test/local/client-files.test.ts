@@ -3,7 +3,7 @@
  * fleet (the API, the file-jobs state machine, s3rver behind the S3 guard):
  * a batch uploaded as a file runs and its export downloads whole; a bad
  * file ends failed with its lines named; `fleet submit` and `fleet results
- * --out` do the same from a terminal. Small batches: the 50,000-task run is
+ * --out` do the same from a terminal. Small batches: the 32,000-task run is
  * the server's test.
  */
 import { execFile } from 'node:child_process';

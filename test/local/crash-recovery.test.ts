@@ -2,7 +2,7 @@
  * Crash recovery and graceful shutdown of the local fleet, with the fleet as
  * a real process (`npm start`'s entry point) over one data folder:
  *
- * - SIGKILL three times in the middle of a 10,000-task batch, restarting each
+ * - SIGKILL three times in the middle of a 5,000-task batch, restarting each
  *   time: the batch finishes with one final result per task and exact counts;
  *   tasks that had ended are not run again, tasks in flight are.
  * - SIGTERM: running tasks finish, the process exits 0, and the batch resumes
@@ -75,14 +75,19 @@ function childHistory(entries: JournalEntry[], batchId: string) {
   return { launches, ends, mapRuns };
 }
 
-describe('local crash recovery: SIGKILL three times within one 10,000-task batch', () => {
+// 5,000 tasks, not 10,000: what the test shows is by count, and holds at this size. Each kill comes after a
+// count of results (15%, 40% and 65% of the batch, as before), with up to 32 children in flight, so each
+// restart resumes a Map Run holding ended, running and unstarted children; the rest is checked per item.
+const TOTAL = 5_000;
+
+describe('local crash recovery: SIGKILL three times within one 5,000-task batch', () => {
   it('finishes with one final result per task and exact counts; ended tasks are not re-run, tasks in flight are', async () => {
     const dataDir = dataFolder();
     let fleet = await start(dataDir);
     expect((await api(fleet.url, 'PATCH', '/config', { maxConcurrentWorkers: 32 })).status).toBe(200);
-    // Small tasks (5-20 ms), so 10,000 of them span several seconds; 100 always
-    // fail and 100 succeed on their second attempt.
-    const tasks = Array.from({ length: 10_000 }, (_, i) =>
+    // Small tasks (5-20 ms), so 5,000 of them span several seconds; 1 in 100 always
+    // fails and 1 in 100 succeeds on its second attempt.
+    const tasks = Array.from({ length: TOTAL }, (_, i) =>
       i % 100 === 99
         ? { id: `t${i}`, type: 'fail', data: { message: `task ${i} fails` } }
         : { id: `t${i}`, type: 'sleep', data: { ms: 5 + (i % 16), ...(i % 100 === 50 ? { failTimes: 1 } : {}) } },
@@ -92,7 +97,7 @@ describe('local crash recovery: SIGKILL three times within one 10,000-task batch
     const batchId = submitted.body.batchId;
 
     const killedAt: number[] = [];
-    for (const threshold of [1_500, 4_000, 6_500]) {
+    for (const threshold of [0.15 * TOTAL, 0.4 * TOTAL, 0.65 * TOTAL]) {
       const before = await waitForProgress(fleet.url, batchId, threshold);
       const killed = await signalAndWait(fleet, 'SIGKILL');
       expect(killed.signal).toBe('SIGKILL');
@@ -102,15 +107,15 @@ describe('local crash recovery: SIGKILL three times within one 10,000-task batch
       // Killed mid-batch: it is still running after the restart.
       expect((await status(fleet.url, batchId)).status).toBe('processing');
     }
-    expect(killedAt.every((done) => done < 10_000)).toBe(true);
+    expect(killedAt.every((done) => done < TOTAL)).toBe(true);
 
     const final = await waitForBatch(fleet.url, batchId, 180_000, 250);
-    expect(final).toMatchObject({ status: 'partial', totalTasks: 10_000, completedTasks: 9_900, failedTasks: 100, progress: 1 });
+    expect(final).toMatchObject({ status: 'partial', totalTasks: TOTAL, completedTasks: TOTAL - TOTAL / 100, failedTasks: TOTAL / 100, progress: 1 });
 
     // Exactly one final result per task.
     const { results } = await readAllResults(fleet.url, batchId, 1000);
-    expect(results).toHaveLength(10_000);
-    expect(new Set(results.map((r) => r.taskId)).size).toBe(10_000);
+    expect(results).toHaveLength(TOTAL);
+    expect(new Set(results.map((r) => r.taskId)).size).toBe(TOTAL);
     for (const result of results) {
       const i = Number(result.taskId.slice(1));
       expect(result.success).toBe(i % 100 !== 99);
@@ -121,8 +126,8 @@ describe('local crash recovery: SIGKILL three times within one 10,000-task batch
     // again after it ended, and the children in flight at a kill were relaunched.
     const { launches, ends, mapRuns } = childHistory(readJournal(path.join(dataDir, 'executions.jsonl')), batchId);
     expect(mapRuns.size).toBe(1); // one Map Run, resumed each time (same ARN), as a redriven one is
-    expect(ends.size).toBe(10_000);
-    for (let i = 0; i < 10_000; i++) {
+    expect(ends.size).toBe(TOTAL);
+    for (let i = 0; i < TOTAL; i++) {
       const endedAt = ends.get(i) ?? [];
       const launchedAt = launches.get(i) ?? [];
       expect(endedAt).toHaveLength(1);
@@ -137,7 +142,7 @@ describe('local crash recovery: SIGKILL three times within one 10,000-task batch
     const next = await api<BatchStatus>(fleet.url, 'POST', '/batches', { tasks: Array.from({ length: 20 }, (_, i) => ({ id: `n${i}`, type: 'echo', data: i })) });
     expect(await waitForBatch(fleet.url, next.body.batchId, 60_000, 100)).toMatchObject({ status: 'completed', completedTasks: 20 });
     const stats = await api<FleetStatistics>(fleet.url, 'GET', '/stats');
-    expect(stats.body).toMatchObject({ totalBatches: 2, totalTasks: 10_020, completedTasks: 9_920, failedTasks: 100 });
+    expect(stats.body).toMatchObject({ totalBatches: 2, totalTasks: TOTAL + 20, completedTasks: TOTAL - TOTAL / 100 + 20, failedTasks: TOTAL / 100 });
   });
 });
 

@@ -14,6 +14,7 @@ import { sweepExpired } from '../../infra/local/ttl-sweeper';
 import { nearestRank } from '../../lambdas/domain/summary';
 import type { BatchStatus, TaskResult } from '../../lambdas/domain/types';
 import { api, listAllBatches, readAllResults, waitForBatch, type ApiErrorBody } from './helpers';
+import { holdWorkers } from './hold-workers';
 import type { BatchSummary } from '../../lambdas/domain/summary';
 
 const RETENTION_DAYS = 2;
@@ -193,22 +194,33 @@ describe('DELETE /batches/{id}', () => {
   it('refuses a running batch with 409 and deletes nothing; the batch finishes whole and keeps the retention it was given', async () => {
     // Arrange: a batch that runs for a while
     expect((await api(url, 'PATCH', '/config', { maxConcurrentWorkers: 2 })).status).toBe(200);
-    // (10 rounds of 250 ms: still running when the DELETE comes, even on a busy machine)
-    const batchId = await submit(Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 250 } })));
-    await waitUntil(async () => (await api<BatchStatus>(url, 'GET', `/batches/${batchId}`)).body.completedTasks >= 1);
+    // The first task runs; the others' workers are held until the checks below are done: the batch is
+    // still running when the DELETE comes, by construction (10 rounds of 250 ms only made that likely).
+    const workersHeld = holdWorkers(fleet, 1);
+    let batchId: string;
+    let response: Awaited<ReturnType<typeof api<ApiErrorBody>>>;
+    let running: Record<string, unknown> | undefined;
+    let fileKept: boolean;
+    try {
+      batchId = await submit(Array.from({ length: 20 }, (_, i) => ({ id: `t${i}`, type: 'sleep', data: { ms: 10 } })));
+      await waitUntil(async () => (await api<BatchStatus>(url, 'GET', `/batches/${batchId}`)).body.completedTasks >= 1);
 
-    // Act
-    const response = await api<ApiErrorBody>(url, 'DELETE', `/batches/${batchId}`);
+      // Act
+      response = await api<ApiErrorBody>(url, 'DELETE', `/batches/${batchId}`);
+      ({ Item: running } = await ddb.send(new GetCommand({ TableName: table, Key: { pk: `BATCH#${batchId}`, sk: 'META' } })));
+      fileKept = await tasksFileExists(batchId);
+    } finally {
+      workersHeld.release();
+    }
 
     // Assert: refused, with the way out in the message
     expect(response.status, response.text).toBe(409);
     expect(response.body.error.code).toBe('conflict');
     expect(response.body.error.message).toContain('cancel it first');
     // Nothing was deleted: the record (without an expiry while it runs), the tasks file, and every result to come.
-    const { Item: running } = await ddb.send(new GetCommand({ TableName: table, Key: { pk: `BATCH#${batchId}`, sk: 'META' } }));
     expect(running?.status).toBe('processing');
     expect(running?.expiresAt).toBeUndefined();
-    expect(await tasksFileExists(batchId)).toBe(true);
+    expect(fileKept).toBe(true);
     const final = await waitForBatch(url, batchId);
     expect(final).toMatchObject({ status: 'completed', completedTasks: 20 });
     expect((await readAllResults(url, batchId)).results).toHaveLength(20);

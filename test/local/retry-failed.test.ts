@@ -10,6 +10,7 @@ import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet'
 import type { RetryFailedResult } from '../../lambdas/domain/retry-failed';
 import type { BatchStatus, FleetStatistics, TaskResult } from '../../lambdas/domain/types';
 import { api, readAllResults, waitForBatch, waitUntil, type ApiErrorBody } from './helpers';
+import { holdWorkers } from './hold-workers';
 
 let fleet: LocalFleet;
 
@@ -97,12 +98,21 @@ describe('POST /batches/{batchId}/retry-failed', () => {
     const unknown = await retryFailed('no-such-batch');
     expect(unknown.status).toBe(404);
 
-    const slow = await submit([{ id: 'slow', type: 'sleep', data: { ms: 5_000 } }]);
-    await waitUntil(async () => ((await api<BatchStatus>(fleet.url, 'GET', `/batches/${slow}`)).body.status === 'processing' ? true : undefined));
-    const running = await retryFailed(slow);
+    // Its worker is held until the cancel: the batch is still running when the retry is asked for, by construction.
+    const workersHeld = holdWorkers(fleet);
+    let running: Awaited<ReturnType<typeof retryFailed>>;
+    let slow: string;
+    try {
+      slow = await submit([{ id: 'slow', type: 'sleep', data: { ms: 20 } }]);
+      await waitUntil(() => (workersHeld.held() === 1 ? true : undefined));
+      await waitUntil(async () => ((await api<BatchStatus>(fleet.url, 'GET', `/batches/${slow}`)).body.status === 'processing' ? true : undefined));
+      running = await retryFailed(slow);
+      expect((await api(fleet.url, 'POST', `/batches/${slow}/cancel`)).body).toEqual({ cancelled: true });
+    } finally {
+      workersHeld.release();
+    }
     expect(running.status).toBe(409);
     expect(running.body.error.message).toContain('processing');
-    expect((await api(fleet.url, 'POST', `/batches/${slow}/cancel`)).body).toEqual({ cancelled: true });
     const cancelled = await retryFailed(slow);
     expect(cancelled.status).toBe(409);
     expect(cancelled.body.error.message).toContain('cancelled');
@@ -116,16 +126,23 @@ describe('POST /batches/{batchId}/retry-failed', () => {
 
   it('cancelling a retried batch stops its retry execution', async () => {
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 0 });
-    // 3 s attempts: the retry is still running when the cancel comes, even on a busy machine.
-    const batchId = await submit(Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'sleep', data: { ms: 3_000, failTimes: 1 } })));
+    const batchId = await submit(Array.from({ length: 4 }, (_, i) => ({ id: `s${i}`, type: 'sleep', data: { ms: 10, failTimes: 1 } })));
     expect(await waitForBatch(fleet.url, batchId)).toMatchObject({ status: 'failed', failedTasks: 4 });
     await api(fleet.url, 'PATCH', '/config', { maxRetries: 3 });
-    expect((await retryFailed(batchId)).status).toBe(202);
-    await waitUntil(async () => ((await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`)).body.status === 'processing' ? true : undefined));
+    // The retry's 4 workers are held until after the cancel: the retry is still running when the cancel
+    // comes, by construction (3 s attempts only made that likely on a busy machine).
+    const workersHeld = holdWorkers(fleet);
+    try {
+      expect((await retryFailed(batchId)).status).toBe(202);
+      await waitUntil(() => (workersHeld.held() === 4 ? true : undefined));
+      await waitUntil(async () => ((await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`)).body.status === 'processing' ? true : undefined));
 
-    expect((await api(fleet.url, 'POST', `/batches/${batchId}/cancel`)).body).toEqual({ cancelled: true });
-    expect(fleet.stepFunctions.describeExecution(executionArn(`${batchId}-retry-1`)).status).toBe('ABORTED');
-    expect((await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`)).body.status).toBe('cancelled');
+      expect((await api(fleet.url, 'POST', `/batches/${batchId}/cancel`)).body).toEqual({ cancelled: true });
+      expect(fleet.stepFunctions.describeExecution(executionArn(`${batchId}-retry-1`)).status).toBe('ABORTED');
+      expect((await api<BatchStatus>(fleet.url, 'GET', `/batches/${batchId}`)).body.status).toBe('cancelled');
+    } finally {
+      workersHeld.release();
+    }
   });
 
   it('redrives a batch whose own execution failed: it continues from the state that failed, without running tasks again', async () => {

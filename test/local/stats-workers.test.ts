@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG } from '../../lambdas/domain/config';
 import { countFinishedBatch } from '../../lambdas/domain/fleet-activity';
 import type { BatchStatus, FleetManagerConfig, FleetStatistics, WorkerInfo } from '../../lambdas/domain/types';
 import { api, waitForBatch, waitUntil } from './helpers';
+import { holdWorkers } from './hold-workers';
 
 let fleet: LocalFleet | undefined;
 let url = '';
@@ -77,10 +78,21 @@ describe('getStats: GET /stats', () => {
     expect(await stats()).toEqual({ totalBatches: 0, totalTasks: 0, completedTasks: 0, failedTasks: 0, activeWorkers: 0 });
 
     // Act
-    // 2 s tasks: still running when the next request is answered, even on a busy machine.
-    const batchId = await submit(sleepTasks('s', 5, 2_000));
-    const whileRunning = await stats();
-    const final = await waitForBatch(url, batchId);
+    // The workers are held until the stats are read (and all 5 are known to be held): the tasks are
+    // still running when that request is answered, by construction, on a machine of any load.
+    if (!fleet) throw new Error('the local fleet did not start');
+    const workersHeld = holdWorkers(fleet);
+    let whileRunning: FleetStatistics;
+    let final: BatchStatus;
+    try {
+      const batchId = await submit(sleepTasks('s', 5, 20));
+      whileRunning = await stats();
+      await waitUntil(() => (workersHeld.held() === 5 ? true : undefined));
+      workersHeld.release();
+      final = await waitForBatch(url, batchId);
+    } finally {
+      workersHeld.release();
+    }
 
     // Assert
     expect(whileRunning.totalBatches).toBe(1);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runAttempt, type AttemptInput } from '../../lambdas/domain/attempt';
 import { TaskPermanentError } from '../../lambdas/domain/errors';
 import type { Task } from '../../lambdas/domain/types';
@@ -53,7 +53,17 @@ describe('runAttempt with the shipped task handlers', () => {
   });
 
   it('sleep reports roughly how long it slept and defaults value to null', async () => {
-    const outcome = await runAttempt(taskHandlers, input({ type: 'sleep', data: { ms: 30 } }));
+    // Fake timers: the clock the handler reads moves only when the test moves it, so the
+    // bounds below hold on a machine of any load (with a real clock the upper one was a time budget).
+    vi.useFakeTimers();
+    let outcome: Awaited<ReturnType<typeof runAttempt>>;
+    try {
+      const attempt = runAttempt(taskHandlers, input({ type: 'sleep', data: { ms: 30 } }));
+      await vi.advanceTimersByTimeAsync(30);
+      outcome = await attempt;
+    } finally {
+      vi.useRealTimers();
+    }
 
     expect(outcome.kind).toBe('succeeded');
     const result = outcome.kind === 'succeeded' ? (outcome.result as { sleptMs: number; value: unknown }) : undefined;
