@@ -199,8 +199,8 @@ describe('unknown task types', () => {
 describe('a large batch', () => {
   // 4,000 tasks, not 20,000: what this shows is by count and holds at this size too. 4,000 results are
   // ~125 in each of the 32 result shards, so every page of 1,000 spans several shards and the read takes
-  // at least 4 pages; 4,000 random counter adds reach all 128 counter shards (a shard is missed with
-  // probability (127/128)^4000, about 3e-14). The 32,000-task run is test/local/tasks-files-large.
+  // at least 4 pages; 4,000 random counter adds reach all 16 of the batch's counters (counterShardsFor; a counter is
+  // missed with probability (15/16)^4000, about 1e-112). The 32,000-task run is test/local/tasks-files-large.
   it('runs 4,000 tasks with exact totals and pages through every result', async () => {
     const total = 4_000;
     await setConfig({ maxConcurrentWorkers: 200 });

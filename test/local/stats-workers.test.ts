@@ -8,6 +8,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalFleet, type LocalFleet } from '../../infra/local/local-fleet';
+import { gateOf } from './workers/gates';
 import { DynamoBatchRepository } from '../../lambdas/adapters/batch-repository';
 import { dynamo } from '../../lambdas/adapters/clients';
 import { DynamoFleetActivity } from '../../lambdas/adapters/fleet-activity';
@@ -23,7 +24,8 @@ let url = '';
 beforeAll(async () => {
   // Listing long attempts only (opted in below): after 100 ms instead of the default 2 s, so these tests' tasks can stay short.
   process.env.FLEET_WORKER_LISTING_DELAY_MS = '100';
-  fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1 });
+  // The `gate` type (its own worker function) runs until the test opens its gate: tasks seen while they run.
+  fleet = await startLocalFleet({ port: 0, inMemory: true, retryUnitMs: 1, fleetProps: { workers: { gate: { entry: GATE_WORKER } } } });
   url = fleet.url;
 });
 afterAll(async () => {
@@ -68,6 +70,9 @@ async function status(batchId: string): Promise<BatchStatus> {
   expect(response.status, response.text).toBe(200);
   return response.body;
 }
+
+const GATE_WORKER = 'test/local/workers/gate-worker.ts';
+const gateTasks = (prefix: string, n: number): SubmittedTask[] => Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, type: 'gate' }));
 
 const sleepTasks = (prefix: string, n: number, ms: number): SubmittedTask[] =>
   Array.from({ length: n }, (_, i) => ({ id: `${prefix}${i}`, type: 'sleep', data: { ms } }));
@@ -198,18 +203,26 @@ describe('getActiveWorkers: GET /workers', () => {
   it('lists the workers running a batch, at most maxConcurrentWorkers, and none once it is done', async () => {
     // Arrange
     await setConfig({ maxConcurrentWorkers: 3 });
-    // Three rounds of 1 s tasks, each listed from 100 ms on: long enough for the samples to see every one.
-    const tasks = sleepTasks('w', 9, 1_000);
+    // Three rounds of three tasks, each running until the test opens its gate: every one is seen while it runs.
+    const tasks = gateTasks('w', 9);
     const taskIds = new Set(tasks.map((t) => t.id));
     const submittedAt = Date.now();
     const batchId = await submit(tasks);
 
-    // Act: sample while it runs
+    // Act: sample while it runs; once three run, let them finish, and sample the next ones
     const samples: { at: number; workers: WorkerInfo[] }[] = [];
+    const opened = new Set<string>();
     for (;;) {
       const listed = await workers();
       samples.push({ at: Date.now(), workers: listed });
       if (['completed', 'partial', 'failed'].includes((await status(batchId)).status)) break;
+      const running = listed.filter((w) => !opened.has(w.taskId));
+      if (running.length === 3 || (running.length > 0 && opened.size + running.length === tasks.length)) {
+        for (const worker of running) {
+          opened.add(worker.taskId);
+          gateOf(worker.taskId).open();
+        }
+      }
       await new Promise((resolve) => setTimeout(resolve, 15));
     }
     const afterwards = await workers();
@@ -238,7 +251,8 @@ describe('getActiveWorkers: GET /workers', () => {
 
   it('shows a long task with its growing age, agrees with activeWorkers in the stats, and drops it when it ends', async () => {
     // Arrange
-    const batchId = await submit(sleepTasks('long', 4, 3_000));
+    // Long by construction: each runs until the test opens its gate.
+    const batchId = await submit(gateTasks('long', 4));
     const first = await waitUntil(async () => {
       const listed = await workers();
       return listed.length === 4 ? listed : undefined;
@@ -248,6 +262,7 @@ describe('getActiveWorkers: GET /workers', () => {
     const fleetStats = await stats();
     await new Promise((resolve) => setTimeout(resolve, 300));
     const later = await workers();
+    for (const worker of later) gateOf(worker.taskId).open();
     await waitForBatch(url, batchId);
 
     // Assert
@@ -327,14 +342,15 @@ describe('getActiveWorkers: GET /workers', () => {
     // Arrange
     const refused = await api<{ error: string; field?: string }>(url, 'PATCH', '/config', { workerListing: 'sometimes' });
     await setConfig({ workerListing: 'long-attempts', maxConcurrentWorkers: 2 });
-    // 1 s tasks: listed once they have run 100 ms (this file's FLEET_WORKER_LISTING_DELAY_MS).
-    const batchId = await submit(sleepTasks('opt', 2, 1_000));
+    // Tasks that run until their gate opens: listed once they have run 100 ms (this file's FLEET_WORKER_LISTING_DELAY_MS).
+    const batchId = await submit(gateTasks('opt', 2));
 
     // Act
     const listed = await waitUntil(async () => {
       const running = await workers();
       return running.length === 2 ? running : undefined;
     });
+    for (const worker of listed) gateOf(worker.taskId).open();
     const final = await waitForBatch(url, batchId);
 
     // Assert
