@@ -430,7 +430,10 @@ async function manyWaitingBatches(base: string): Promise<boolean> {
         });
         return { priority: i % 3, batchId: status.batchId, ms: performance.now() - begin };
       } catch (error) {
-        return { priority: i % 3, error: (error as Error).message, ms: performance.now() - begin };
+        // fetch's own message is only "fetch failed": the cause says which (a reset, a connect timeout).
+        const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
+        const why = cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : '';
+        return { priority: i % 3, error: `${(error as Error).message}${why}`, ms: performance.now() - begin };
       }
     }),
   );
