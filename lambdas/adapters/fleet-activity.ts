@@ -56,7 +56,9 @@ export class DynamoFleetActivity implements FleetActivity {
   ) {
     this.registryPuts = options.grouping?.puts<Record<string, unknown>>(
       (item) => `${String(item.pk)}\u0000${String(item.sk)}`,
-      async (Item) => void (await this.client.send(new PutCommand({ TableName: this.tableName, Item }))),
+      async (Item) => {
+        await this.client.send(new PutCommand({ TableName: this.tableName, Item }));
+      },
       (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item: Item as { pk: string; sk: string } } }))),
     );
   }
@@ -167,7 +169,7 @@ export class DynamoFleetActivity implements FleetActivity {
     const deleted = await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: nextAttemptKey(batchId, taskId), ReturnValues: 'ALL_OLD' }),
     );
-    const Attributes = deleted?.Attributes;
+    const Attributes = deleted.Attributes;
     return typeof Attributes?.attempt === 'number' && !isExpiredAt(Attributes.expiresAt, this.now()) ? Attributes.attempt : undefined;
   }
 
