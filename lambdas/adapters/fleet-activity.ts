@@ -16,6 +16,7 @@
  */
 import {
   DeleteCommand,
+  type DeleteCommandOutput,
   PutCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
@@ -166,10 +167,11 @@ export class DynamoFleetActivity implements FleetActivity {
 
   async takeNextAttempt(batchId: string, taskId: string): Promise<number | undefined> {
     // DeleteItem with ALL_OLD: the worker may delete in its batch's result shards, not read them.
-    const deleted = await this.client.send(
+    // Typed as possibly undefined: a mocked client (aws-sdk-client-mock) answers a command it was given no answer for with undefined.
+    const deleted = (await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: nextAttemptKey(batchId, taskId), ReturnValues: 'ALL_OLD' }),
-    );
-    const Attributes = deleted.Attributes;
+    )) as DeleteCommandOutput | undefined;
+    const Attributes = deleted?.Attributes;
     return typeof Attributes?.attempt === 'number' && !isExpiredAt(Attributes.expiresAt, this.now()) ? Attributes.attempt : undefined;
   }
 
