@@ -57,7 +57,7 @@ const autoscalingSchema = z
     tasksPerWorker: z.number().positive('must be positive').optional(),
     deadBand: z.number().min(0, 'must be from 0 to less than 1').lt(1, 'must be from 0 to less than 1').optional(),
   })
-  .refine((policy) => policy.max >= policy.min, { message: 'must be at least min', path: ['max'] });
+  .refine((policy) => policy.max >= policy.min, { error: 'must be at least min', path: ['max'] });
 
 /** What one stage's config may hold: FleetProps' plain-valued fields, with the same meaning and defaults. */
 export const fleetStageConfigSchema = z.strictObject({

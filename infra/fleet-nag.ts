@@ -15,7 +15,7 @@ import type { Fleet } from './fleet';
 export function acknowledgeNagFindings(fleet: Fleet): void {
   const stack = Stack.of(fleet);
   const logicalId = (construct: IConstruct) => stack.resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
-  const ack = (id: string, reason: string, scope: IConstruct = fleet) => Validations.of(scope).acknowledge({ id, reason });
+  const ack = (id: string, reason: string, scope: IConstruct = fleet) => { Validations.of(scope).acknowledge({ id, reason }); };
   const machine = logicalId(fleet.stateMachine);
   const executionsOf = (suffix: string) =>
     `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${machine}"}]}]}${suffix}`;

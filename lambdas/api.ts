@@ -54,6 +54,8 @@ interface Route {
 }
 
 const query = (event: APIGatewayProxyEventV2, name: string) => event.queryStringParameters?.[name];
+/** A request header, by its lower-cased name; an event built by hand may carry no headers at all. */
+const header = (event: { headers?: APIGatewayProxyEventV2['headers'] }, name: string) => event.headers?.[name];
 
 const routes: Route[] = [
   {
@@ -77,7 +79,7 @@ const routes: Route[] = [
     methods: {
       POST: async (event) => {
         // API Gateway lower-cases header names in payload format 2.0.
-        const idempotencyKey = parseIdempotencyKey(event.headers?.['idempotency-key']);
+        const idempotencyKey = parseIdempotencyKey(header(event, 'idempotency-key'));
         if (idempotencyKey === undefined) {
           const status = await service.submitBatch(readJsonBody(event));
           count(FLEET_METRICS.batchesSubmitted);

@@ -20,8 +20,8 @@ export interface LifecycleEvent<T> {
   stateMachineArn: string;
 }
 
-/** Log lines carry the batch id. */
-const batchKeys = (event: LifecycleEvent<{ batchId?: string }>) => ({ batchId: event?.state?.batchId });
+/** Log lines carry the batch id; the event is taken as it may arrive, so a missing one is left out. */
+const batchKeys = (event: { state?: { batchId?: string } } | undefined) => ({ batchId: event?.state?.batchId });
 
 /**
  * Start and Finish batch over `service`; Fleet's tests pass one built on fakes.

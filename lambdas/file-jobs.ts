@@ -29,7 +29,9 @@ const prepare = async ({ batchId }: { batchId: string }): Promise<PrepareOutcome
       storage,
       batches: repository,
       repository,
-      enqueue: async (entry) => void (await coordinator.enqueue(entry)),
+      enqueue: async (entry) => {
+        await coordinator.enqueue(entry);
+      },
       activity,
       limits: { tasksPerBatch: env.FLEET_MAX_TASKS_PER_BATCH, taskBytes: LIMITS.taskBytes },
       retentionDays: env.FLEET_RETENTION_DAYS,
@@ -77,6 +79,9 @@ export type FileJobEvent =
   | { action: 'export'; batchId: string; attempt: number }
   | { action: 'failed'; job: FileJobInput; error?: { Error?: string; Cause?: string } };
 
+/** Log lines carry the batch id; the event is taken as it may arrive, so a missing one is left out. */
+const fileJobKeys = (event: { batchId?: string; job?: { batchId?: string } }) => ({ batchId: 'batchId' in event ? event.batchId : event.job?.batchId });
+
 export const handler = instrumented(async (event: FileJobEvent): Promise<unknown> => {
   switch (event.action) {
     case 'prepare':
@@ -88,4 +93,4 @@ export const handler = instrumented(async (event: FileJobEvent): Promise<unknown
     default:
       throw new Error(`unknown file job action ${JSON.stringify((event as { action?: unknown }).action)}`);
   }
-}, (event) => ({ batchId: 'batchId' in event ? event.batchId : event.job?.batchId }));
+}, fileJobKeys);

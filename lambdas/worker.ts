@@ -39,10 +39,12 @@ export function createWorkerHandler(handlers: Readonly<Record<string, TaskHandle
   // Log lines carry the batch and task ids; metrics are flushed once per invocation.
   return instrumented<WorkerEvent | RecordFailureEvent, WorkerOutput>(
     async (event) => {
-      if ('action' in event && event.action === 'recordFailure') return service.recordFailure(event);
+      // Only the Catch path's event names an action; what else one holds is checked as it arrives.
+      if ((event as { action?: unknown }).action === 'recordFailure') return service.recordFailure(event as RecordFailureEvent);
       return service.runTask(event as WorkerEvent, tasks);
     },
-    (event) => ({ batchId: event?.batchId, taskId: event?.task?.id }),
+    // The event as it may arrive (any JSON): a missing id is left out of the log lines.
+    (event: { batchId?: string; task?: { id?: string } } | undefined) => ({ batchId: event?.batchId, taskId: event?.task?.id }),
   );
 }
 

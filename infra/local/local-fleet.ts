@@ -285,7 +285,7 @@ function applyHandlerEnvironment(
 function listen(server: http.Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, host, () => { resolve((server.address() as AddressInfo).port); });
   });
 }
 
@@ -372,7 +372,7 @@ export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<
     async close(closeOptions = {}) {
       await schedules.stop();
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
       let drained = true;
       if (journal) ({ drained } = await stepFunctions.suspend(closeOptions.drainMs ?? 10_000));
       else await stepFunctions.stopAll();

@@ -25,13 +25,24 @@ import { LOCAL_ACCOUNT, LOCAL_REGION, type LocalResources } from './template';
 export interface QueueEmulator {
   endpoint: string;
   /** The URL fauxqs gives the queue `name`. */
-  queueUrl(name: string): string;
+  queueUrl: (name: string) => string;
+  close(): Promise<void>;
+}
+
+/**
+ * What this module uses of fauxqs's app (a fastify instance). fauxqs's declarations name fastify's
+ * types through a default import used as a namespace, which TypeScript cannot resolve, so the app's
+ * own type is an unresolved one.
+ */
+interface FauxqsApp {
+  server: http.Server;
+  listen(options: { port: number; host: string }): Promise<string>;
   close(): Promise<void>;
 }
 
 /** fauxqs, in this process and on loopback only (its CLI listens on every interface). */
 export async function startQueueEmulator(credentials: LocalCredentials): Promise<QueueEmulator> {
-  const fauxqs = buildFauxqs({ logger: false });
+  const fauxqs = buildFauxqs({ logger: false }) as FauxqsApp;
   guardServer(fauxqs.server, { service: 'sqs', credentials });
   await fauxqs.listen({ port: 0, host: '127.0.0.1' });
   const port = (fauxqs.server.address() as AddressInfo).port;
@@ -78,7 +89,7 @@ export async function startStorageEmulators(options: {
   const s3rverAccount = (createRequire(import.meta.url)('s3rver/lib/models/account') as S3rverAccounts).DUMMY_ACCOUNT;
   s3rverAccount.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: options.scratch ?? path.join(dataDir, 's3') });
-  const s3Address = (await s3rver.run()) as AddressInfo;
+  const s3Address = await s3rver.run();
   // Still before any request can arrive: run() resolves in the tick it starts listening.
   guardServer((s3rver as unknown as { httpServer: http.Server }).httpServer, { service: 's3', credentials });
 

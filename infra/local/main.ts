@@ -66,5 +66,5 @@ const stop = (signal: string) => {
     },
   );
 };
-process.on('SIGINT', () => stop('SIGINT'));
-process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => { stop('SIGINT'); });
+process.on('SIGTERM', () => { stop('SIGTERM'); });

@@ -33,7 +33,10 @@ export function admissionFor(
     workflow,
     executionNameOf,
     // Never fatal: the batch stays queued, and the next pass or the reconcile admits it.
-    onError: (message, error) => logger.warn(`admission: ${message}`, { error: error === undefined ? undefined : String(error) }),
+    onError: (message, error) => {
+      const text = String(error);
+      logger.warn(`admission: ${message}`, { error: error === undefined ? undefined : text });
+    },
   });
   return { coordinator, workflow };
 }

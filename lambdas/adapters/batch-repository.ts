@@ -494,7 +494,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
     let bytes = 0;
     let full = false;
     const at = nowSeconds();
-    while (shard < RESULT_SHARDS && items.length < limit && !full && budget > 0) {
+    while (shard < RESULT_SHARDS && items.length < limit && budget > 0) {
       const wanted = limit - items.length;
       const page = await this.client.send(
         new QueryCommand({
@@ -550,7 +550,7 @@ export class DynamoBatchRepository implements BatchRepository, TasksFileBatches 
   }
 
   async updateConfig(patch: Partial<FleetManagerConfig>): Promise<FleetManagerConfig> {
-    const fields = Object.entries(patch).filter(([, value]) => value !== undefined);
+    const fields = Object.entries<unknown>(patch).filter(([, value]) => value !== undefined);
     if (fields.length === 0) return this.getConfig();
     const { Attributes } = await this.client.send(
       new UpdateCommand({

@@ -23,7 +23,7 @@ export class BatchWriteIncomplete extends Error {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const kind = (requests: readonly WriteRequest[]) => ('PutRequest' in requests[0]! ? 'put' : 'delete');
+const kind = (request: WriteRequest | undefined) => (request !== undefined && 'PutRequest' in request ? 'put' : 'delete');
 
 /**
  * Sends `requests` (at most BATCH_WRITE_MAX) until DynamoDB has processed all
@@ -34,7 +34,7 @@ export async function sendBatchWrite(client: DynamoDBDocumentClient, tableName: 
   if (requests.length > BATCH_WRITE_MAX) throw new Error(`BatchWriteItem takes at most ${BATCH_WRITE_MAX} requests, not ${requests.length}`);
   let unprocessed = [...requests];
   for (let round = 0; unprocessed.length > 0; round++) {
-    if (round >= maxRounds) throw new BatchWriteIncomplete(`DynamoDB left ${unprocessed.length} ${kind(unprocessed)}(s) unprocessed after ${maxRounds} attempts`, unprocessed);
+    if (round >= maxRounds) throw new BatchWriteIncomplete(`DynamoDB left ${unprocessed.length} ${kind(unprocessed[0])}(s) unprocessed after ${maxRounds} attempts`, unprocessed);
     if (round > 0) await sleep(Math.min(2000, 25 * 2 ** round));
     let sent;
     try {

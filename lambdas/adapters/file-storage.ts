@@ -72,16 +72,20 @@ export class S3FileStorage implements FileStorage {
     const done = upload.done();
     // Observed by close() or abort(); never an unhandled rejection meanwhile.
     done.catch(() => undefined);
-    let failed: unknown;
+    // Boxed: what was thrown may be any value, and is rethrown as it is.
+    let failed: { error: unknown } | undefined;
     done.catch((error: unknown) => {
-      failed = error;
+      failed = { error };
       stream.destroy();
     });
+    const throwIfFailed = () => {
+      if (failed) throw failed.error;
+    };
     return {
       write: async (text) => {
-        if (failed) throw failed;
+        throwIfFailed();
         if (!stream.write(text)) await Promise.race([once(stream, 'drain'), done.then(() => undefined)]);
-        if (failed) throw failed;
+        throwIfFailed();
       },
       close: async () => {
         stream.end();

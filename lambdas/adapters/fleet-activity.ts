@@ -16,6 +16,7 @@
  */
 import {
   DeleteCommand,
+  type DeleteCommandOutput,
   PutCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
@@ -56,7 +57,9 @@ export class DynamoFleetActivity implements FleetActivity {
   ) {
     this.registryPuts = options.grouping?.puts<Record<string, unknown>>(
       (item) => `${String(item.pk)}\u0000${String(item.sk)}`,
-      async (Item) => void (await this.client.send(new PutCommand({ TableName: this.tableName, Item }))),
+      async (Item) => {
+        await this.client.send(new PutCommand({ TableName: this.tableName, Item }));
+      },
       (items) => sendBatchWrite(this.client, this.tableName, items.map((Item) => ({ PutRequest: { Item: Item as { pk: string; sk: string } } }))),
     );
   }
@@ -164,9 +167,10 @@ export class DynamoFleetActivity implements FleetActivity {
 
   async takeNextAttempt(batchId: string, taskId: string): Promise<number | undefined> {
     // DeleteItem with ALL_OLD: the worker may delete in its batch's result shards, not read them.
-    const deleted = await this.client.send(
+    // Typed as possibly undefined: a mocked client (aws-sdk-client-mock) answers a command it was given no answer for with undefined.
+    const deleted = (await this.client.send(
       new DeleteCommand({ TableName: this.tableName, Key: nextAttemptKey(batchId, taskId), ReturnValues: 'ALL_OLD' }),
-    );
+    )) as DeleteCommandOutput | undefined;
     const Attributes = deleted?.Attributes;
     return typeof Attributes?.attempt === 'number' && !isExpiredAt(Attributes.expiresAt, this.now()) ? Attributes.attempt : undefined;
   }

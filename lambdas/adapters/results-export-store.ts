@@ -41,7 +41,7 @@ export class DynamoResultsExportStore implements ResultsExportStore {
           Key: exportKey(batchId),
           UpdateExpression: `SET ${entries.map(([name]) => `#${name} = :${name}`).join(', ')}`,
           ConditionExpression: 'attempt = :attempt AND #state = :building',
-          ExpressionAttributeNames: Object.fromEntries([...entries.map(([name]) => [`#${name}`, name]), ['#state', 'state']]),
+          ExpressionAttributeNames: Object.fromEntries([...entries.map(([name]): [string, string] => [`#${name}`, name]), ['#state', 'state']]),
           ExpressionAttributeValues: { ...Object.fromEntries(entries.map(([name, value]) => [`:${name}`, value])), ':attempt': attempt, ':building': 'building' },
         }),
       ),

@@ -46,15 +46,15 @@ export const executionNameOf: ExecutionNameOf = (batchId) => retryStore().curren
 
 /** Powertools' logger, as the domain's Log port. */
 export const log: Log = {
-  debug: (message, attributes = {}) => logger.debug(message, attributes),
-  info: (message, attributes = {}) => logger.info(message, attributes),
-  warn: (message, attributes = {}) => logger.warn(message, attributes),
-  error: (message, attributes = {}) => logger.error(message, attributes),
+  debug: (message, attributes = {}) => { logger.debug(message, attributes); },
+  info: (message, attributes = {}) => { logger.info(message, attributes); },
+  warn: (message, attributes = {}) => { logger.warn(message, attributes); },
+  error: (message, attributes = {}) => { logger.error(message, attributes); },
 };
 
 /** Powertools' metrics, as the run leg's RunMetrics port. */
 export const runMetrics: RunMetrics = {
-  count: (name) => count(name),
+  count: (name) => { count(name); },
   attemptDuration: recordWorkerDuration,
   batchFinished: countFinishedBatch,
 };

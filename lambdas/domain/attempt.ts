@@ -4,6 +4,7 @@
  */
 import { LIMITS, maxBackoffMs, mayRetry } from './config';
 import { TaskPermanentError, TaskTimeoutError, UnknownTaskTypeError, describeError } from './errors';
+import { stringifyJson } from './payload-size';
 import { ON_ERROR_HOOK_TIMEOUT_MS, type TaskContext, type TaskHandler, type TaskMiddleware } from './task-handler';
 import type { TaskSettings, Task } from './types';
 
@@ -32,7 +33,7 @@ const MAX_RESULT_BYTES = 256 * 1024;
 function checkSerialisable(result: unknown): unknown {
   let json: string | undefined;
   try {
-    json = JSON.stringify(result);
+    json = stringifyJson(result);
   } catch (error) {
     throw new TaskPermanentError(`result is not JSON-serialisable: ${describeError(error)}`);
   }
@@ -53,7 +54,7 @@ function checkSerialisable(result: unknown): unknown {
 async function runWrapped(middleware: readonly TaskMiddleware[], task: Task, context: TaskContext, handler: TaskHandler): Promise<unknown> {
   for (const hooks of middleware) await hooks.before?.(task, context);
   const result = checkSerialisable(await handler(task.data, context));
-  const afters = middleware.filter((hooks) => hooks.after).reverse();
+  const afters = middleware.filter((hooks) => hooks.after !== undefined).reverse();
   for (const hooks of afters) await hooks.after?.(task, context, JSON.parse(JSON.stringify(result)) as unknown);
   return result;
 }
@@ -69,7 +70,7 @@ async function runOnError(middleware: readonly TaskMiddleware[], task: Task, con
     if (!hooks.onError) continue;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), ON_ERROR_HOOK_TIMEOUT_MS);
+      timer = setTimeout(() => { resolve('late'); }, ON_ERROR_HOOK_TIMEOUT_MS);
     });
     try {
       const seen = current;
@@ -103,7 +104,7 @@ export async function runAttempt(
       ? `timed out after ${timeoutMs} ms: the child execution's time is up (EXPRESS children end at 5 minutes; use STANDARD children for longer tasks)`
       : `timed out after ${timeoutMs} ms`;
   const controller = new AbortController();
-  const onOuterAbort = () => controller.abort(input.signal?.reason);
+  const onOuterAbort = () => { controller.abort(input.signal?.reason); };
   // A signal that fired before the attempt began never dispatches 'abort' again.
   if (input.signal?.aborted) onOuterAbort();
   else input.signal?.addEventListener('abort', onOuterAbort, { once: true });

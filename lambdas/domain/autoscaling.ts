@@ -45,7 +45,7 @@ const policySchema = z
     tasksPerWorker: z.number().positive('must be positive').default(DEFAULT_TASKS_PER_WORKER),
     deadBand: z.number().min(0, 'must be from 0 to less than 1').lt(1, 'must be from 0 to less than 1').default(DEFAULT_DEAD_BAND),
   })
-  .refine((p) => p.max >= p.min, { message: 'max must be at least min', path: ['max'] });
+  .refine((p) => p.max >= p.min, { error: 'max must be at least min', path: ['max'] });
 
 /**
  * Reads a policy (the Fleet construct's `autoscaling` prop, or the schedule's

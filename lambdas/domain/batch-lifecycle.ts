@@ -134,7 +134,7 @@ export class BatchLifecycle {
       .addFinishedBatch(event.batchId, counts, this.expiresAt(now))
       // Counted before: a retry-failed run, whose new counts replace the ones counted.
       .then((added) => (added ? true : this.deps.retryStore.recountRetriedBatch(event.batchId, counts)))
-      .catch((error: unknown) => log.error('fleet stats: finished batch not added', { batchId: event.batchId, error: String(error) }));
+      .catch((error: unknown) => { log.error('fleet stats: finished batch not added', { batchId: event.batchId, error: String(error) }); });
     const finished = await repository.finish(event.batchId, {
       status,
       ...counts,

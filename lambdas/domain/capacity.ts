@@ -91,8 +91,8 @@ export function rebalance(
 ): Rebalanced {
   const running: Record<string, RunningBatch> = {};
   for (const [id, batch] of Object.entries(previous.running)) running[id] = { ...batch };
-  const waiting: Record<string, WaitingBatch> = {};
-  for (const [id, batch] of Object.entries(previous.waiting)) waiting[id] = { ...batch };
+  const queued: Record<string, WaitingBatch> = {};
+  for (const [id, batch] of Object.entries(previous.waiting)) queued[id] = { ...batch };
   const before = Object.fromEntries(Object.entries(previous.running).map(([id, b]) => [id, b.slots]));
 
   // 1. A batch never needs more slots than it has tasks left.
@@ -111,7 +111,7 @@ export function rebalance(
   }
   // 3. Admit waiting batches, highest effective priority first, while slots are free.
   const admitted: string[] = [];
-  const queue = Object.entries(waiting).sort(byRank<WaitingBatch>((b) => -queueRankOf(b)));
+  const queue = Object.entries(queued).sort(byRank<WaitingBatch>((b) => -queueRankOf(b)));
   let runningCount = Object.keys(running).length;
   for (const [id, batch] of queue) {
     const free = cap - used;
@@ -119,10 +119,12 @@ export function rebalance(
     runningCount++;
     const slots = Math.max(1, Math.min(free, batch.demand));
     running[id] = { slots, priority: batch.priority, createdAt: batch.createdAt };
-    delete waiting[id];
     used += slots;
     admitted.push(id);
   }
+  // Those admitted leave the queue; the rest keep their order.
+  const leaving = new Set(admitted);
+  const waiting = Object.fromEntries(Object.entries(queued).filter(([id]) => !leaving.has(id)));
   // 4. Nobody waits: lend what is left to running batches that can use it, by priority.
   if (Object.keys(waiting).length === 0) {
     for (const [id, batch] of Object.entries(running).sort(byRank<RunningBatch>((b) => b.priority))) {
@@ -149,9 +151,7 @@ export function enqueue(state: CapacityState, batchId: string, batch: Omit<Waiti
 /** Removes a finished or cancelled batch, freeing its slots. */
 export function release(state: CapacityState, batchId: string): CapacityState {
   if (!state.running[batchId] && !state.waiting[batchId]) return state;
-  const running = { ...state.running };
-  const waiting = { ...state.waiting };
-  delete running[batchId];
-  delete waiting[batchId];
+  const { [batchId]: _running, ...running } = state.running;
+  const { [batchId]: _waiting, ...waiting } = state.waiting;
   return { running, waiting };
 }

@@ -3,6 +3,7 @@
  * match on them (Lambda reports `error.name` as the error type), and the API
  * maps them to HTTP status codes in one place (`lambdas/api.ts`).
  */
+import { stringifyJson } from './payload-size';
 
 /** Base for errors the API turns into a 4xx with a stable code. */
 export abstract class FleetClientError extends Error {
@@ -119,9 +120,13 @@ function truncateMessage(message: string): string {
  */
 export function describeError(error: unknown): string {
   try {
-    if (error instanceof Error) return truncateMessage(String(error.message || error.name || 'Error'));
+    if (error instanceof Error) {
+      // A throw may have set message to anything (a number, an object): String() makes it text.
+      const text: unknown = error.message || error.name || 'Error';
+      return truncateMessage(String(text));
+    }
     if (typeof error === 'string') return truncateMessage(error);
-    const json = JSON.stringify(error);
+    const json = stringifyJson(error);
     if (json !== undefined) return truncateMessage(`Non-Error thrown: ${json}`);
   } catch {
     // circular, BigInt, a throwing toJSON or getter: fall back to String()

@@ -330,6 +330,8 @@ export async function buildResultsExport(deps: ExportDeps, batchId: string, atte
   const out = new LineBuffer(writer);
   let written = 0;
   let cursor: string | undefined;
+  // Set when a newer attempt took over: this one's file is abandoned, and the newer export returned.
+  let overtaken = false;
   try {
     do {
       const page = await deps.repository.listResults(batchId, EXPORT_PAGE, cursor);
@@ -338,15 +340,19 @@ export async function buildResultsExport(deps: ExportDeps, batchId: string, atte
       cursor = page.nextCursor ?? undefined;
       if (cursor && written % (EXPORT_PAGE * 20) === 0 && !(await deps.exports.progress(batchId, attempt, { resultsWritten: written, updatedAt: now() }))) {
         await writer.abort();
-        return deps.exports.get(batchId);
+        overtaken = true;
+        break;
       }
     } while (cursor);
-    await out.flush();
-    await writer.close();
+    if (!overtaken) {
+      await out.flush();
+      await writer.close();
+    }
   } catch (error) {
     await writer.abort().catch(() => undefined);
     throw error;
   }
+  if (overtaken) return deps.exports.get(batchId);
   await deps.exports.end(batchId, attempt, { state: 'ready', resultsWritten: written, bytes: out.bytes, updatedAt: now() });
   return deps.exports.get(batchId);
 }

@@ -117,7 +117,7 @@ export function listWhileRunning(
 ): WorkerListing {
   let registration: Promise<void> | undefined;
   const register = () => {
-    registration = activity.registerWorker(worker).catch((error: unknown) => onError('register', error));
+    registration = activity.registerWorker(worker).catch((error: unknown) => { onError('register', error); });
   };
   let timer: NodeJS.Timeout | undefined;
   if (delayMs <= 0) register();
@@ -130,7 +130,7 @@ export function listWhileRunning(
       await registration;
       // A put that failed may still have landed: the delete, conditional on the worker id, runs anyway.
       if (how === 'succeeded') return;
-      await activity.deregisterWorker(worker.slot, worker.id).catch((error: unknown) => onError('deregister', error));
+      await activity.deregisterWorker(worker.slot, worker.id).catch((error: unknown) => { onError('deregister', error); });
     },
   };
 }

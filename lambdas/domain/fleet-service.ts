@@ -594,7 +594,13 @@ export class FleetService {
         repository: this.deps.repository,
         retentionDays: this.deps.retentionDays,
         now: this.now,
-        ...(capacity ? { queue: async (record, run) => void (await capacity.enqueue(queuedBatchOf(record, run))) } : {}),
+        ...(capacity
+          ? {
+              queue: async (record, run) => {
+                await capacity.enqueue(queuedBatchOf(record, run));
+              },
+            }
+          : {}),
       },
       batchId,
     );

@@ -3,6 +3,7 @@
  * functions; the claim itself is an IdempotencyStore's (ports.ts).
  */
 import { createHash } from 'node:crypto';
+import { stringifyJson } from './payload-size';
 import type { FileSubmitRequest, SubmitRequest } from './schemas';
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
@@ -26,7 +27,7 @@ export function canonicalJson(value: unknown): string {
       .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
     return `{${entries.join(',')}}`;
   }
-  return JSON.stringify(value) ?? 'null';
+  return stringifyJson(value) ?? 'null';
 }
 
 /**

@@ -8,6 +8,9 @@
 
 const encoder = new TextEncoder();
 
+/** JSON.stringify's result, typed as it is at runtime: undefined for a value JSON cannot hold (undefined, a function, a symbol). */
+export const stringifyJson = (value: unknown): string | undefined => JSON.stringify(value);
+
 /** UTF-8 bytes of a string. */
 export function utf8Bytes(text: string): number {
   return encoder.encode(text).length;
@@ -23,5 +26,5 @@ export function escapedStringBytes(text: string): number {
  * the `body` of the API function's response.
  */
 export function escapedJsonBytes(value: unknown): number {
-  return escapedStringBytes(JSON.stringify(value) ?? 'null');
+  return escapedStringBytes(stringifyJson(value) ?? 'null');
 }

@@ -129,7 +129,7 @@ export function parseSubmitRequest(body: unknown, limits: SubmitLimits = LIMITS)
     throw new ValidationError('tasks', `must contain at most ${limits.tasksPerBatch} tasks (got ${rawTasks.length})`);
   }
   const seen = new Set<string>();
-  const tasks: Task[] = new Array(rawTasks.length);
+  const tasks: Task[] = new Array<Task>(rawTasks.length);
   for (let i = 0; i < rawTasks.length; i++) {
     const { task } = parseTask(rawTasks[i], `tasks[${i}]`, limits);
     if (seen.has(task.id)) throw new ValidationError(`tasks[${i}].id`, `duplicates the id "${task.id}"`);
@@ -213,7 +213,7 @@ export function parseConfigPatch(body: unknown): Partial<FleetManagerConfig> {
   const parsed = configPatchSchema.safeParse(body);
   if (!parsed.success) throw firstIssue(parsed.error);
   const patch: Partial<FleetManagerConfig> = {};
-  for (const [key, value] of Object.entries(parsed.data)) {
+  for (const [key, value] of Object.entries<unknown>(parsed.data)) {
     if (value !== undefined) (patch as Record<string, unknown>)[key] = value;
   }
   return patch;

@@ -174,29 +174,34 @@ export class TasksFileValidator {
   /** The task's JSON for a valid line; undefined for a blank or bad one. */
   accept(line: FileLine): { json: string; priority: number } | undefined {
     if (line.text === undefined) {
-      return this.reject(line.number, undefined, `is ${line.bytes} bytes; a task may be at most ${this.limits.taskBytes} bytes`);
+      this.reject(line.number, undefined, `is ${line.bytes} bytes; a task may be at most ${this.limits.taskBytes} bytes`);
+      return undefined;
     }
     if (line.text.trim() === '') return undefined;
     let raw: unknown;
     try {
       raw = JSON.parse(line.text);
     } catch {
-      return this.reject(line.number, undefined, 'is not valid JSON: a tasks file holds one JSON task object per line (JSON Lines)');
+      this.reject(line.number, undefined, 'is not valid JSON: a tasks file holds one JSON task object per line (JSON Lines)');
+      return undefined;
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       const what = Array.isArray(raw) ? 'an array' : raw === null ? 'null' : `a ${typeof raw}`;
-      return this.reject(line.number, undefined, `is ${what}, not a task object: a tasks file holds one JSON task object per line (JSON Lines)`);
+      this.reject(line.number, undefined, `is ${what}, not a task object: a tasks file holds one JSON task object per line (JSON Lines)`);
+      return undefined;
     }
     let parsed: ReturnType<typeof parseTask>;
     try {
       parsed = parseTask(raw, '', this.limits);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      return this.reject(line.number, error.field || undefined, error.problem);
+      this.reject(line.number, error.field || undefined, error.problem);
+      return undefined;
     }
     if (this.tasks >= this.limits.tasksPerBatch) {
       this.overLimit = true;
-      return this.reject(line.number, undefined, `is past the batch's task limit: a batch may hold at most ${this.limits.tasksPerBatch} tasks (maxTasksPerBatch)`);
+      this.reject(line.number, undefined, `is past the batch's task limit: a batch may hold at most ${this.limits.tasksPerBatch} tasks (maxTasksPerBatch)`);
+      return undefined;
     }
     const { task, json } = parsed;
     if (this.tasks === this.fingerprints.length) {
@@ -258,10 +263,9 @@ export class TasksFileValidator {
     }
   }
 
-  private reject(line: number, field: string | undefined, message: string): undefined {
+  private reject(line: number, field: string | undefined, message: string): void {
     this.errorCount++;
     if (this.errors.length < MAX_KEPT_ERRORS) this.errors.push({ line, ...(field ? { field } : {}), message: message.slice(0, 500) });
-    return undefined;
   }
 }
 

@@ -70,7 +70,7 @@ export class WorkerService {
    * fails a task. An entry left behind expires with its attempt's backstop.
    */
   private registryError(ids: { batchId: string; taskId: string }) {
-    return (action: string, error: unknown) => this.deps.log.warn(`worker registry: ${action} failed`, { ...ids, error: String(error) });
+    return (action: string, error: unknown) => { this.deps.log.warn(`worker registry: ${action} failed`, { ...ids, error: String(error) }); };
   }
 
   /**
@@ -190,7 +190,7 @@ export class WorkerService {
     log.debug('task attempt ended', { ...ids, attempt, outcome: outcome.kind, durationMs: outcome.duration });
     if (outcome.kind === 'retry') {
       // For the Catch path, should the next attempt hang or crash: it names the attempt it records.
-      await activity.noteNextAttempt(event.batchId, event.task.id, attempt + 1, this.expiresAt(this.now())).catch((error: unknown) => this.registryError(ids)('note next attempt', error));
+      await activity.noteNextAttempt(event.batchId, event.task.id, attempt + 1, this.expiresAt(this.now())).catch((error: unknown) => { this.registryError(ids)('note next attempt', error); });
       throw new TaskAttemptFailed(outcome.error);
     }
     const result = attemptResult(event.task.id, outcome, { attempt, workerId, timestamp: this.now() });
@@ -199,7 +199,7 @@ export class WorkerService {
     if (recorded) metrics.count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
     if (outcome.kind === 'failed') {
       // A retry-failed run may start this task again: its Catch path must not take this run's note.
-      if (attempt > 0) await activity.takeNextAttempt(event.batchId, event.task.id).catch((error: unknown) => this.registryError(ids)('clear next attempt', error));
+      if (attempt > 0) await activity.takeNextAttempt(event.batchId, event.task.id).catch((error: unknown) => { this.registryError(ids)('clear next attempt', error); });
       if (recorded) await this.deadLetter(event.batchId, event.task.type, result);
       throw new TaskFailed(outcome.error);
     }

@@ -68,7 +68,7 @@ export const faultHandlers: Readonly<Record<string, TaskHandler>> = Object.freez
    * out-of-memory kill is the runtime crash the state machine's Catch records).
    */
   'fault.out-of-memory': (data) => {
-    if (kindOf(data) === 'array') return new Array(2 ** 32).fill(0);
+    if (kindOf(data) === 'array') return new Array<number>(2 ** 32).fill(0);
     return new ArrayBuffer(2 ** 52).byteLength;
   },
   /** Throws an Error whose message is `data.length` characters long. */

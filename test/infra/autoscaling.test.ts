@@ -3,7 +3,6 @@
  * as the Fleet construct synthesizes them with FleetProps.autoscaling.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FleetProps } from '../../infra/fleet';
 import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
 import { asArray, logicalIdOf, synth, type Resources, type Statement } from './synth';
 

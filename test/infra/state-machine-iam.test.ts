@@ -70,7 +70,6 @@ const BROADER_THAN_NEEDED: { name: string; reason: string; matches: (grant: Perm
 ];
 
 type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const asArray = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 
 interface AslState {

@@ -10,7 +10,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { STATE_NAMES, invokeWorkerStateName, runTaskStateName } from '../../infra/batch-workflow';
 import { loadDefinition } from '../../infra/local/asl/definition';
 import { resolveTemplate, synthesizeTemplate } from '../../infra/local/template';
-import type { FleetProps } from '../../infra/fleet';
 import { asArray, logicalIdOf, synth, type Resources, type Statement } from './synth';
 
 interface AslState {

@@ -69,13 +69,15 @@ describe('batchGetItems', () => {
     // The waits asked for are recorded, and each is cut to nothing.
     const waits: number[] = [];
     const realSetTimeout = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation((fn: () => void, ms?: number) => {
       waits.push(ms ?? 0);
       return realSetTimeout(fn, 0);
-    }) as typeof setTimeout);
+    });
 
     // Act
-    const items = await batchGetItems(ddbClient, TABLE, all).finally(() => spy.mockRestore());
+    const items = await batchGetItems(ddbClient, TABLE, all).finally(() => {
+      spy.mockRestore();
+    });
 
     // Assert
     expect(sentKeys()).toEqual([all, [all[1], all[2]], [all[2]]]);

@@ -1,7 +1,7 @@
 /** The seed's example fleets as task types: `resize` (a stand-in) and `process`. */
 import { describe, expect, it } from 'vitest';
 import { TaskPermanentError } from '../../lambdas/domain/errors';
-import { processData, resize, type DataResult, type ProcessedImage } from '../../lambdas/tasks/example-fleets';
+import { processData, resize } from '../../lambdas/tasks/example-fleets';
 import type { TaskContext } from '../../lambdas/domain/task-handler';
 
 const context: TaskContext = { taskId: 't', batchId: 'b', attempt: 0, deadline: Date.now() + 60_000, signal: new AbortController().signal };
@@ -10,9 +10,9 @@ const decode = (url: string) => JSON.parse(Buffer.from(url.split(',')[1] ?? '', 
 
 describe('resize (stand-in)', () => {
   it('keeps the aspect ratio, never upscales, and names the output by a checksum', async () => {
-    const wide = (await resize({ url: 'https://x/a.jpg?w=4000&h=3000', width: 800 }, context)) as ProcessedImage;
-    const small = (await resize({ url: 'https://x/b.png?w=300&h=200', width: 800, format: 'png' }, context)) as ProcessedImage;
-    const again = (await resize({ url: 'https://x/a.jpg?w=4000&h=3000', width: 800 }, context)) as ProcessedImage;
+    const wide = await resize({ url: 'https://x/a.jpg?w=4000&h=3000', width: 800 }, context);
+    const small = await resize({ url: 'https://x/b.png?w=300&h=200', width: 800, format: 'png' }, context);
+    const again = await resize({ url: 'https://x/a.jpg?w=4000&h=3000', width: 800 }, context);
 
     expect(wide).toMatchObject({ width: 800, height: 600, format: 'jpeg', standIn: true });
     expect(small).toMatchObject({ width: 300, height: 200, format: 'png' });
@@ -31,7 +31,7 @@ describe('process', () => {
   it('clean trims strings and drops empty fields and records; validate passes good records', async () => {
     const source = [{ id: 1, name: ' Ada ', email: 'ada@example.com', note: '  ' }, { name: '' }, {}, { id: 2, name: 'Bo', email: 'bo@example.com' }];
 
-    const result = (await processData({ sourceUrl: dataUrl(source), transformations: ['clean', 'validate'] }, context)) as DataResult;
+    const result = await processData({ sourceUrl: dataUrl(source), transformations: ['clean', 'validate'] }, context);
 
     expect(result).toMatchObject({ recordsProcessed: 2, recordsDropped: 2 });
     expect(decode(result.outputUrl)).toEqual([
@@ -48,7 +48,7 @@ describe('process', () => {
   });
 
   it('runs no transformation when given none, and refuses non-data: URLs and non-arrays', async () => {
-    const untouched = (await processData({ sourceUrl: dataUrl([{ name: ' x ' }]) }, context)) as DataResult;
+    const untouched = await processData({ sourceUrl: dataUrl([{ name: ' x ' }]) }, context);
 
     expect(untouched.recordsProcessed).toBe(1);
     expect(decode(untouched.outputUrl)).toEqual([{ name: ' x ' }]);

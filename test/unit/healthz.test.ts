@@ -23,7 +23,7 @@ const healthz = (): APIGatewayProxyEventV2 =>
     headers: {},
     requestContext: { http: { method: 'GET', path: '/healthz', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: '' }, requestId: 'r', routeKey: '$default', stage: '$default', time: '', timeEpoch: 0, accountId: '1', apiId: 'a', domainName: 'd', domainPrefix: 'd' },
     isBase64Encoded: false,
-  }) as APIGatewayProxyEventV2;
+  });
 
 beforeAll(async () => {
   useHandlerEnvironment({

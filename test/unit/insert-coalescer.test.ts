@@ -16,7 +16,7 @@ function gatedTable(initial: Item[] = [], { grouping = true, unprocessable = new
   const calls: Call[] = [];
   const call = <T>(kind: Call['kind'], items: readonly Item[], complete: () => T) =>
     new Promise<T>((resolve, reject) => {
-      calls.push({ kind, keys: items.map((item) => item.key), release: () => resolve(complete()), fail: reject });
+      calls.push({ kind, keys: items.map((item) => item.key), release: () => { resolve(complete()); }, fail: reject });
     });
   const target: InsertTarget<Item> = {
     insertOne: (item) =>
@@ -40,7 +40,7 @@ const settled = async (promise: Promise<unknown>) => {
   let state = 'pending';
   promise.then(
     (value) => (state = `resolved ${String(value)}`),
-    (error: Error) => (state = `rejected ${error.message}`),
+    (error: unknown) => (state = `rejected ${(error as Error).message}`),
   );
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
   return state;

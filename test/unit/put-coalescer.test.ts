@@ -16,7 +16,10 @@ function recorder() {
     new Promise<void>((resolve, reject) => {
       const error = failNext;
       failNext = undefined;
-      gates.push(() => (error ? reject(error) : resolve()));
+      gates.push(() => {
+        if (error) reject(error);
+        else resolve();
+      });
     });
   const release = () => {
     const open = gates;

@@ -40,9 +40,9 @@ export interface FakeWorkerStore {
   /** What takeNextAttempt finds noted. */
   noted: number | undefined;
   /** Thrown by the next recordResult, if set. */
-  recordFails?: unknown;
+  recordFails?: Error;
   /** Thrown by dead-letter sends, if set. */
-  sendFails?: unknown;
+  sendFails?: Error;
 }
 
 /** WorkerService's deps over memory: results are recorded once per task, the first winning. */
@@ -101,7 +101,7 @@ export interface FakeLifecycleStore {
   applies: boolean;
   /** Whether the stats add the batch (it was not counted before). */
   added: boolean;
-  statsFail?: unknown;
+  statsFail?: Error;
 }
 
 /** BatchLifecycle's deps over memory, recording the order of the writes. */
