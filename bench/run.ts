@@ -432,7 +432,7 @@ async function manyWaitingBatches(base: string): Promise<boolean> {
       } catch (error) {
         // fetch's own message is only "fetch failed": the cause says which (a reset, a connect timeout).
         const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
-        const why = cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : '';
+        const why = cause ? ` (${cause.code ?? cause.message ?? 'no code'})` : '';
         return { priority: i % 3, error: `${(error as Error).message}${why}`, ms: performance.now() - begin };
       }
     }),
