@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { parseFaults, type FaultProfile } from './faults';
+import type { LocalFleetOptions } from './local-fleet';
 
 /** Names the API answers to without a token: loopback's. */
 export const LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -85,29 +86,29 @@ export type LocalFleetSettings = z.output<typeof settingsSchema> & {
   faults: FaultProfile | undefined;
 };
 
-/** The plain options startLocalFleet's settings come from (LocalFleetOptions has the same names). */
-export interface LocalFleetSettingsInput {
-  fleetProjectRoot?: string;
-  projectRoot?: string;
-  port?: number;
-  host?: string;
-  token?: string;
-  allowedHosts?: readonly string[];
-  dataDir?: string;
-  inMemory?: boolean;
-  retryUnitMs?: number;
-  expressMaxDurationMs?: number;
-  maxTasksPerBatch?: number;
-  maxBodyBytes?: number;
-  apiIntegrationTimeoutMs?: number;
-  liftApiLimits?: boolean;
-  lambdaConcurrencyLimit?: number;
-  faults?: string | FaultProfile;
-  retentionDays?: number;
-  sweepIntervalMs?: number;
-  autoscaleIntervalMs?: number;
-  dashboard?: boolean;
-}
+/** The plain options startLocalFleet's settings come from: its own options (documented there), and the fleet's project root. */
+export type LocalFleetSettingsInput = Pick<
+  LocalFleetOptions,
+  | 'projectRoot'
+  | 'port'
+  | 'host'
+  | 'token'
+  | 'allowedHosts'
+  | 'dataDir'
+  | 'inMemory'
+  | 'retryUnitMs'
+  | 'expressMaxDurationMs'
+  | 'maxTasksPerBatch'
+  | 'maxBodyBytes'
+  | 'apiIntegrationTimeoutMs'
+  | 'liftApiLimits'
+  | 'lambdaConcurrencyLimit'
+  | 'faults'
+  | 'retentionDays'
+  | 'sweepIntervalMs'
+  | 'autoscaleIntervalMs'
+  | 'dashboard'
+> & { fleetProjectRoot?: string | undefined };
 
 /**
  * The names the API answers to besides loopback's: those configured, and the

@@ -15,12 +15,12 @@ import path from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PREPARE_EXECUTION_PREFIX } from '../../infra/file-jobs-workflow';
 import { FleetStack } from '../../infra/fleet-stack';
 import { prepareExecutionName } from '../../lambdas/adapters/file-jobs';
 import { render } from './iam-render';
+import { bundle } from './bundle';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 
@@ -359,16 +359,8 @@ interface Grant {
 
 /** The SDK commands a Lambda entry can send, from Fleet's own modules reachable from it. */
 async function commandsOf(entry: string): Promise<{ commands: Set<string>; files: string[] }> {
-  const result = await build({
-    entryPoints: [path.join(repoRoot, entry)],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    write: false,
-    metafile: true,
-    logLevel: 'silent',
-  });
-  const files = Object.keys(result.metafile.inputs).filter((file) => !file.includes('node_modules') && /^lambdas\//.test(file));
+  const { inputs } = await bundle(entry, { format: 'esm' });
+  const files = inputs.filter((file) => !file.includes('node_modules') && /^lambdas\//.test(file));
   const commands = new Set<string>();
   for (const file of files) {
     const source = readFileSync(path.join(repoRoot, file), 'utf8');

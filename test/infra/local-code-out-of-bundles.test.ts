@@ -12,39 +12,15 @@
  * Minification is left off here, so the class names a bundle holds stay
  * readable; what a bundle contains does not depend on it.
  */
-import path from 'node:path';
-import { build, type Metafile } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_ENTRY_METADATA, type LocalEntryMetadata } from '../../infra/fleet';
+import { bundle, type Bundle } from './bundle';
 import { synth } from './synth';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const COALESCERS = { CounterCoalescer: 'lambdas/adapters/counter-coalescer.ts', InsertCoalescer: 'lambdas/adapters/insert-coalescer.ts', PutCoalescer: 'lambdas/adapters/put-coalescer.ts' };
 
 /** The class, however esbuild writes it (`class X`, or `var X = class` once bundled). */
 const classNamed = (name: string) => new RegExp(`\\b${name}\\b`);
-
-interface Bundle {
-  inputs: string[];
-  text: string;
-}
-
-/** Bundles `entry` as CDK's NodejsFunction would (unminified, see above). */
-async function bundle(entry: string): Promise<Bundle> {
-  const result = await build({
-    absWorkingDir: repoRoot,
-    entryPoints: [entry],
-    bundle: true,
-    platform: 'node',
-    target: 'node22',
-    format: 'cjs',
-    write: false,
-    metafile: true,
-    logLevel: 'silent',
-  });
-  const metafile: Metafile = result.metafile;
-  return { inputs: Object.keys(metafile.inputs), text: result.outputFiles.map((file) => file.text).join('\n') };
-}
 
 describe('local-only code is out of the deployed bundles', () => {
   const bundles = new Map<string, Bundle>();

@@ -6,27 +6,12 @@
  * bundle of infra/fleet.ts reads: exactly what loading it would load,
  * aws-cdk-lib and constructs aside (left external, as they are CDK itself).
  */
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { bundle } from './bundle';
 
 /** The modules (repository-relative paths) loading `entry` loads. */
 async function modulesLoadedBy(entry: string): Promise<string[]> {
-  const { metafile } = await build({
-    entryPoints: [path.join(REPO_ROOT, entry)],
-    absWorkingDir: REPO_ROOT,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    write: false,
-    metafile: true,
-    logLevel: 'silent',
-    external: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs'],
-  });
-  return Object.keys(metafile.inputs);
+  return (await bundle(entry, { format: 'esm', external: ['aws-cdk-lib', 'aws-cdk-lib/*', 'constructs'] })).inputs;
 }
 
 const DYNAMODB_SDK = /node_modules\/@aws-sdk\/(client-dynamodb|lib-dynamodb)\//;

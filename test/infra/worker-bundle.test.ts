@@ -7,30 +7,14 @@
  * lists every source file that went in.
  * https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_lambda_nodejs-readme.html
  */
-import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
+import { bundle as bundleOf } from './bundle';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-async function bundle(entry: string): Promise<{ inputs: string[]; code: string }> {
-  const result = await build({
-    entryPoints: [path.join(REPO_ROOT, entry)],
-    absWorkingDir: REPO_ROOT,
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
-    minify: true,
-    external: [],
-    write: false,
-    metafile: true,
-    outfile: 'index.js',
-    logLevel: 'silent',
-  });
-  return { inputs: Object.keys(result.metafile.inputs), code: result.outputFiles.map((file) => file.text).join('\n') };
-}
+/** Minified, as CDK bundles it. */
+const bundle = async (entry: string) => {
+  const { inputs, text } = await bundleOf(entry, { minify: true });
+  return { inputs, code: text };
+};
 
 const FAULT_TYPES = ['fault.throw-non-error', 'fault.hang', 'fault.unserialisable', 'fault.out-of-memory', 'fault.huge-error'];
 
