@@ -143,9 +143,26 @@ describe('getStats: GET /stats', () => {
     await setConfig({ maxConcurrentWorkers: 4 });
     const cancelledId = await submit(sleepTasks('c', 200, 50));
     await waitUntil(async () => ((await status(cancelledId)).completedTasks >= 8 ? true : undefined));
-    const before = await status(cancelledId);
-    const live = await stats();
-    const after = await status(cancelledId);
+    // The batch's counts stand still while they are read: no attempt starts (the worker invokes are
+    // held) and the ones running finish, each returning only once its count is stored. Otherwise a
+    // count stored between two reads could make the stats newer than the status read after them,
+    // which may be up to STATUS_COUNTS_MAX_AGE_MS old (GET /batches/{id}), on a machine of any speed.
+    if (!fleet) throw new Error('the local fleet did not start');
+    const countsStill = holdWorkers(fleet);
+    let before: BatchStatus;
+    let live: FleetStatistics;
+    let after: BatchStatus;
+    try {
+      const lambda = fleet.lambda;
+      await waitUntil(() => (lambda.concurrentInvocations === 0 ? true : undefined));
+      // And until the status read shows them: it may answer with a sum taken just before the last counts were stored.
+      await waitUntil(async () => ((await status(cancelledId)).completedTasks === (await stats()).completedTasks - afterThree.completedTasks ? true : undefined));
+      before = await status(cancelledId);
+      live = await stats();
+      after = await status(cancelledId);
+    } finally {
+      countsStill.release();
+    }
     const atCancel = await status(cancelledId);
     const cancel = await api<{ cancelled: boolean }>(url, 'POST', `/batches/${cancelledId}/cancel`);
     expect(cancel.body).toEqual({ cancelled: true });
