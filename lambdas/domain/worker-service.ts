@@ -170,6 +170,7 @@ export class WorkerService {
       listingDelayMs(event.settings.workerListing ?? this.deps.workerListing, this.deps.workerListingDelayMs),
     );
     let outcome: AttemptOutcome;
+    let listingEnded: Promise<void> = Promise.resolve();
     try {
       // runAttempt never throws: whatever the outcome (success, retry, final failure) the listing ends here.
       outcome = await runAttempt(tasks.handlers, {
@@ -180,9 +181,14 @@ export class WorkerService {
         notAfter: attemptDeadline(event),
         middleware: tasks.middleware,
       });
-      await listing.end(outcome.kind);
+      // A success leaves its entry (its result shows the attempt is over), so the entry's put may
+      // still be landing while the result is written: the two go in parallel. A retry or a failure
+      // deletes the entry first.
+      listingEnded = listing.end(outcome.kind);
+      if (outcome.kind !== 'succeeded') await listingEnded;
     } finally {
-      this.slots.release(slot);
+      // The slot's next attempt overwrites its entry: not before this attempt's put has landed.
+      void listingEnded.then(() => { this.slots.release(slot); });
     }
     // Every attempt's duration; a retry is any attempt after the first.
     metrics.attemptDuration(outcome.duration);
@@ -194,7 +200,13 @@ export class WorkerService {
       throw new TaskAttemptFailed(outcome.error);
     }
     const result = attemptResult(event.task.id, outcome, { attempt, workerId, timestamp: this.now() });
-    const recorded = await this.record(event.batchId, result, event.settings);
+    let recorded: boolean;
+    try {
+      recorded = await this.record(event.batchId, result, event.settings);
+    } finally {
+      // On Lambda nothing runs after the handler returns: the entry's put ends inside the invocation.
+      await listingEnded;
+    }
     // Only the invocation that recorded the final result counts it: a duplicate delivery counts nothing.
     if (recorded) metrics.count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
     if (outcome.kind === 'failed') {

@@ -40,6 +40,31 @@ describe('WorkerService.runTask', () => {
     expect(store.deadLetters).toEqual([]);
   });
 
+  it("a success's result is written while its listing's put is still in flight, and the attempt ends (and frees its slot) only once that put has landed", async () => {
+    let land = () => {};
+    const registered = new Promise<void>((resolve) => { land = resolve; });
+    const { deps, store } = workerDeps();
+    deps.activity = { ...deps.activity, registerWorker: async (worker) => { store.calls.push(`registerWorker ${worker.id}`); await registered; store.calls.push(`registered ${worker.id}`); } };
+    const service = new WorkerService(deps);
+    let ended = false;
+
+    const first = service.runTask(event('echo'), tasks).then((output) => { ended = true; return output; });
+    // Bounded by turns of the event loop, not by time: the result goes in while the put has not landed.
+    for (let turn = 0; turn < 50 && !store.calls.includes('recordResult b1 echo-1'); turn++) await new Promise(setImmediate);
+    expect(store.calls).toContain('recordResult b1 echo-1');
+    expect(store.calls).not.toContain('registered env1-echo-1-0');
+    expect(ended).toBe(false);
+    // Its slot is still taken: an attempt starting now lists itself under slot 1, not over the entry still landing.
+    const slots: string[] = [];
+    deps.activity.registerWorker = async (worker) => { slots.push(worker.slot); };
+    await service.runTask(event('echo', 0, { task: { id: 'echo-2', type: 'echo', data: {} } }), tasks);
+    expect(slots).toEqual(['env1-1']);
+
+    land();
+    await expect(first).resolves.toEqual({ taskId: 'echo-1', success: true });
+    expect(store.calls.slice(-1)).toEqual(['registered env1-echo-1-0']);
+  });
+
   it('a duplicate delivery records nothing new and counts nothing', async () => {
     const { deps, metrics } = workerDeps();
     const service = new WorkerService(deps);
