@@ -16,6 +16,8 @@
  *   npm run bench -- --tasks 500 --ms 5 --concurrency 20
  *   npm run bench -- --scenario q          1,000 batches waiting for capacity at once
  *   npm run bench -- --scenario f          a million ~200-byte tasks as a file, through `fleet submit` (~10 min)
+ *   npm run bench -- --scenario r          100,000 tasks on the fleet as `npm start` runs it, in its own
+ *                                          process: the peak RSS of the fleet's processes alone
  *   npm run bench -- --scenario a,b,c --peer bullmq --poll 10 --runs 3
  *                                          the same scenarios on BullMQ + Redis in the same run, medians of 3
  *
@@ -91,6 +93,13 @@ function scenariosFromArgs(argv: string[]): Scenario[] {
   POLL_MS = positiveInt('poll', values.poll) ?? POLL_MS;
   if (values.store !== undefined && values.store !== 'memory' && values.store !== 'disk') throw new Error(`--store must be memory or disk, got "${values.store}"`);
   if (values.scenario === 'q' || values.scenario === 'f') return [];
+  if (values.scenario === 'r') {
+    if (values.ms !== undefined || values.store !== undefined || values.peer !== undefined) throw new Error('scenario r runs 0 ms tasks in memory on the fleet alone: --ms, --store and --peer do not apply');
+    FLEET_PROCESS.tasks = positiveInt('tasks', values.tasks) ?? FLEET_PROCESS.tasks;
+    FLEET_PROCESS.concurrency = positiveInt('concurrency', values.concurrency) ?? FLEET_PROCESS.concurrency;
+    if (FLEET_PROCESS.tasks < 2 || FLEET_PROCESS.concurrency < 1) throw new Error('scenario r needs --tasks of at least 2 and --concurrency of at least 1');
+    return [];
+  }
   if (values.scenario === 'm') {
     if (values.tasks !== undefined || values.ms !== undefined || values.concurrency !== undefined) throw new Error('scenario m has a fixed shape: --tasks, --ms and --concurrency do not apply');
     return [];
@@ -680,13 +689,83 @@ async function millionTaskFile(url: string, dynamoDbPid: number): Promise<boolea
   }
 }
 
+/** Scenario r's shape: d's tasks and concurrency, on the fleet `npm start` runs. */
+const FLEET_PROCESS = { tasks: 100_000, concurrency: 100, batches: 2 };
+
+/**
+ * Scenario r: 100,000 × 0 ms at C = 100 on the fleet as `npm start` runs it
+ * (`node --import tsx infra/local/main.ts`, in memory, AWS's API limits on),
+ * in a process of its own. The other scenarios run the fleet inside the bench's
+ * own process, so their peak RSS also holds the bench's tasks and the results
+ * it reads back; here the sampled RSS is the fleet's processes' alone (the
+ * API, handlers, interpreter, S3 and SQS in one, the local DynamoDB in its
+ * child). One request of 100,000 tasks is over the API's 5 MiB body, so they
+ * go as two batches of 50,000, submitted at once, sharing the C slots.
+ */
+async function fleetInItsOwnProcess(): Promise<boolean> {
+  const { tasks: n, concurrency, batches } = FLEET_PROCESS;
+  const fleet = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], {
+    env: { ...process.env, PORT: '0', FLEET_IN_MEMORY: '1', FLEET_LOG_LEVEL: 'ERROR' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  fleet.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const exited = once(fleet, 'exit');
+  try {
+    const base = await new Promise<string>((resolve, reject) => {
+      let stdout = '';
+      fleet.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        const url = /running locally at (http:\/\/\S+)/.exec(stdout)?.[1];
+        if (url) resolve(url);
+      });
+      void exited.then(([code]) => { reject(new Error(`the fleet exited (${String(code)}) before it was up: ${stderr.slice(-800)}`)); });
+    });
+    console.log(`\n== scenario r: ${n.toLocaleString('en-US')} × 0 ms at C = ${concurrency}, as ${batches} batches, on \`npm start\`'s fleet (pid ${fleet.pid ?? '?'}, in memory) at ${base}`);
+    let peak = { total: 0, main: 0, rest: 0 };
+    const sample = () => {
+      const [main, ...rest] = processTree(fleet.pid ?? 0).map(rssOf);
+      const restTotal = rest.reduce((a, b) => a + b, 0);
+      if ((main ?? 0) + restTotal > peak.total) peak = { total: (main ?? 0) + restTotal, main: main ?? 0, rest: restTotal };
+    };
+    const timer = setInterval(sample, RSS_SAMPLE_MS);
+    const started = performance.now();
+    await api(base, 'PATCH', '/config', { maxConcurrentWorkers: concurrency, maxRetries: 0 });
+    const perBatch = Math.ceil(n / batches);
+    const parts = Array.from({ length: batches }, (_, b) => buildTasks({ name: 'r', tasks: Math.min(perBatch, n - b * perBatch), ms: 0, concurrency, failEvery: 0 }));
+    const accepted = await Promise.all(parts.map((tasks) => api<BatchStatus>(base, 'POST', '/batches', { tasks })));
+    const deadline = started + 120_000 + 20 * n;
+    const statuses = await Promise.all(accepted.map((batch) => waitUntilFinished(base, batch.batchId, deadline)));
+    const finishedMs = performance.now() - started;
+    const results: ResultSummary[][] = [];
+    for (const batch of accepted) results.push(await readAllResults(base, batch.batchId));
+    const makespanMs = performance.now() - started;
+    clearInterval(timer);
+    sample();
+    const problems = statuses.flatMap((status, b) => verify({ makespanMs, submitMs: 0, finishedMs, readMs: 0, status, results: results[b] ?? [] }, parts[b] ?? []));
+    const mb = (bytes: number) => Math.round(bytes / 1048576).toLocaleString('en-US');
+    console.log(
+      [
+        `makespan                      ${(makespanMs / 1000).toFixed(2)} s = ${Math.round(n / (makespanMs / 1000)).toLocaleString('en-US')} tasks/s (running ${(finishedMs / 1000).toFixed(2)} s, reading results ${((makespanMs - finishedMs) / 1000).toFixed(2)} s)`,
+        `peak RSS MB                   ${mb(peak.total)} = fleet ${mb(peak.main)} + local DynamoDB ${mb(peak.rest)} (sampled together every ${RSS_SAMPLE_MS} ms)`,
+        `verified                      ${problems.length === 0 ? `completed, ${n.toLocaleString('en-US')} results, one per task` : 'NO'}`,
+      ].join('\n'),
+    );
+    for (const problem of problems) console.log(`!!!!! WARNING: scenario r: ${problem}`);
+    return problems.length === 0;
+  } finally {
+    fleet.kill('SIGTERM');
+    await exited;
+  }
+}
+
 async function main(): Promise<number> {
   let scenarios: Scenario[];
   try {
     scenarios = scenariosFromArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|f|m|q|all|a,b,c] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk] [--peer bullmq] [--poll MS] [--runs N]`,
+      `${(error as Error).message}\nusage: npm run bench -- [--scenario a|b|c|d|e|f|m|q|r|all|a,b,c] [--tasks N] [--ms D] [--concurrency C] [--store memory|disk] [--peer bullmq] [--poll MS] [--runs N]`,
     );
     return 2;
   }
@@ -696,6 +775,7 @@ async function main(): Promise<number> {
     strict: false,
   });
   const runs = Math.max(1, Number(values.runs ?? 1) || 1);
+  if (values.scenario === 'r') return (await fleetInItsOwnProcess()) ? 0 : 1;
   const onDisk = values.store === 'disk';
   const dataDir = onDisk ? mkdtempSync(path.join(tmpdir(), 'fleet-bench-')) : undefined;
   // One fleet for every scenario: the handler modules (and their SDK clients)
