@@ -224,7 +224,12 @@ async function startRuntimes(settings: LocalFleetSettings, resources: LocalResou
     journal,
   });
   for (const machine of resources.stateMachines) stepFunctions.createStateMachine(machine.arn, machine.definition);
-  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
+  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults }).catch(async (error: unknown) => {
+    // This step's own proxies and journal: startLocalFleet only closes what a step returned.
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    journal?.close();
+    throw error;
+  });
   return { faults, handlerEndpoints, lambda, journal, stepFunctions, sfnEndpoint, proxies };
 }
 
@@ -333,21 +338,62 @@ function startBackgroundJobs(
   return { sweeper, schedules };
 }
 
+/**
+ * What a start has opened so far, closed last first should a later step fail:
+ * a start that fails (a port in use, a template the local mode refuses)
+ * leaves no process, port or folder behind, and reports its own error.
+ */
+class StartedSoFar {
+  private readonly closers: (() => unknown)[] = [];
+
+  add(close: () => unknown): void {
+    this.closers.push(close);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const close of this.closers.reverse()) {
+      try {
+        await close();
+      } catch {
+        // The step that failed is what the caller needs to hear about.
+      }
+    }
+  }
+}
+
 export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
   const settings = parseLocalFleetSettings({ ...options, fleetProjectRoot: options.fleetProps?.projectRoot });
   // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const started = new StartedSoFar();
+  try {
+    return await startSteps(settings, options, started);
+  } catch (error) {
+    await started.closeAll();
+    throw error;
+  }
+}
+
+async function startSteps(settings: LocalFleetSettings, options: LocalFleetOptions, started: StartedSoFar): Promise<LocalFleet> {
   const scratch = settings.inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
+  if (scratch) started.add(() => { rmSync(scratch, { recursive: true, force: true }); });
   if (!settings.inMemory) mkdirSync(settings.dataDir, { recursive: true });
   const credentials = newLocalCredentials();
 
   const queues: QueueEmulator = await startQueueEmulator(credentials);
+  started.add(() => queues.close());
   const resources = resolveTemplate(synthesizeTemplate({ ...options.fleetProps, projectRoot: settings.projectRoot }, options.stack), { queueUrl: queues.queueUrl });
   const storage = await startStorageEmulators({ credentials, inMemory: settings.inMemory, dataDir: settings.dataDir, scratch, onStorageLost: options.onStorageLost });
+  started.add(() => storage.dynamo.close());
+  started.add(() => storage.close());
   await createTemplateStorage(resources, { storage, queues, credentials, tasksFileBuckets: options.fleetProps?.tasksFileBuckets ?? [] });
 
   const runtimes = await startRuntimes(settings, resources, storage, credentials);
   const { lambda, stepFunctions, journal, sfnEndpoint } = runtimes;
+  started.add(() => Promise.all(runtimes.proxies.map((proxy) => proxy.close())));
+  started.add(() => sfnEndpoint.close());
+  // Executions the journal resumed stay resumable: suspended, as close() leaves them, never stopped.
+  started.add(() => (journal ? stepFunctions.suspend(0) : stepFunctions.stopAll()));
   applyHandlerEnvironment(settings, resources, { ...runtimes.handlerEndpoints, sqs: queues.endpoint, stepFunctions: sfnEndpoint.url }, credentials);
   // The handlers can run now: resume what the journal left running.
   const resumedExecutions = stepFunctions.recover();

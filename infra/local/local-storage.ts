@@ -89,7 +89,11 @@ export async function startStorageEmulators(options: {
   const s3rverAccount = (createRequire(import.meta.url)('s3rver/lib/models/account') as S3rverAccounts).DUMMY_ACCOUNT;
   s3rverAccount.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: options.scratch ?? path.join(dataDir, 's3') });
-  const s3Address = await s3rver.run();
+  const s3Address = await s3rver.run().catch(async (error: unknown) => {
+    // The DynamoDB process is this step's own: not left running when S3 cannot start.
+    await dynamo.close();
+    throw error;
+  });
   // Still before any request can arrive: run() resolves in the tick it starts listening.
   guardServer((s3rver as unknown as { httpServer: http.Server }).httpServer, { service: 's3', credentials });
 
