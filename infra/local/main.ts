@@ -33,7 +33,13 @@ import { parseMainSettings } from './settings';
 
 // Parsed before anything starts: a wrong variable fails here, naming it.
 const { drainMs, ...settings } = parseMainSettings(process.env);
-const fleet = await startLocalFleet({ fleetProps: fleetPropsFor('local'), ...settings });
+const fleet = await startLocalFleet({ fleetProps: fleetPropsFor('local'), ...settings }).catch((error: unknown) => {
+  // The commonest failed start (a second `npm start`, or another server on 3000): one line that says what to do.
+  // startLocalFleet has already closed what it started.
+  if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+  console.error(`fleet: ${settings.host}:${String(settings.port)} is already in use (another fleet, or another server): set PORT to a free port, e.g. PORT=3001 npm start`);
+  process.exit(1);
+});
 console.log(`Fleet is running locally at ${fleet.url}`);
 if (fleet.resumedExecutions > 0) console.log(`  resumed: ${fleet.resumedExecutions} batch execution(s) that were running when the fleet last stopped`);
 // The page can't know the token: it takes it from ?token= once, then keeps it in the tab.

@@ -13,6 +13,7 @@
  * foreground job does, so a signal to `-pid` reaches the group as Ctrl-C would.
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import * as net from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +187,31 @@ describe('npm start: stopping', () => {
     expect(run.output()).not.toContain('stopped: every running task finished');
     expect(code).toBe(1);
     await allGone(members);
+  });
+});
+
+describe('npm start: a port already in use', () => {
+  it('exits 1 with one line that names the address and PORT, no stack trace, and leaves no process behind', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const child = spawn('npm', ['start'], { cwd: REPO_ROOT, env: fleetEnv({ PORT: String(port) }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      if (child.pid === undefined) throw new Error('npm start has no pid');
+      started.push({ child, pid: child.pid, url: '', exited: Promise.resolve({ code: null, signal: null }), output: () => '' });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      const [code] = (await once(child, 'exit')) as [number | null];
+
+      expect(code).toBe(1);
+      expect(stderr).toContain(`fleet: 127.0.0.1:${String(port)} is already in use`);
+      expect(stderr).toContain('set PORT to a free port');
+      expect(stderr).not.toMatch(/^\s+at /m);
+      // Nothing of its process group is left: npm, the fleet, the local DynamoDB's process it had started.
+      await waitUntil(() => (groupMembers(child.pid ?? 0).length === 0 ? true : undefined), 10_000);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });
 
