@@ -704,10 +704,10 @@ const FLEET_PROCESS = { tasks: 100_000, concurrency: 100, batches: 2 };
  */
 async function fleetInItsOwnProcess(): Promise<boolean> {
   const { tasks: n, concurrency, batches } = FLEET_PROCESS;
-  const fleet = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], {
-    env: { ...process.env, PORT: '0', FLEET_IN_MEMORY: '1', FLEET_LOG_LEVEL: 'ERROR' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // Not what this shell may have set: it would change what is measured (faults, another store) or refuse the bench (a token).
+  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith('FLEET_') && name !== 'PORT' && name !== 'HOST');
+  const env: NodeJS.ProcessEnv = { ...Object.fromEntries(inherited), PORT: '0', HOST: '127.0.0.1', FLEET_IN_MEMORY: '1', FLEET_LOG_LEVEL: 'ERROR' };
+  const fleet = spawn(process.execPath, ['--import', 'tsx', 'infra/local/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   fleet.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   const exited = once(fleet, 'exit');

@@ -196,8 +196,37 @@ interface Runtimes {
   proxies: FaultProxy[];
 }
 
+/**
+ * What a start has opened so far, closed last first should a later step fail:
+ * a start that fails (a port in use, a template the local mode refuses)
+ * leaves no process, port or folder behind, and reports its own error.
+ */
+class StartedSoFar {
+  private readonly closers: (() => unknown)[] = [];
+
+  add(close: () => unknown): void {
+    this.closers.push(close);
+  }
+
+  async closeAll(): Promise<void> {
+    for (const close of this.closers.reverse()) {
+      try {
+        await close();
+      } catch {
+        // The step that failed is what the caller needs to hear about.
+      }
+    }
+  }
+}
+
 /** Step: fault proxies, the Lambda runtime, and Step Functions with the template's state machines and its journal. */
-async function startRuntimes(settings: LocalFleetSettings, resources: LocalResources, storage: StorageEmulators, credentials: LocalCredentials): Promise<Runtimes> {
+async function startRuntimes(
+  settings: LocalFleetSettings,
+  resources: LocalResources,
+  storage: StorageEmulators,
+  credentials: LocalCredentials,
+  started: StartedSoFar,
+): Promise<Runtimes> {
   // Transient faults: the handlers reach DynamoDB and S3 through proxies that inject them on the wire.
   // '' when off: the settings already read FLEET_FAULTS, and an option may have turned it off.
   const faults = faultInjectorFrom(settings.faults ?? '');
@@ -206,6 +235,7 @@ async function startRuntimes(settings: LocalFleetSettings, resources: LocalResou
   for (const service of ['dynamodb', 's3'] as const) {
     if (!faults || !((faults.profile.rates[service] ?? 0) > 0)) continue;
     const proxy = await startFaultProxy({ target: storage.endpoints[service], service, injector: faults });
+    started.add(() => proxy.close());
     proxies.push(proxy);
     handlerEndpoints[service] = proxy.endpoint;
   }
@@ -216,6 +246,7 @@ async function startRuntimes(settings: LocalFleetSettings, resources: LocalResou
   });
   // Executions are journaled on disk, so they resume after a crash or a restart.
   const journal = settings.inMemory ? undefined : ExecutionJournal.open(path.join(settings.dataDir, 'executions.jsonl'));
+  if (journal) started.add(() => { journal.close(); });
   const stepFunctions = new LocalStepFunctions({
     invoker: lambda,
     objects: storage.objects,
@@ -224,12 +255,8 @@ async function startRuntimes(settings: LocalFleetSettings, resources: LocalResou
     journal,
   });
   for (const machine of resources.stateMachines) stepFunctions.createStateMachine(machine.arn, machine.definition);
-  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults }).catch(async (error: unknown) => {
-    // This step's own proxies and journal: startLocalFleet only closes what a step returned.
-    await Promise.all(proxies.map((proxy) => proxy.close()));
-    journal?.close();
-    throw error;
-  });
+  const sfnEndpoint = await serveStepFunctions(stepFunctions, { credentials, faults });
+  started.add(() => sfnEndpoint.close());
   return { faults, handlerEndpoints, lambda, journal, stepFunctions, sfnEndpoint, proxies };
 }
 
@@ -338,29 +365,6 @@ function startBackgroundJobs(
   return { sweeper, schedules };
 }
 
-/**
- * What a start has opened so far, closed last first should a later step fail:
- * a start that fails (a port in use, a template the local mode refuses)
- * leaves no process, port or folder behind, and reports its own error.
- */
-class StartedSoFar {
-  private readonly closers: (() => unknown)[] = [];
-
-  add(close: () => unknown): void {
-    this.closers.push(close);
-  }
-
-  async closeAll(): Promise<void> {
-    for (const close of this.closers.reverse()) {
-      try {
-        await close();
-      } catch {
-        // The step that failed is what the caller needs to hear about.
-      }
-    }
-  }
-}
-
 export async function startLocalFleet(options: LocalFleetOptions = {}): Promise<LocalFleet> {
   const settings = parseLocalFleetSettings({ ...options, fleetProjectRoot: options.fleetProps?.projectRoot });
   // Lambda runs Node.js 22; the SDK's notice about Node.js 20 is noise here.
@@ -388,10 +392,8 @@ async function startSteps(settings: LocalFleetSettings, options: LocalFleetOptio
   started.add(() => storage.close());
   await createTemplateStorage(resources, { storage, queues, credentials, tasksFileBuckets: options.fleetProps?.tasksFileBuckets ?? [] });
 
-  const runtimes = await startRuntimes(settings, resources, storage, credentials);
+  const runtimes = await startRuntimes(settings, resources, storage, credentials, started);
   const { lambda, stepFunctions, journal, sfnEndpoint } = runtimes;
-  started.add(() => Promise.all(runtimes.proxies.map((proxy) => proxy.close())));
-  started.add(() => sfnEndpoint.close());
   // Executions the journal resumed stay resumable: suspended, as close() leaves them, never stopped.
   started.add(() => (journal ? stepFunctions.suspend(0) : stepFunctions.stopAll()));
   applyHandlerEnvironment(settings, resources, { ...runtimes.handlerEndpoints, sqs: queues.endpoint, stepFunctions: sfnEndpoint.url }, credentials);
@@ -399,6 +401,10 @@ async function startSteps(settings: LocalFleetSettings, options: LocalFleetOptio
   const resumedExecutions = stepFunctions.recover();
 
   const { server, port } = await startHttpApi(settings, resources, lambda, options.routes);
+  started.add(() => new Promise<void>((resolve) => {
+    server.closeAllConnections();
+    server.close(() => { resolve(); });
+  }));
   const { sweeper, schedules } = startBackgroundJobs(settings, resources, storage, lambda, credentials);
 
   const { host } = settings;

@@ -90,7 +90,8 @@ export async function startStorageEmulators(options: {
   s3rverAccount.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: options.scratch ?? path.join(dataDir, 's3') });
   const s3Address = await s3rver.run().catch(async (error: unknown) => {
-    // The DynamoDB process is this step's own: not left running when S3 cannot start.
+    // This step's own: the DynamoDB process and the key pair, not left behind when S3 cannot start.
+    s3rverAccount.revokeAccessKey(credentials.accessKeyId);
     await dynamo.close();
     throw error;
   });

@@ -142,7 +142,7 @@ export class WorkerService {
 
   /** One attempt of `event.task`, run by `tasks`. */
   async runTask(event: WorkerEvent, tasks: TaskRegistry): Promise<WorkerOutput> {
-    const { log, metrics, activity } = this.deps;
+    const { log, activity } = this.deps;
     const attempt = Number.isInteger(event.attempt) && event.attempt >= 0 ? event.attempt : 0;
     const ids = { batchId: event.batchId, taskId: event.task.id };
     if (attempt > 0 && (await this.batchCancelled(event.batchId))) {
@@ -187,9 +187,22 @@ export class WorkerService {
       listingEnded = listing.end(outcome.kind);
       if (outcome.kind !== 'succeeded') await listingEnded;
     } finally {
-      // The slot's next attempt overwrites its entry: not before this attempt's put has landed.
-      void listingEnded.then(() => { this.slots.release(slot); });
+      const release = () => { this.slots.release(slot); };
+      // The slot's next attempt overwrites its entry: not before this attempt's put has settled.
+      void listingEnded.then(release, release);
     }
+    try {
+      return await this.afterAttempt(event, outcome, attempt, workerId);
+    } finally {
+      // On Lambda nothing runs after the handler returns: the entry's put ends inside the invocation.
+      await listingEnded;
+    }
+  }
+
+  /** What an attempt's outcome leads to: a retry, a recorded result, a dead letter. */
+  private async afterAttempt(event: WorkerEvent, outcome: AttemptOutcome, attempt: number, workerId: string): Promise<WorkerOutput> {
+    const { log, metrics, activity } = this.deps;
+    const ids = { batchId: event.batchId, taskId: event.task.id };
     // Every attempt's duration; a retry is any attempt after the first.
     metrics.attemptDuration(outcome.duration);
     if (attempt > 0) metrics.count(FLEET_METRICS.taskRetries);
@@ -200,13 +213,7 @@ export class WorkerService {
       throw new TaskAttemptFailed(outcome.error);
     }
     const result = attemptResult(event.task.id, outcome, { attempt, workerId, timestamp: this.now() });
-    let recorded: boolean;
-    try {
-      recorded = await this.record(event.batchId, result, event.settings);
-    } finally {
-      // On Lambda nothing runs after the handler returns: the entry's put ends inside the invocation.
-      await listingEnded;
-    }
+    const recorded = await this.record(event.batchId, result, event.settings);
     // Only the invocation that recorded the final result counts it: a duplicate delivery counts nothing.
     if (recorded) metrics.count(outcome.kind === 'succeeded' ? FLEET_METRICS.tasksSucceeded : FLEET_METRICS.tasksFailed);
     if (outcome.kind === 'failed') {

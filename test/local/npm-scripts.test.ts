@@ -191,7 +191,7 @@ describe('npm start: stopping', () => {
 });
 
 describe('npm start: a port already in use', () => {
-  it('exits 1 with one line that names the address and PORT, no stack trace, and leaves no process behind', async () => {
+  it('exits 1 with one line that names the address and PORT, no stack trace, and no process of it stays', async () => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as net.AddressInfo).port;
@@ -201,13 +201,15 @@ describe('npm start: a port already in use', () => {
       started.push({ child, pid: child.pid, url: '', exited: Promise.resolve({ code: null, signal: null }), output: () => '' });
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-      const [code] = (await once(child, 'exit')) as [number | null];
+      // 'close', not 'exit': only then has every byte of its stderr been read.
+      const [code] = (await once(child, 'close')) as [number | null];
 
       expect(code).toBe(1);
       expect(stderr).toContain(`fleet: 127.0.0.1:${String(port)} is already in use`);
       expect(stderr).toContain('set PORT to a free port');
       expect(stderr).not.toMatch(/^\s+at /m);
-      // Nothing of its process group is left: npm, the fleet, the local DynamoDB's process it had started.
+      // Nothing of its process group is left: npm, the fleet, the local DynamoDB's process it had started
+      // (which would also stop by itself once its parent is gone; the in-process check is start-failure.test.ts).
       await waitUntil(() => (groupMembers(child.pid ?? 0).length === 0 ? true : undefined), 10_000);
     } finally {
       await new Promise((resolve) => taken.close(resolve));
