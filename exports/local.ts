@@ -9,3 +9,5 @@
  */
 export { startLocalFleet, type LocalFleet, type LocalFleetOptions } from '../infra/local/local-fleet';
 export type { LocalRoute } from '../infra/local/http-api';
+/** What startLocalFleet throws when another fleet runs on its data folder. */
+export { DataFolderInUseError } from '../infra/local/data-folder-lock';

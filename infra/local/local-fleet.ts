@@ -32,6 +32,7 @@ import { startFaultProxy, type FaultProxy } from './fault-proxy';
 import { faultInjectorFrom, type FaultInjector, type FaultProfile } from './faults';
 import { API_GATEWAY_LIMITS, serveHttpApi, type LocalRoute } from './http-api';
 import { groupLocalWrites } from './write-grouping';
+import { lockDataFolder } from './data-folder-lock';
 import { ExecutionJournal } from './journal';
 import { LocalLambda } from './lambda-runtime';
 import { createTemplateStorage, startQueueEmulator, startStorageEmulators, type QueueEmulator, type StorageEmulators } from './local-storage';
@@ -382,6 +383,9 @@ async function startSteps(settings: LocalFleetSettings, options: LocalFleetOptio
   const scratch = settings.inMemory ? mkdtempSync(path.join(tmpdir(), 'fleet-')) : undefined;
   if (scratch) started.add(() => { rmSync(scratch, { recursive: true, force: true }); });
   if (!settings.inMemory) mkdirSync(settings.dataDir, { recursive: true });
+  // Before anything opens the folder: a second fleet on it fails here, saying so.
+  const unlockDataFolder = settings.inMemory ? undefined : lockDataFolder(settings.dataDir);
+  if (unlockDataFolder) started.add(unlockDataFolder);
   const credentials = newLocalCredentials();
 
   const queues: QueueEmulator = await startQueueEmulator(credentials);
@@ -435,6 +439,8 @@ async function startSteps(settings: LocalFleetSettings, options: LocalFleetOptio
       await queues.close();
       await storage.dynamo.close();
       if (scratch) rmSync(scratch, { recursive: true, force: true });
+      // Last: the folder is free for the next fleet once nothing of this one writes to it.
+      unlockDataFolder?.();
       return { drained };
     },
   };

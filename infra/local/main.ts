@@ -28,16 +28,19 @@
  * node, so npm waits for the fleet and a signal sent to npm alone reaches it.)
  */
 import { fleetPropsFor } from '../fleet-config';
+import { DataFolderInUseError } from './data-folder-lock';
 import { startLocalFleet } from './local-fleet';
 import { parseMainSettings } from './settings';
 
 // Parsed before anything starts: a wrong variable fails here, naming it.
 const { drainMs, ...settings } = parseMainSettings(process.env);
 const fleet = await startLocalFleet({ fleetProps: fleetPropsFor('local'), ...settings }).catch((error: unknown) => {
-  // The commonest failed start (a second `npm start`, or another server on 3000): one line that says what to do.
+  // The commonest failed starts (a second `npm start`, another server on 3000): one line that says what to do.
   // startLocalFleet has already closed what it started.
-  if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-  console.error(`fleet: ${settings.host}:${String(settings.port)} is already in use (another fleet, or another server): set PORT to a free port, e.g. PORT=3001 npm start`);
+  if (error instanceof DataFolderInUseError) console.error(`fleet: ${error.message}`);
+  else if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    console.error(`fleet: ${settings.host}:${String(settings.port)} is already in use (another fleet, or another server): set PORT to a free port, e.g. PORT=3001 npm start`);
+  } else throw error;
   process.exit(1);
 });
 console.log(`Fleet is running locally at ${fleet.url}`);
